@@ -1,0 +1,1 @@
+"""loopml: the closed loop of production machine learning on tabular data."""

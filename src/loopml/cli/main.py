@@ -1,0 +1,123 @@
+"""The ``loopml`` command: one Typer app, one group per lifecycle stage.
+
+Commands parse arguments and call one library function each. Every
+:class:`~loopml.errors.LoopmlError` is caught once, in :func:`run`, and printed as a
+headline, the detail and a fix, with the error's exit code — never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loopml.cli import data_cmds, registry_cmds, train_cmds
+from loopml.cli.output import console, print_error, print_json
+from loopml.cli.state import State
+from loopml.config import PROJECT_FILE
+from loopml.errors import LoopmlError
+
+app = typer.Typer(
+    name="loopml",
+    help="The closed loop of production ML on tabular data: contract, train, gate, register.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    project: Annotated[
+        Path, typer.Option("--project", "-p", help="The project file.", envvar="LOOPML_PROJECT")
+    ] = Path(PROJECT_FILE),
+) -> None:
+    """loopml: a table in; a validated, tracked, gated, registered model out."""
+    ctx.obj = State(project_file=project)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", "-d", help="A CSV or Parquet training table.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    task: Annotated[
+        str | None, typer.Option(help="binary, multiclass or regression (guessed if omitted).")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Entity key column (guessed).")] = None,
+    time: Annotated[str | None, typer.Option(help="Time column (guessed).")] = None,
+    name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Inspect a table and write loopml.yaml and its inferred data contract."""
+    from loopml.project import init_project
+
+    state: State = ctx.obj
+    result = init_project(
+        data,
+        target,
+        folder=state.project_file.resolve().parent,
+        task=task,
+        entity_key=key,
+        time_column=time,
+        name=name,
+        force=force,
+    )
+    if as_json:
+        print_json(
+            {
+                "project_file": str(result.project_file),
+                "contract_file": str(result.contract_file),
+                "guesses": result.guesses,
+                "columns": len(result.contract.columns),
+            }
+        )
+        return
+    contract = result.contract
+    console.print(f"[green]wrote[/] {result.project_file} and {result.contract_file}")
+    console.print(
+        f"  {contract.rows:,} rows, {len(contract.features)} features "
+        f"({len(contract.numeric_features)} numeric, {len(contract.categorical_features)} "
+        f"categorical), target [bold]{contract.target}[/] ({contract.task})"
+    )
+    for guess in result.guesses:
+        console.print(f"  [cyan]guessed[/] {guess}")
+    console.print("next: [bold]loopml validate[/] TABLE, then [bold]loopml train[/]")
+
+
+app.add_typer(data_cmds.data_app, name="data")
+app.command(name="validate")(data_cmds.validate)
+app.command(name="train")(train_cmds.train)
+app.command(name="models")(registry_cmds.models)
+app.command(name="promote")(registry_cmds.promote)
+app.command(name="rollback")(registry_cmds.rollback)
+app.command(name="audit")(registry_cmds.audit)
+
+
+def run() -> None:
+    """Console entry point: run the app, mapping loopml errors to messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except LoopmlError as error:
+        print_error(error)
+        sys.exit(error.exit_code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        print_error(LoopmlError("aborted"))
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print_error(LoopmlError("interrupted", fix="nothing was registered; run it again"))
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own formatting
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

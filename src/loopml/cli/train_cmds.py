@@ -1,0 +1,76 @@
+"""``loopml train``: baselines, tuned candidates, evaluation, gate, registration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loopml.cli.output import console, fmt, print_json, progress_display
+from loopml.cli.state import State
+from loopml.errors import EXIT_VIOLATIONS
+from loopml.train.metrics import metrics_for
+
+
+def train(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train on the project's table; register the best model if it beats the baselines."""
+    from loopml.train.run import train_project
+
+    state: State = ctx.obj
+    project = state.project()
+    with progress_display(enabled=not as_json) as progress:
+        result = train_project(project, progress)
+    if as_json:
+        print_json(
+            {
+                "run_id": result.run_id,
+                "chosen": result.chosen,
+                "metric": result.metric,
+                "gate": {"passed": result.gate.passed, "reason": result.gate.reason},
+                "version": result.version,
+                "alias": result.alias,
+                "report": str(result.report) if result.report else None,
+                "leaderboard": [
+                    {"name": r.name, "kind": r.kind, "metrics": r.metrics,
+                     "fit_seconds": r.fit_seconds, "trials": r.trials}
+                    for r in result.leaderboard
+                ],  # fmt: skip
+            }
+        )
+    else:
+        _print_leaderboard(result)
+    if not result.gate.passed:
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _print_leaderboard(result: object) -> None:
+    from loopml.train.run import TrainResult
+
+    assert isinstance(result, TrainResult)
+    names = [m for m in metrics_for(result.leaderboard[0].evaluation.task)][:6]
+    table = Table(title=f"holdout metrics ({result.metric} decides)", title_justify="left")
+    table.add_column("model")
+    table.add_column("kind")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("fit s", justify="right")
+    for row in result.leaderboard:
+        style = "bold green" if row.name == result.chosen else ""
+        cells = [fmt(row.metrics.get(n)) for n in names]
+        table.add_row(row.name, row.kind, *cells, f"{row.fit_seconds:.1f}", style=style)
+    console.print(table)
+    verdict = "[green]gate passed[/]" if result.gate.passed else "[red]gate failed[/]"
+    console.print(f"{verdict}: {result.gate.reason}")
+    if result.version:
+        console.print(
+            f"registered version [bold]{result.version}[/] with alias [bold]{result.alias}[/]"
+        )
+    else:
+        console.print("nothing registered; the run is kept in MLflow for inspection")
+    if result.report:
+        console.print(f"report: {result.report}")
+    console.print(f"MLflow run: {result.run_id}")

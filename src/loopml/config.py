@@ -1,0 +1,227 @@
+"""The project file, ``loopml.yaml``: one typed settings object for every command.
+
+It is built once at the entry point (:func:`load_project`) and passed down; nothing reads
+the environment at import time. Environment variables override keys with the ``LOOPML_``
+prefix and ``__`` between levels, e.g. ``LOOPML_TRACKING__URI=http://mlflow:5000``.
+
+Every model forbids unknown keys, so a typo fails loudly with the key's path, what is
+allowed there and the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from loopml.errors import ConfigError
+
+PROJECT_FILE = "loopml.yaml"
+STATE_DIR = ".loopml"
+ENV_PREFIX = "LOOPML_"
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Section):
+    """Where the training table comes from: a file, or a SQL query against a database."""
+
+    path: str | None = Field(None, description="CSV or Parquet file, relative to the project")
+    sql: str | None = Field(None, description="a SELECT query; needs `url`")
+    url: str | None = Field(None, description="a SQLAlchemy URL, e.g. postgresql://...")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceConfig:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("set exactly one of 'path' (a CSV/Parquet file) or 'sql' (a query)")
+        if self.sql is not None and self.url is None:
+            raise ValueError("'sql' needs 'url', a SQLAlchemy database URL")
+        return self
+
+
+class DataConfig(_Section):
+    source: SourceConfig
+    target: str
+    task: Task
+    entity_key: str | None = None
+    time_column: str | None = None
+    contract: str = "loopml.contract.yaml"
+    drop: tuple[str, ...] = Field((), description="columns never used as features")
+
+
+class SplitConfig(_Section):
+    strategy: Literal["random", "time"] = "random"
+    holdout: float = Field(0.2, gt=0.0, lt=0.9)
+    seed: int = 42
+
+
+class TuningConfig(_Section):
+    trials: int = Field(20, ge=1, description="Optuna trials per candidate")
+    timeout_seconds: float = Field(120.0, gt=0, description="tuning time per candidate")
+    max_rows: int = Field(200_000, ge=100, description="rows sampled for tuning")
+
+
+class TrainConfig(_Section):
+    seed: int = 42
+    baselines: tuple[str, ...] = ("dummy", "linear")
+    candidates: tuple[str, ...] = ("lightgbm", "xgboost", "hist_gradient_boosting")
+    tuning: TuningConfig = TuningConfig()
+    class_weight: Literal["balanced", "none"] = "balanced"
+    bootstrap: int = Field(200, ge=0, description="bootstrap resamples for confidence intervals")
+
+
+class GateConfig(_Section):
+    metric: str | None = Field(None, description="default: roc_auc, f1_macro or rmse by task")
+    margin: float = Field(0.005, ge=0.0, description="how much the candidate must beat baselines")
+    slice_tolerance: float = Field(0.02, ge=0.0, description="allowed per-slice regression")
+    min_slice_rows: int = Field(200, ge=1, description="smaller slices are not judged")
+
+
+class TrackingConfig(_Section):
+    uri: str = f"sqlite:///{STATE_DIR}/mlflow.db"
+    artifact_location: str = f"{STATE_DIR}/mlruns"
+    experiment: str | None = None
+
+
+class RegistryConfig(_Section):
+    audit_log: str = f"{STATE_DIR}/audit.jsonl"
+
+
+class ProjectConfig(_Section):
+    """The whole project file. ``root`` is the folder relative paths are resolved in."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: DataConfig
+    split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    gate: GateConfig = GateConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    registry: RegistryConfig = RegistryConfig()
+    root: Path = Field(Path("."), exclude=True)
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the project file, made absolute against the project's folder."""
+        path = Path(relative)
+        return path if path.is_absolute() else (self.root / path).resolve()
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(
+            self.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
+        )
+
+
+def load_project(
+    path: str | Path = PROJECT_FILE, environ: Mapping[str, str] | None = None
+) -> ProjectConfig:
+    """Read ``loopml.yaml``, apply ``LOOPML_`` overrides, and validate it.
+
+    >>> load_project("does-not-exist.yaml")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    loopml.errors.ConfigError: no project file at does-not-exist.yaml
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(
+            f"no project file at {file}",
+            fix="run 'loopml init --data TABLE --target COLUMN' here, or pass --project PATH",
+        )
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{file} is not valid YAML", detail=str(exc), fix="fix the syntax at the place shown"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file} must hold a mapping of keys", fix="see 'loopml init --help'")
+    merged = apply_env_overrides(raw, os.environ if environ is None else environ)
+    return parse_project(merged, root=file.resolve().parent, source=str(file))
+
+
+def parse_project(raw: Mapping[str, Any], *, root: Path, source: str) -> ProjectConfig:
+    """Validate a mapping as a project file; errors name the key and the fix."""
+    try:
+        return ProjectConfig.model_validate({**raw, "root": root})
+    except ValidationError as exc:
+        raise _config_error(exc, source) from None
+
+
+def apply_env_overrides(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay ``LOOPML_SECTION__KEY=value`` variables; values are parsed as YAML scalars."""
+    merged: dict[str, Any] = _deep_copy(raw)
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        node = merged
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {name} overrides a value, not a section")
+            node = child
+        node[keys[-1]] = yaml.safe_load(value)
+    return merged
+
+
+def _deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    lines = [_describe(err) for err in exc.errors()]
+    first = lines[0]
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    return ConfigError(
+        f"{source}: {first[0]}{more}",
+        detail="\n".join(f"{key}: {msg}" for key, msg in ((ln[1], ln[2]) for ln in lines)),
+        fix=first[3],
+    )
+
+
+def _describe(err: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(headline, key, message, fix) for one pydantic error."""
+    loc = [str(part) for part in err["loc"]]
+    key = ".".join(loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return (
+            f"unknown key '{key}'",
+            key,
+            f"not a known key; allowed here: {', '.join(allowed)}",
+            f"{hint}remove or rename '{key}'",
+        )
+    if kind == "missing":
+        return (f"missing key '{key}'", key, "required", f"add '{key}' to the project file")
+    message = str(err["msg"])
+    return (
+        f"bad value for '{key}': {message}",
+        key,
+        f"{message} (got {err.get('input')!r})",
+        f"change '{key}' in the project file",
+    )
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = ProjectConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [name for name in model.model_fields if name != "root"]

@@ -1,0 +1,401 @@
+"""Validating a table against its data contract: a typed report of every violation.
+
+Each check is vectorised over whole columns. What is checked, and how severe it is:
+
+=============== ======== =======================================================================
+kind            severity when
+=============== ======== =======================================================================
+empty           error    the table has no rows (the only violation reported then)
+missing_column  error    a contract column is absent; a *warning* for the target (scoring
+                         tables have no label) and for dropped columns (never used)
+extra_column    warning  a column the contract does not know (it is ignored)
+type_mismatch   error    values that cannot be read as the contract's type: text in a
+                         numeric column, fractions in an integer one, non-dates in a datetime one
+null_rate       error    the null rate exceeds the contract's rate + ``null_rate_tolerance``
+unexpected_null warning  nulls, within tolerance, in a column that had none in training
+                         (models handle missing values); an *error* for the entity key
+non_finite      error    ``inf`` / ``-inf`` in a numeric column (NaN counts as null)
+out_of_range    warning  numbers outside the training ``[min, max]``
+unseen_category warning  text / boolean values (or target classes) absent from training;
+                         skipped when the contract kept only the top categories
+duplicate_key   error    entity-key values shared by several rows (all those rows counted)
+=============== ======== =======================================================================
+
+Null checks on the target only ever warn (training drops unlabelled rows). Dropped
+columns are only checked for presence. ``rows`` are 0-based data-row positions (the CSV
+header is not counted) and hold the first five; ``count`` is the number of rows affected
+(every row, for a missing or extra column).
+
+>>> import pandas as pd
+>>> from loopml.data.infer import infer_contract
+>>> train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+>>> contract = infer_contract(train, target="y", task="binary", entity_key=None, time_column=None)
+>>> report = validate_table(pd.DataFrame({"x": [1.0, 9.0]}), contract, source="new.csv")
+>>> [(v.kind, v.severity, v.rows) for v in report.violations]
+[('missing_column', 'warning', ()), ('out_of_range', 'warning', (1,))]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from loopml.data.contract import ColumnSpec, Contract
+from loopml.data.infer import category_keys, parse_datetime
+from loopml.errors import EXIT_VIOLATIONS, ContractError
+
+Severity = Literal["error", "warning"]
+MAX_ROWS_SHOWN = 5
+_UPDATE = "run 'loopml contract update' if the change is intended"
+_BOOL_TEXT = {
+    "true": "True",
+    "false": "False",
+    "1": "True",
+    "0": "False",
+    "1.0": "True",
+    "0.0": "False",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: what, where, how bad, how many rows, and a sentence with the fix."""
+
+    kind: str
+    column: str | None
+    severity: Severity
+    count: int
+    rows: tuple[int, ...]
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows": list(self.rows)}
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every violation found in one table; ``ok`` when none of them is an error."""
+
+    source: str
+    rows: int
+    violations: tuple[Violation, ...]
+
+    @property
+    def errors(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        """0 when ok, 1 (violations) otherwise, as ``loopml validate`` exits."""
+        return 0 if self.ok else EXIT_VIOLATIONS
+
+    @property
+    def summary(self) -> str:
+        """One line, e.g. ``new.csv: 2 errors, 1 warning in 1,000 rows``."""
+        errors, warnings = len(self.errors), len(self.warnings)
+        return (
+            f"{self.source}: {errors} error{'s' * (errors != 1)}, "
+            f"{warnings} warning{'s' * (warnings != 1)} in {self.rows:,} rows"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (``json.dumps`` works on it as is)."""
+        return {
+            "source": self.source,
+            "rows": self.rows,
+            "ok": self.ok,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "row_numbering": "0-based data rows, header not counted",
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`ContractError` listing the errors, when there are any."""
+        if self.ok:
+            return
+        raise ContractError(
+            f"{self.summary}; first: {self.errors[0].message}",
+            detail="\n".join(v.message for v in self.errors),
+            fix=f"fix the data, or {_UPDATE}",
+        )
+
+
+def validate_table(
+    df: pd.DataFrame,
+    contract: Contract,
+    *,
+    source: str,
+    null_rate_tolerance: float = 0.1,
+) -> ValidationReport:
+    """Check a table against a contract and report every violation (see module docs)."""
+    if len(df) == 0:
+        empty = Violation(
+            "empty",
+            None,
+            "error",
+            0,
+            (),
+            f"{source} has no rows; export the table again with its data rows",
+        )
+        return ValidationReport(source, 0, (empty,))
+    # Positions, not labels: row numbers in the report are 0-based positions.
+    frame = df.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    found = _presence(frame, contract, source)
+    for spec in contract.columns:
+        if spec.name in frame.columns and spec.role != "dropped":
+            found += _check_column(frame[spec.name], spec, source, null_rate_tolerance)
+    found += _duplicate_keys(frame, contract, source)
+    return ValidationReport(source, len(frame), tuple(found))
+
+
+def _rows_text(positions: np.ndarray, count: int) -> str:
+    shown = ", ".join(str(int(p)) for p in positions[:MAX_ROWS_SHOWN])
+    return f"row{'s' * (count != 1)} {shown}" + (", ..." if count > MAX_ROWS_SHOWN else "")
+
+
+def _violation(
+    kind: str, spec: ColumnSpec, severity: Severity, mask: np.ndarray, message: str
+) -> Violation:
+    positions = np.flatnonzero(mask)
+    count = int(positions.size)
+    text = f"{message} ({_rows_text(positions, count)})"
+    rows = tuple(int(p) for p in positions[:MAX_ROWS_SHOWN])
+    return Violation(kind, spec.name, severity, count, rows, text)
+
+
+def _presence(frame: pd.DataFrame, contract: Contract, source: str) -> list[Violation]:
+    found: list[Violation] = []
+    rows = len(frame)
+    for spec in contract.columns:
+        if spec.name in frame.columns:
+            continue
+        if spec.role == "target":
+            message = (
+                f"label column '{spec.name}' is missing from {source}; fine for scoring, "
+                "but evaluation needs it"
+            )
+            found.append(Violation("missing_column", spec.name, "warning", rows, (), message))
+        else:
+            severity: Severity = "warning" if spec.role == "dropped" else "error"
+            message = (
+                f"column '{spec.name}' ({spec.type} {spec.role}) is missing from "
+                f"{source}; add it, or {_UPDATE}"
+            )
+            found.append(Violation("missing_column", spec.name, severity, rows, (), message))
+    known = set(contract.names)
+    for name in frame.columns:
+        if name not in known:
+            message = (
+                f"column '{name}' in {source} is not in the contract and is ignored; "
+                f"remove it, or {_UPDATE}"
+            )
+            found.append(Violation("extra_column", name, "warning", rows, (), message))
+    return found
+
+
+def _check_column(
+    series: pd.Series, spec: ColumnSpec, source: str, tolerance: float
+) -> list[Violation]:
+    found = _nulls(series, spec, source, tolerance)
+    numbers, keys, bad = _read(series, spec)
+    if bad.any():
+        sample = series.iloc[int(np.flatnonzero(bad)[0])]
+        found.append(
+            _violation(
+                "type_mismatch",
+                spec,
+                "error",
+                bad,
+                f"column '{spec.name}' has {int(bad.sum()):,} value(s) in {source} that cannot be "
+                f"read as {spec.type}, e.g. {sample!r}; the contract says {spec.type} — fix the "
+                f"data or {_UPDATE}",
+            )
+        )
+    if numbers is not None:
+        found += _numbers(numbers, spec, source)
+    complete = spec.categories is not None and len(spec.categories) >= spec.n_unique
+    if complete and spec.role != "key":
+        found += _unseen(keys, len(series), spec, source)
+    return found
+
+
+def _read(series: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray | None, pd.Series, np.ndarray]:
+    """(numbers for numeric types, category keys of readable values, unreadable mask)."""
+    present = series.notna().to_numpy()
+    if spec.type == "boolean":
+        keys, bad = _as_booleans(series)
+        return None, keys, bad
+    numbers = None
+    if spec.is_numeric:
+        numbers, bad = _as_numbers(series, spec)
+    elif spec.type == "datetime":
+        bad = present & parse_datetime(series).isna().to_numpy()
+    else:
+        bad = np.zeros(len(series), dtype=bool)  # anything can be read as text
+    keys = category_keys(series[present & ~bad]) if spec.categories is not None else series[:0]
+    return numbers, keys, bad
+
+
+def _nulls(series: pd.Series, spec: ColumnSpec, source: str, tolerance: float) -> list[Violation]:
+    mask = series.isna().to_numpy()
+    count = int(mask.sum())
+    if count == 0:
+        return []
+    rate = count / len(series)
+    if rate > spec.null_rate + tolerance:
+        severity: Severity = "warning" if spec.role == "target" else "error"
+        return [
+            _violation(
+                "null_rate",
+                spec,
+                severity,
+                mask,
+                f"column '{spec.name}' is null in {rate:.1%} of {source} ({count:,} rows) against "
+                f"{spec.null_rate:.1%} in training (tolerance {tolerance:.0%}); check the export, "
+                f"or {_UPDATE}",
+            )
+        ]
+    if spec.nullable:
+        return []
+    if spec.role == "target":
+        return []  # unlabelled rows are dropped by training; only a jump is worth a warning
+    severity = "error" if spec.role == "key" else "warning"
+    why = "rows cannot be identified" if spec.role == "key" else "it had none in training"
+    return [
+        _violation(
+            "unexpected_null",
+            spec,
+            severity,
+            mask,
+            f"column '{spec.name}' has {count:,} null(s) in {source}, but {why}; fill them or "
+            f"check the export",
+        )
+    ]
+
+
+def _as_numbers(series: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(values as floats, NaN where null or unreadable; mask of unreadable values)."""
+    present = series.notna().to_numpy()
+    if ptypes.is_bool_dtype(series.dtype):
+        return np.full(len(series), np.nan), present
+    if ptypes.is_numeric_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        bad = np.zeros(len(series), dtype=bool)
+    else:
+        coerced = pd.to_numeric(series, errors="coerce")
+        numbers = coerced.to_numpy(dtype=float, na_value=np.nan)
+        bad = present & np.isnan(numbers)
+    if spec.type == "integer":
+        finite = np.isfinite(numbers)
+        fractional = np.zeros(len(numbers), dtype=bool)
+        fractional[finite] = numbers[finite] != np.floor(numbers[finite])
+        bad |= fractional
+        numbers = np.where(fractional, np.nan, numbers)
+    return numbers, bad
+
+
+def _as_booleans(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """(canonical "True"/"False" keys of the readable values; mask of unreadable values)."""
+    present = series.notna()
+    if ptypes.is_bool_dtype(series.dtype):
+        return series[present].astype(str), np.zeros(len(series), dtype=bool)
+    text = series[present].astype(str).str.strip().str.lower()
+    keys = text.map(_BOOL_TEXT)
+    bad = np.zeros(len(series), dtype=bool)
+    bad[np.flatnonzero(present.to_numpy())] = keys.isna().to_numpy()
+    return keys.dropna().astype(str), bad
+
+
+def _numbers(numbers: np.ndarray, spec: ColumnSpec, source: str) -> list[Violation]:
+    found: list[Violation] = []
+    infinite = np.isinf(numbers)
+    if infinite.any():
+        found.append(
+            _violation(
+                "non_finite",
+                spec,
+                "error",
+                infinite,
+                f"column '{spec.name}' has {int(infinite.sum()):,} infinite value(s) in {source}; "
+                "replace them with a number or leave them empty",
+            )
+        )
+    if spec.min is None or spec.max is None:
+        return found
+    finite = np.isfinite(numbers)
+    outside = np.zeros(len(numbers), dtype=bool)
+    outside[finite] = (numbers[finite] < spec.min) | (numbers[finite] > spec.max)
+    if outside.any():
+        seen = numbers[outside]
+        found.append(
+            _violation(
+                "out_of_range",
+                spec,
+                "warning",
+                outside,
+                f"column '{spec.name}' has {int(outside.sum()):,} value(s) in {source} outside the "
+                f"training range [{spec.min:g}, {spec.max:g}] (seen {seen.min():g} to "
+                f"{seen.max():g}); models extrapolate poorly there — check the data, or {_UPDATE}",
+            )
+        )
+    return found
+
+
+def _unseen(keys: pd.Series, rows: int, spec: ColumnSpec, source: str) -> list[Violation]:
+    known = list(spec.categories or {})
+    unseen = keys[~keys.isin(known)]
+    if unseen.empty:
+        return []
+    mask = np.zeros(rows, dtype=bool)
+    mask[unseen.index.to_numpy()] = True
+    counts = unseen.value_counts()
+    top = sorted(counts.items(), key=lambda item: (-int(item[1]), str(item[0])))[:5]
+    shown = ", ".join(f"{value!r} ({int(n):,})" for value, n in top)
+    more = f" and {len(counts) - 5:,} more" if len(counts) > 5 else ""
+    what = "class(es)" if spec.role == "target" else "value(s)"
+    return [
+        _violation(
+            "unseen_category",
+            spec,
+            "warning",
+            mask,
+            f"column '{spec.name}' has {len(counts):,} {what} in {source} not seen in training: "
+            f"{shown}{more}; the model treats them as unknown — check the data, or {_UPDATE}",
+        )
+    ]
+
+
+def _duplicate_keys(frame: pd.DataFrame, contract: Contract, source: str) -> list[Violation]:
+    key = contract.entity_key
+    if key is None or key not in frame.columns:
+        return []
+    series = frame[key]
+    mask = (series.duplicated(keep=False) & series.notna()).to_numpy()
+    if not mask.any():
+        return []
+    values = series[mask]
+    sample = ", ".join(repr(v) for v in values.drop_duplicates().head(3))
+    return [
+        _violation(
+            "duplicate_key",
+            contract.column(key),
+            "error",
+            mask,
+            f"entity key '{key}' has {values.nunique():,} value(s) shared by {int(mask.sum()):,} "
+            f"rows in {source}, e.g. {sample}; each row needs its own key — deduplicate the export",
+        )
+    ]

@@ -1,0 +1,76 @@
+"""The loopml error hierarchy.
+
+Every error a user can cause carries three things, built from data rather than prose:
+a one-line ``headline`` (what failed), a ``detail`` (where: file, column, rows, key) and
+a ``fix`` (what to do about it). One mapping turns them into CLI output and exit codes
+(:mod:`loopml.cli.output`); later stages map them to HTTP responses the same way.
+
+Exit codes follow ``loopml validate``: 1 means "the input was read but is not acceptable"
+(violations, a failed gate), 2 means "the input could not be used at all" (missing or
+unreadable file, bad project file, unreachable store).
+"""
+
+from __future__ import annotations
+
+EXIT_VIOLATIONS = 1
+EXIT_UNUSABLE = 2
+
+
+class LoopmlError(Exception):
+    """Base class: a failure the user can act on."""
+
+    exit_code: int = EXIT_UNUSABLE
+
+    def __init__(self, headline: str, *, detail: str = "", fix: str = "") -> None:
+        super().__init__(headline)
+        self.headline = headline
+        self.detail = detail
+        self.fix = fix
+
+    def __str__(self) -> str:
+        parts = [self.headline]
+        if self.detail:
+            parts.append(self.detail)
+        if self.fix:
+            parts.append(f"fix: {self.fix}")
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "error": type(self).__name__,
+            "headline": self.headline,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
+
+
+class ConfigError(LoopmlError):
+    """The project file is missing, malformed, or holds an unknown key or a bad value."""
+
+
+class DataError(LoopmlError):
+    """A table could not be read: missing, empty, not UTF-8, not parseable, bad query."""
+
+
+class ContractError(LoopmlError):
+    """A table was read but breaks its data contract, or cannot be trained on."""
+
+    exit_code = EXIT_VIOLATIONS
+
+
+class TrainingError(LoopmlError):
+    """Training could not produce a model (e.g. a target with a single class)."""
+
+
+class TrackingError(LoopmlError):
+    """The MLflow tracking store or model registry could not be reached or used."""
+
+
+class RegistryError(LoopmlError):
+    """A model version or alias does not exist or cannot be moved."""
+
+
+class GateFailed(LoopmlError):
+    """A model did not earn what was asked of it (registration or promotion)."""
+
+    exit_code = EXIT_VIOLATIONS

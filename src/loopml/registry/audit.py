@@ -1,0 +1,114 @@
+"""The append-only audit log of alias moves.
+
+MLflow keeps only the current target of an alias, not its history, so loopml records every
+move itself: when, who, which alias, from which version to which, why, and whether the
+move was forced past a gate. One JSON object per line, appended under an exclusive lock
+and fsynced, so concurrent writers never interleave and an acknowledged entry survives a
+crash. A torn last line (a crash mid-write) is skipped with a note, never fatal.
+
+The champion's history is a stack: a promotion pushes a version, a rollback pops one.
+:func:`champion_stack` replays the log to find what ``loopml rollback`` should restore.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+Action = Literal["register", "promote", "rollback", "retire"]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    model: str
+    alias: str
+    action: Action
+    from_version: str | None
+    to_version: str | None
+    reason: str
+    forced: bool = False
+    actor: str = field(default_factory=lambda: current_actor())
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def current_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class AuditLog:
+    """A JSON-lines file that only ever grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, entry: AuditEntry) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (entry.to_json() + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def entries(self, model: str | None = None) -> list[AuditEntry]:
+        if not self.path.is_file():
+            return []
+        out: list[AuditEntry] = []
+        for raw in self.path.read_text(encoding="utf-8").splitlines():
+            entry = _parse(raw)
+            if entry is not None and (model is None or entry.model == model):
+                out.append(entry)
+        return out
+
+
+def _parse(raw: str) -> AuditEntry | None:
+    if not raw.strip():
+        return None
+    try:
+        return AuditEntry(**json.loads(raw))
+    except (json.JSONDecodeError, TypeError):
+        return None  # a torn line from a crash mid-append: the move it describes is unacked
+
+
+def champion_stack(entries: list[AuditEntry]) -> list[str]:
+    """Replay champion moves: register/promote push, rollback pops. Last item is current."""
+    stack: list[str] = []
+    for entry in entries:
+        if entry.alias != "champion" or entry.to_version is None:
+            continue
+        if entry.action == "rollback":
+            while stack and stack[-1] != entry.to_version:
+                stack.pop()
+            if not stack:
+                stack.append(entry.to_version)
+        else:
+            stack.append(entry.to_version)
+    return stack
+
+
+def previous_champion(entries: list[AuditEntry], current: str | None) -> str | None:
+    """The version ``loopml rollback`` restores: the one below the current on the stack."""
+    stack = champion_stack(entries)
+    if current is not None:
+        while stack and stack[-1] != current:
+            stack.pop()
+    if len(stack) < 2:
+        return None
+    below = stack[-2]
+    return below if below != current else None

@@ -1,0 +1,85 @@
+"""The model package: what a registered version is made of, as files in one folder.
+
+``pipeline.joblib``  the fitted scikit-learn pipeline (features + model), for MLflow's pyfunc
+``contract.yaml``    the data contract the pipeline was trained under
+``model.json``       task, classes, target type, candidate, params, metrics, lineage
+``serving/``         reserved for the serving artifact (one ONNX graph of the whole pipeline,
+                     added at registration by the serving stage; see DESIGN.md decision 3)
+
+The joblib file is only ever loaded by MLflow's pyfunc loader or by loopml's own
+evaluation of versions it registered itself; the server loads ``serving/`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from loopml.data.contract import Contract
+from loopml.errors import RegistryError
+
+PIPELINE_FILE = "pipeline.joblib"
+CONTRACT_FILE = "contract.yaml"
+META_FILE = "model.json"
+SERVING_DIR = "serving"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a consumer needs to interpret the pipeline's outputs."""
+
+    name: str
+    task: str
+    target: str
+    target_type: str
+    classes: tuple[str, ...]
+    candidate: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    run_id: str = ""
+    data_fingerprint: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMeta:
+        raw = json.loads(text)
+        raw["classes"] = tuple(raw.get("classes", ()))
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    pipeline: Any
+    contract: Contract
+    meta: ModelMeta
+
+
+def write_package(package: ModelPackage, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(package.pipeline, folder / PIPELINE_FILE, compress=3)
+    package.contract.save(folder / CONTRACT_FILE)
+    (folder / META_FILE).write_text(package.meta.to_json(), encoding="utf-8")
+    (folder / SERVING_DIR).mkdir(exist_ok=True)
+    return folder
+
+
+def read_package(folder: Path) -> ModelPackage:
+    """Load a package written by :func:`write_package` (a loopml-registered version)."""
+    missing = [f for f in (PIPELINE_FILE, CONTRACT_FILE, META_FILE) if not (folder / f).is_file()]
+    if missing:
+        raise RegistryError(
+            f"{folder} is not a loopml model package",
+            detail=f"missing: {', '.join(missing)}",
+            fix="only versions registered by 'loopml train' can be used here",
+        )
+    return ModelPackage(
+        pipeline=joblib.load(folder / PIPELINE_FILE),
+        contract=Contract.load(folder / CONTRACT_FILE),
+        meta=ModelMeta.from_json((folder / META_FILE).read_text(encoding="utf-8")),
+    )

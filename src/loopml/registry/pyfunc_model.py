@@ -1,0 +1,52 @@
+"""The MLflow pyfunc face of a loopml version, so every MLflow tool can load what we register.
+
+``mlflow.pyfunc.load_model("models:/NAME@champion").predict(frame)`` returns one row per
+input row: ``prediction`` (the label in the target's own type, or the value for
+regression) and, for classifiers, ``proba_<class>`` per class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from loopml.registry.package import ModelPackage, read_package
+
+
+class LoopmlPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    def load_context(self, context: Any) -> None:
+        self.package_: ModelPackage = read_package(Path(context.artifacts["package"]))
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        return predict_frame(self.package_, pd.DataFrame(model_input))
+
+
+def predict_frame(package: ModelPackage, frame: pd.DataFrame) -> pd.DataFrame:
+    """Score a frame with a package's pipeline, decoding labels back to the target's type."""
+    from loopml.features.pipeline import feature_frame
+
+    features = feature_frame(frame, package.contract)
+    meta = package.meta
+    if meta.task == "regression":
+        return pd.DataFrame({"prediction": package.pipeline.predict(features)})
+    proba = np.asarray(package.pipeline.predict_proba(features))
+    labels = np.asarray(decode_labels(meta.classes, meta.target_type))
+    out = pd.DataFrame({"prediction": labels[proba.argmax(axis=1)]})
+    for i, cls in enumerate(meta.classes):
+        out[f"proba_{cls}"] = proba[:, i]
+    return out
+
+
+def decode_labels(classes: tuple[str, ...], target_type: str) -> list[Any]:
+    """Class names are stored as strings; give them back in the target's own type."""
+    if target_type == "integer":
+        return [int(float(c)) for c in classes]
+    if target_type == "float":
+        return [float(c) for c in classes]
+    if target_type == "boolean":
+        return [c.lower() in {"true", "1"} for c in classes]
+    return list(classes)

@@ -1,0 +1,188 @@
+"""The MLflow adapter for experiment tracking: the only training module that talks to MLflow.
+
+The embedded default is ``sqlite:///.loopml/mlflow.db`` with a local artifact folder, both
+resolved against the project's folder so every command finds the same store wherever it
+is run from. Any other tracking URI (an MLflow server backed by PostgreSQL and S3) is used
+unchanged. :func:`connect` checks the store answers *before* any work starts, so an
+unreachable server fails in seconds with a clear message and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from loopml.config import ProjectConfig
+from loopml.errors import TrackingError
+
+PACKAGES = (
+    "loopml", "numpy", "pandas", "scikit-learn", "lightgbm", "xgboost-cpu", "xgboost",
+    "optuna", "mlflow", "pyarrow", "scipy",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where runs and models go: a resolved tracking URI and artifact location."""
+
+    tracking_uri: str
+    artifact_location: str | None
+    experiment: str
+
+
+def resolve_store(project: ProjectConfig) -> Store:
+    """Make relative ``sqlite:///`` and artifact paths absolute against the project folder."""
+    uri = project.tracking.uri
+    artifact: str | None = None
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        db = project.resolve(uri.removeprefix("sqlite:///"))
+        uri = f"sqlite:///{db}"
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        artifact = project.resolve(project.tracking.artifact_location).as_uri()
+    return Store(tracking_uri=uri, artifact_location=artifact, experiment=project.experiment_name)
+
+
+def connect(store: Store) -> Any:
+    """Point MLflow at the store, check it answers, and return an ``MlflowClient``."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    _quiet_mlflow()
+    if store.tracking_uri.startswith(("http://", "https://")):
+        _check_http(store.tracking_uri)
+    if store.tracking_uri.startswith("sqlite:///"):
+        Path(store.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
+    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:
+        raise _unreachable(store.tracking_uri, exc) from exc
+    return client
+
+
+def ensure_experiment(client: Any, store: Store) -> str:
+    """The experiment's id, creating it (with the local artifact folder) on first use."""
+    found = client.get_experiment_by_name(store.experiment)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return str(found.experiment_id)
+    return str(client.create_experiment(store.experiment, artifact_location=store.artifact_location))
+
+
+def _check_http(uri: str) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - the user's own server
+            return
+    except urllib.error.HTTPError:
+        return  # it answered; MLflow's own calls will report real errors
+    except (urllib.error.URLError, OSError) as exc:
+        raise _unreachable(uri, exc) from exc
+
+
+def _unreachable(uri: str, exc: BaseException) -> TrackingError:
+    reason = str(getattr(exc, "reason", exc)).splitlines()[0][:300]
+    return TrackingError(
+        f"cannot reach the MLflow tracking store at {mask_password(uri)}",
+        detail=reason,
+        fix="start the MLflow server or fix 'tracking.uri' in loopml.yaml "
+        "(or LOOPML_TRACKING__URI); the embedded default is sqlite:///.loopml/mlflow.db",
+    )
+
+
+def mask_password(uri: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    if "@" not in uri or "://" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else uri
+
+
+def _quiet_mlflow() -> None:
+    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextmanager
+def tracked_run(client: Any, experiment_id: str, name: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """Start a run; on any failure the run is deleted so no partial run is left behind."""
+    import mlflow
+
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=dict(tags))
+    try:
+        yield run.info.run_id
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        client.delete_run(run.info.run_id)
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    import mlflow
+
+    flat = {k: str(v)[:6000] for k, v in flatten(params).items()}
+    items = list(flat.items())
+    for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+        mlflow.log_params(dict(items[start : start + 100]))
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def git_commit(folder: Path) -> str | None:
+    """The commit of the project's git checkout, with ``-dirty`` when it has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}-dirty" if dirty else head
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def log_json(obj: Any, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(json.dumps(obj, indent=2, default=str), artifact_file)

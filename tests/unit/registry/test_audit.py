@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loopml.registry.audit import AuditEntry, AuditLog, champion_stack, previous_champion
+
+pytestmark = pytest.mark.unit
+
+
+def move(action: str, to: str, frm: str | None = None, alias: str = "champion") -> AuditEntry:
+    return AuditEntry(
+        model="m", alias=alias, action=action, from_version=frm, to_version=to, reason="r"  # type: ignore[arg-type]
+    )
+
+
+def test_append_and_read_back(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "sub" / "audit.jsonl")
+    assert log.entries() == []
+    first = move("register", "1")
+    log.append(first)
+    log.append(move("promote", "2", "1"))
+    entries = log.entries("m")
+    assert [e.to_version for e in entries] == ["1", "2"]
+    assert entries[0] == first
+    assert log.entries("other") == []
+
+
+def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(move("register", "1"))
+    with log.path.open("a", encoding="utf-8") as handle:
+        handle.write('{"model": "m", "alias": "champ')
+    assert [e.to_version for e in log.entries()] == ["1"]
+
+
+def test_rollback_walks_back_the_promotion_history() -> None:
+    entries = [move("register", "1"), move("promote", "2", "1"), move("promote", "3", "2")]
+    assert previous_champion(entries, "3") == "2"
+    entries.append(move("rollback", "2", "3"))
+    assert champion_stack(entries) == ["1", "2"]
+    assert previous_champion(entries, "2") == "1"
+    entries.append(move("rollback", "1", "2"))
+    assert previous_champion(entries, "1") is None
+
+
+def test_challenger_moves_do_not_affect_the_champion_history() -> None:
+    entries = [move("register", "1"), move("register", "2", alias="challenger")]
+    assert champion_stack(entries) == ["1"]
+    assert previous_champion(entries, "1") is None
+
+
+@given(st.lists(st.sampled_from(["promote", "rollback"]), max_size=30))
+def test_rollback_never_returns_the_current_champion(actions: list[str]) -> None:
+    entries = [move("register", "1")]
+    current, next_version = "1", 2
+    for action in actions:
+        if action == "promote":
+            entries.append(move("promote", str(next_version), current))
+            current, next_version = str(next_version), next_version + 1
+        else:
+            previous = previous_champion(entries, current)
+            if previous is None:
+                continue
+            entries.append(move("rollback", previous, current))
+            current = previous
+        assert champion_stack(entries)[-1] == current
+        assert previous_champion(entries, current) != current
