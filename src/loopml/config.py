@@ -19,13 +19,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from loopml.data.contract import Task
 from loopml.errors import ConfigError
 
 PROJECT_FILE = "loopml.yaml"
 STATE_DIR = ".loopml"
 ENV_PREFIX = "LOOPML_"
-
-Task = Literal["binary", "multiclass", "regression"]
 
 
 class _Section(BaseModel):

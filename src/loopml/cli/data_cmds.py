@@ -55,8 +55,10 @@ def feed(
     rows: Annotated[int, typer.Option(help="Number of impressions.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same table.")] = 0,
     scenario: Annotated[
-        str, typer.Option(help="stationary, covariate_shift, concept_drift, label_shift, "
-                          "broken_feature.")
+        str,
+        typer.Option(
+            help="stationary, covariate_shift, concept_drift, label_shift, broken_feature."
+        ),
     ] = "stationary",
     onset: Annotated[
         float, typer.Option(help="Where the scenario starts, as a fraction of the time range.")

@@ -7,6 +7,7 @@ an exit code, so every command fails the same way: one red headline, the detail,
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,7 +45,7 @@ def print_json(payload: Any) -> None:
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
-    if value is None or value != value:  # NaN
+    if value is None or math.isnan(value):
         return "n/a"
     return f"{value:.{digits}f}"
 

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from loopml.cli.output import console, fmt, print_json
-from loopml.cli.state import State
 from loopml.config import ProjectConfig
 from loopml.registry.audit import AuditLog
 from loopml.registry.store import TAG_PREFIX, ModelRegistry
@@ -37,9 +36,8 @@ def models(
     if not versions:
         console.print(f"no versions of {project.name!r} yet; run 'loopml train'")
         return
-    names = [default_metric(project.data.task)] + [
-        m for m in metrics_for(project.data.task) if m != default_metric(project.data.task)
-    ][:3]
+    first = default_metric(project.data.task)
+    names = [first, *[m.name for m in metrics_for(project.data.task) if m.name != first][:3]]
     table = Table(title=f"{project.name}: {len(versions)} version(s)", title_justify="left")
     for column in ("version", "aliases", "model", *names, "created", "run", "data", "git"):
         table.add_column(column)
@@ -76,8 +74,8 @@ def promote(
     if result.comparison is not None:
         c = result.comparison
         console.print(
-            f"{c.metric}: version {result.version} {fmt(c.new_value)} vs "
-            f"champion {result.previous} {fmt(c.old_value)} ({c.delta:+.4f})"
+            f"{c.metric}: version {result.version} {fmt(c.new)} vs "
+            f"champion {result.previous} {fmt(c.old)} ({c.delta:+.4f})"
         )
     forced = " [yellow](forced)[/]" if result.decision.forced else ""
     console.print(

@@ -35,10 +35,15 @@ def train(
                 "alias": result.alias,
                 "report": str(result.report) if result.report else None,
                 "leaderboard": [
-                    {"name": r.name, "kind": r.kind, "metrics": r.metrics,
-                     "fit_seconds": r.fit_seconds, "trials": r.trials}
+                    {
+                        "name": r.name,
+                        "kind": r.kind,
+                        "metrics": r.metrics,
+                        "fit_seconds": r.fit_seconds,
+                        "trials": r.trials,
+                    }
                     for r in result.leaderboard
-                ],  # fmt: skip
+                ],
             }
         )
     else:
@@ -51,7 +56,7 @@ def _print_leaderboard(result: object) -> None:
     from loopml.train.run import TrainResult
 
     assert isinstance(result, TrainResult)
-    names = [m for m in metrics_for(result.leaderboard[0].evaluation.task)][:6]
+    names = [m.name for m in metrics_for(result.leaderboard[0].evaluation.task)][:6]
     table = Table(title=f"holdout metrics ({result.metric} decides)", title_justify="left")
     table.add_column("model")
     table.add_column("kind")

@@ -18,6 +18,7 @@ from loopml.errors import ConfigError
 
 ColumnType = Literal["integer", "float", "boolean", "string", "datetime"]
 Role = Literal["feature", "target", "key", "time", "dropped"]
+Task = Literal["binary", "multiclass", "regression"]
 NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "float"})
 CATEGORICAL_TYPES: frozenset[str] = frozenset({"string", "boolean"})
 
@@ -57,7 +58,7 @@ class Contract(BaseModel):
     version: Literal[1] = 1
     rows: int = Field(ge=0, description="rows in the table the contract was inferred from")
     target: str
-    task: Literal["binary", "multiclass", "regression"]
+    task: Task
     entity_key: str | None = None
     time_column: str | None = None
     columns: tuple[ColumnSpec, ...]
@@ -75,7 +76,11 @@ class Contract(BaseModel):
 
     @property
     def features(self) -> list[ColumnSpec]:
-        return [spec for spec in self.columns if spec.role == "feature"]
+        """Columns the model sees. Datetime columns are not model inputs (yet): a raw
+        timestamp does not generalise to the future; derive hour / weekday columns instead."""
+        return [
+            s for s in self.columns if s.role == "feature" and (s.is_numeric or s.is_categorical)
+        ]
 
     @property
     def numeric_features(self) -> list[str]:

@@ -188,7 +188,8 @@ def _read_parquet(file: Path) -> pd.DataFrame:
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***``, safe to show and log."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        return url if parsed.password is None else parsed.render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
@@ -203,7 +204,7 @@ def read_sql(url: str, query: str) -> pd.DataFrame:
     shown = mask_url(url)
     engine = _engine(url, shown)
     try:
-        with engine.connect() as conn:
+        with _connect(engine, shown) as conn:
             frame = pd.read_sql_query(sa.text(query), conn)
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise _sql_error(shown, exc) from None
@@ -250,20 +251,28 @@ def _engine(url: str, shown: str) -> sa.Engine:
         ) from None
 
 
+def _connect(engine: sa.Engine, shown: str) -> sa.Connection:
+    try:
+        return engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        raise DataError(
+            f"cannot connect to {shown}: {orig if orig is not None else exc}",
+            detail=str(exc).splitlines()[0],
+            fix="check the URL (host, port, database, user) and that the database is "
+            "running and reachable from here",
+        ) from None
+
+
 def _sql_error(shown: str, exc: Exception) -> DataError:
     # pandas wraps the driver's error in its own DatabaseError; unwrap it.
     cause = exc.__cause__ if isinstance(exc.__cause__, sa.exc.SQLAlchemyError) else exc
     orig = getattr(cause, "orig", None)
     message = str(orig) if orig is not None else str(cause).splitlines()[0]
-    if isinstance(cause, sa.exc.OperationalError):
-        fix = (
-            "check the URL, that the database is running and reachable, and the query's "
-            "table and column names"
-        )
-    else:
-        fix = "fix the query in data.source.sql"
     return DataError(
-        f"query on {shown} failed: {message}", detail=str(cause).splitlines()[0], fix=fix
+        f"query on {shown} failed: {message}",
+        detail=str(cause).splitlines()[0],
+        fix="fix the query in data.source.sql (table and column names, syntax)",
     )
 
 

@@ -142,15 +142,8 @@ def validate_table(
 ) -> ValidationReport:
     """Check a table against a contract and report every violation (see module docs)."""
     if len(df) == 0:
-        empty = Violation(
-            "empty",
-            None,
-            "error",
-            0,
-            (),
-            f"{source} has no rows; export the table again with its data rows",
-        )
-        return ValidationReport(source, 0, (empty,))
+        message = f"{source} has no rows; export the table again with its data rows"
+        return ValidationReport(source, 0, (Violation("empty", None, "error", 0, (), message),))
     # Positions, not labels: row numbers in the report are 0-based positions.
     frame = df.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
@@ -160,6 +153,11 @@ def validate_table(
             found += _check_column(frame[spec.name], spec, source, null_rate_tolerance)
     found += _duplicate_keys(frame, contract, source)
     return ValidationReport(source, len(frame), tuple(found))
+
+
+def _show(value: object) -> str:
+    """A value as a user wrote it: ``'abc'``, ``2.5``; not ``np.float64(2.5)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _rows_text(positions: np.ndarray, count: int) -> str:
@@ -213,7 +211,7 @@ def _check_column(
     found = _nulls(series, spec, source, tolerance)
     numbers, keys, bad = _read(series, spec)
     if bad.any():
-        sample = series.iloc[int(np.flatnonzero(bad)[0])]
+        sample = _show(series.iloc[int(np.flatnonzero(bad)[0])])
         found.append(
             _violation(
                 "type_mismatch",
@@ -221,12 +219,13 @@ def _check_column(
                 "error",
                 bad,
                 f"column '{spec.name}' has {int(bad.sum()):,} value(s) in {source} that cannot be "
-                f"read as {spec.type}, e.g. {sample!r}; the contract says {spec.type} — fix the "
+                f"read as {spec.type}, e.g. {sample}; the contract says {spec.type} — fix the "
                 f"data or {_UPDATE}",
             )
         )
     if numbers is not None:
-        found += _numbers(numbers, spec, source)
+        # a numeric classification target has classes: unseen ones are reported below
+        found += _numbers(numbers, spec, source, check_range=spec.categories is None)
     complete = spec.categories is not None and len(spec.categories) >= spec.n_unique
     if complete and spec.role != "key":
         found += _unseen(keys, len(series), spec, source)
@@ -320,7 +319,9 @@ def _as_booleans(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return keys.dropna().astype(str), bad
 
 
-def _numbers(numbers: np.ndarray, spec: ColumnSpec, source: str) -> list[Violation]:
+def _numbers(
+    numbers: np.ndarray, spec: ColumnSpec, source: str, *, check_range: bool
+) -> list[Violation]:
     found: list[Violation] = []
     infinite = np.isinf(numbers)
     if infinite.any():
@@ -334,7 +335,7 @@ def _numbers(numbers: np.ndarray, spec: ColumnSpec, source: str) -> list[Violati
                 "replace them with a number or leave them empty",
             )
         )
-    if spec.min is None or spec.max is None:
+    if spec.min is None or spec.max is None or not check_range:
         return found
     finite = np.isfinite(numbers)
     outside = np.zeros(len(numbers), dtype=bool)
@@ -388,7 +389,7 @@ def _duplicate_keys(frame: pd.DataFrame, contract: Contract, source: str) -> lis
     if not mask.any():
         return []
     values = series[mask]
-    sample = ", ".join(repr(v) for v in values.drop_duplicates().head(3))
+    sample = ", ".join(_show(v) for v in values.drop_duplicates().head(3))
     return [
         _violation(
             "duplicate_key",

@@ -4,12 +4,18 @@ Every model is one scikit-learn :class:`~sklearn.pipeline.Pipeline`:
 ``[("features", ColumnTransformer), ("model", estimator)]``. It is fed the frame made by
 :func:`feature_frame` both at training and at serving time, so the two cannot drift apart.
 
-The transformers are deliberately the plain, well-known ones (median / constant imputer,
-standard scaler, one-hot encoder) because the fitted pipeline is converted to a single ONNX
-graph by skl2onnx. For the same reason the one-hot encoder gets an explicit category list
-instead of ``min_frequency`` / ``max_categories``: skl2onnx refuses scikit-learn's
-"infrequent" category, while an explicit list plus ``handle_unknown="ignore"`` converts
-cleanly and still bounds the width (rare and unseen values both encode as all zeros).
+The transformers are deliberately the plain, well-known ones (median imputer, standard
+scaler, one-hot encoder) because the fitted pipeline is converted to a single ONNX graph by
+skl2onnx, with one ``[None, 1]`` input per column. Two consequences:
+
+- a null categorical value is written as the string :data:`MISSING` by
+  :func:`feature_frame` rather than imputed inside the pipeline: ONNX string tensors cannot
+  hold NaN and skl2onnx's string imputer only replaces a string marker, so the marker is
+  set where the frame is built, identically for training, the pipeline and the ONNX graph;
+- the one-hot encoder gets an explicit category list instead of ``min_frequency`` /
+  ``max_categories``: skl2onnx refuses scikit-learn's "infrequent" category, while an
+  explicit list plus ``handle_unknown="ignore"`` converts cleanly and still bounds the
+  width (rare and unseen values both encode as all zeros).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from loopml.data.contract import Contract
 from loopml.errors import ContractError
 
 MISSING = "__missing__"
-"""The category a null categorical value is imputed to (it gets its own one-hot column)."""
+"""How :func:`feature_frame` writes a null categorical value; it has its own one-hot column."""
 MAX_CATEGORIES = 50
 """Most one-hot columns per categorical feature; rarer values encode as all zeros."""
 PERMUTATION_ROWS = 2_000
@@ -48,7 +54,7 @@ def feature_frame(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """The contract's feature columns, in contract order, with model-ready dtypes.
 
     Numeric columns become float64 (NaN for nulls); string and boolean columns become
-    object columns of ``str`` with nulls as ``np.nan``. Extra columns are dropped.
+    object columns of ``str`` with nulls as :data:`MISSING`. Extra columns are dropped.
 
     >>> from loopml.data.contract import ColumnSpec, Contract
     >>> c = Contract(rows=2, target="y", task="regression", columns=(
@@ -107,7 +113,7 @@ def _categorical(series: pd.Series[Any]) -> pd.Series[Any]:
         values = series.to_numpy(dtype=object, copy=True)
     else:
         values = np.array([str(v) for v in series.to_numpy(dtype=object)], dtype=object)
-    values[nulls] = np.nan
+    values[nulls] = MISSING
     return pd.Series(values, index=series.index, name=series.name, dtype=object)
 
 
@@ -120,7 +126,8 @@ def category_levels(
     """
     levels: dict[str, list[str]] = {}
     for name in contract.categorical_features:
-        counts = frame[name].dropna().astype(str).value_counts()
+        values = frame[name].dropna().astype(str)
+        counts = values[values != MISSING].value_counts()
         ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
         levels[name] = [str(value) for value, _ in ranked[:max_categories]]
     return levels
@@ -149,6 +156,9 @@ def build_preprocessor(
 ) -> ColumnTransformer:
     """The feature transformer: impute (+ scale) numeric columns, one-hot categorical ones.
 
+    It expects a frame made by :func:`feature_frame` (nulls in categorical columns already
+    written as :data:`MISSING`).
+
     ``levels`` gives the one-hot categories per categorical column (see
     :func:`category_levels`); by default the contract's most frequent categories are used.
     ``scale=True`` adds a :class:`StandardScaler` to numeric columns, for linear models.
@@ -165,20 +175,13 @@ def build_preprocessor(
         transformers.append(("num", Pipeline(steps), numeric))
     if categorical:
         chosen = _contract_levels(contract, max_categories) if levels is None else levels
-        # The imputed null marker always gets its own column, even if unseen in training.
+        # The null marker always gets its own column, even if no null was seen in training.
         categories = [
             np.array(sorted({*map(str, chosen.get(name, ())), MISSING}), dtype=object)
             for name in categorical
         ]
-        encoder = OneHotEncoder(
-            categories=categories, handle_unknown="ignore", sparse_output=False
-        )
-        impute = SimpleImputer(
-            strategy="constant", fill_value=MISSING, keep_empty_features=True
-        )
-        transformers.append(
-            ("cat", Pipeline([("impute", impute), ("onehot", encoder)]), categorical)
-        )
+        encoder = OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False)
+        transformers.append(("cat", encoder, categorical))
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
 
 
@@ -201,8 +204,7 @@ def output_sources(preprocessor: ColumnTransformer) -> list[str]:
         if name == "num":
             sources.extend(columns)
         elif name == "cat":
-            encoder = transformer.named_steps["onehot"]
-            for column, cats in zip(columns, encoder.categories_, strict=True):
+            for column, cats in zip(columns, transformer.categories_, strict=True):
                 sources.extend([column] * len(cats))
     return sources
 

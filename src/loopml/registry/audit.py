@@ -25,6 +25,14 @@ from typing import Literal
 Action = Literal["register", "promote", "rollback", "retire"]
 
 
+def current_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     model: str
@@ -34,19 +42,11 @@ class AuditEntry:
     to_version: str | None
     reason: str
     forced: bool = False
-    actor: str = field(default_factory=lambda: current_actor())
+    actor: str = field(default_factory=current_actor)
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-
-def current_actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 class AuditLog:

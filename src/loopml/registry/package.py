@@ -19,7 +19,7 @@ from typing import Any
 
 import joblib
 
-from loopml.data.contract import Contract
+from loopml.data.contract import Contract, Task
 from loopml.errors import RegistryError
 
 PIPELINE_FILE = "pipeline.joblib"
@@ -33,7 +33,7 @@ class ModelMeta:
     """What a consumer needs to interpret the pipeline's outputs."""
 
     name: str
-    task: str
+    task: Task
     target: str
     target_type: str
     classes: tuple[str, ...]

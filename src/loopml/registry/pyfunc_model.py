@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from loopml.registry.package import ModelPackage, read_package
 
 
-class LoopmlPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class LoopmlPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         self.package_: ModelPackage = read_package(Path(context.artifacts["package"]))
 

@@ -14,13 +14,13 @@ from loopml.data.contract import Contract
 
 def signature_for(contract: Contract) -> Any:
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
-    inputs = [
+    inputs: list[ColSpec | TensorSpec] = [
         ColSpec("double" if spec.is_numeric else "string", spec.name, required=False)
         for spec in contract.features
     ]
-    outputs = [ColSpec(_prediction_type(contract), "prediction")]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec(_prediction_type(contract), "prediction")]
     if contract.task != "regression":
         outputs += [ColSpec("double", f"proba_{c}") for c in contract.classes]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))

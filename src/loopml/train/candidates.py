@@ -31,7 +31,6 @@ from loopml.features.pipeline import build_pipeline, category_levels, feature_fr
 if TYPE_CHECKING:
     import optuna
 
-Task = Literal["binary", "multiclass", "regression"]
 ALL_TASKS: frozenset[str] = frozenset({"binary", "multiclass", "regression"})
 # scikit-learn, LightGBM and XGBoost estimators share no typed base class.
 Estimator: TypeAlias = Any

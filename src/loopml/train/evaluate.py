@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from loopml.data.contract import Task
 from loopml.errors import ConfigError, TrackingError, TrainingError
 from loopml.train.metrics import (
     FloatArray,
-    Task,
     check_predictions,
     compute_metrics,
     get_metric,
@@ -96,6 +96,8 @@ class Evaluation:
     def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
         """Rebuild an evaluation written by :meth:`to_dict`."""
         try:
+            if data["task"] not in ("binary", "multiclass", "regression"):
+                raise ValueError(f"unknown task {data['task']!r}")
             return cls(
                 task=data["task"],
                 rows=int(data["rows"]),
@@ -112,7 +114,7 @@ class Evaluation:
                 ),
                 classes=tuple(str(c) for c in data.get("classes", [])),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise TrackingError(
                 "a stored evaluation is malformed",
                 detail=f"{type(exc).__name__}: {exc}",
@@ -167,11 +169,20 @@ def evaluate(
     _check_finite(p)
     metrics = compute_metrics(task, y, p, n_classes)
     rng = np.random.default_rng(seed)
-    intervals = bootstrap_intervals(task, y, p, n_classes, bootstrap, rng, progress)
+    intervals = bootstrap_intervals(
+        task, y, p, n_classes=n_classes, resamples=bootstrap, rng=rng, progress=progress
+    )
     slices: tuple[SliceResult, ...] = ()
     if frame is not None and slice_columns:
         slices = slice_metrics(
-            task, y, p, n_classes, frame, slice_columns, min_slice_rows, max_slices_per_column
+            task,
+            y,
+            p,
+            n_classes=n_classes,
+            frame=frame,
+            columns=slice_columns,
+            min_rows=min_slice_rows,
+            max_per_column=max_slices_per_column,
         )
     return Evaluation(task, int(y.shape[0]), metrics, intervals, slices, tuple(classes))
 
@@ -192,6 +203,7 @@ def bootstrap_intervals(
     task: Task,
     y: NDArray[np.generic],
     pred: FloatArray,
+    *,
     n_classes: int,
     resamples: int,
     rng: np.random.Generator,
@@ -231,16 +243,17 @@ def slice_metrics(
     task: Task,
     y: NDArray[np.generic],
     pred: FloatArray,
+    *,
     n_classes: int,
     frame: pd.DataFrame,
-    slice_columns: Sequence[str],
+    columns: Sequence[str],
     min_rows: int,
     max_per_column: int,
 ) -> tuple[SliceResult, ...]:
     """Metrics per value of each slice column: its most frequent values with enough rows."""
     if len(frame) != y.shape[0]:
         raise ValueError(f"frame has {len(frame)} rows but there are {y.shape[0]} labels")
-    missing = [c for c in slice_columns if c not in frame.columns]
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(
             f"slice column(s) {', '.join(map(repr, missing))} not in the holdout",
@@ -248,7 +261,7 @@ def slice_metrics(
             fix="fix the slice columns in loopml.yaml",
         )
     results: list[SliceResult] = []
-    for column in slice_columns:
+    for column in columns:
         for label, mask in _slices(frame[column], min_rows, max_per_column):
             metrics = compute_metrics(task, y[mask], pred[mask], n_classes)
             results.append(SliceResult(str(column), label, int(mask.sum()), metrics))
@@ -295,6 +308,13 @@ class Comparison:
     beats: bool
     reason: str
     slice_regressions: tuple[SliceRegression, ...]
+
+    @property
+    def regressed_slices(self) -> tuple[str, ...]:
+        """The regressing slices as short strings, worst first: "country=FR 0.8100 -> 0.7800"."""
+        return tuple(
+            f"{r.column}={r.value} {r.old:.4f} -> {r.new:.4f}" for r in self.slice_regressions
+        )
 
 
 def compare(new: Evaluation, old: Evaluation, metric: str, *, slice_tolerance: float) -> Comparison:

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from loopml.data.contract import Task
 from loopml.errors import ConfigError
 
-Task = Literal["binary", "multiclass", "regression"]
 FloatArray = NDArray[np.float64]
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -149,7 +149,7 @@ def predicted_labels(pred: FloatArray) -> NDArray[np.int64]:
     """Hard labels: ``p[:, 1] >= 0.5`` for two classes, the argmax otherwise."""
     if pred.shape[1] == 2:
         return (pred[:, 1] >= 0.5).astype(np.int64)
-    return np.argmax(pred, axis=1).astype(np.int64)
+    return np.asarray(np.argmax(pred, axis=1), dtype=np.int64)
 
 
 def _weights(n: int, weight: FloatArray | None) -> FloatArray:

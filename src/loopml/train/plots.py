@@ -7,8 +7,10 @@ per row are subsampled to at most :data:`MAX_POINTS` rows (seeded, so determinis
 
 >>> import numpy as np, pandas as pd, tempfile
 >>> from pathlib import Path
->>> y = np.array([0, 1, 0, 1]); p = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
->>> out = make_plots("binary", y, p, ["no", "yes"], pd.Series(dtype=float), Path(tempfile.mkdtemp()))
+>>> y = np.array([0, 1, 0, 1])
+>>> p = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+>>> out_dir = Path(tempfile.mkdtemp())
+>>> out = make_plots("binary", y, p, ["no", "yes"], pd.Series(dtype=float), out_dir)
 >>> sorted(out)
 ['calibration', 'confusion_matrix', 'pr', 'roc']
 """
@@ -26,7 +28,8 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from loopml.train.metrics import FloatArray, Task, check_predictions, predicted_labels
+from loopml.data.contract import Task
+from loopml.train.metrics import FloatArray, check_predictions, predicted_labels
 
 MAX_POINTS = 100_000
 TOP_FEATURES = 20
@@ -65,7 +68,7 @@ def make_plots(
     if task == "multiclass":
         plots["roc"] = plot_roc_one_vs_rest(y, p, classes, out_dir / "roc.png")
     if task == "regression":
-        y_s, p_s = _subsample(np.random.default_rng(seed), y, p)
+        y_s, p_s = _subsample(np.random.default_rng(seed), np.asarray(y, dtype=np.float64), p)
         plots["predicted_vs_actual"] = plot_predicted_vs_actual(
             y_s, p_s, out_dir / "predicted_vs_actual.png"
         )
@@ -77,9 +80,7 @@ def make_plots(
     return plots
 
 
-def _subsample(
-    rng: np.random.Generator, *arrays: NDArray[np.generic]
-) -> tuple[NDArray[np.generic], ...]:
+def _subsample(rng: np.random.Generator, *arrays: FloatArray) -> tuple[FloatArray, ...]:
     n = arrays[0].shape[0]
     if n <= MAX_POINTS:
         return arrays
@@ -256,8 +257,7 @@ def plot_residuals(y_true: FloatArray, pred: FloatArray, path: Path) -> Path:
 
 def plot_feature_importance(importance: pd.Series, path: Path, top: int = TOP_FEATURES) -> Path:
     """Horizontal bars of the ``top`` most important features, largest on top."""
-    values = importance.astype(float)
-    ranked = values.iloc[np.argsort(-values.abs().to_numpy(), kind="stable")].head(top)
+    ranked = top_features(importance, top)
     fig = _figure(7.0, 1.5 + 0.3 * len(ranked))
     ax = fig.add_subplot()
     ax.barh([_short(str(name)) for name in ranked.index[::-1]], ranked.to_numpy()[::-1])
@@ -267,6 +267,12 @@ def plot_feature_importance(importance: pd.Series, path: Path, top: int = TOP_FE
         xlabel=str(importance.name) if importance.name else "Importance",
     )
     return _save(fig, path)
+
+
+def top_features(importance: pd.Series, top: int = TOP_FEATURES) -> pd.Series:
+    """The ``top`` features by absolute importance, largest first (ties keep their order)."""
+    values = importance.astype(float)
+    return values.iloc[np.argsort(-values.abs().to_numpy(), kind="stable")].head(top)
 
 
 def _short(text: str, limit: int = 30) -> str:

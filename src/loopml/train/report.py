@@ -19,14 +19,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import jinja2
 import pandas as pd
 
+from loopml.data.contract import Task
 from loopml.train.evaluate import Evaluation, Interval, SliceResult
-from loopml.train.metrics import Task, get_metric, metrics_for
+from loopml.train.metrics import get_metric, metrics_for
+from loopml.train.plots import top_features
 
 TOP_IMPORTANCE = 20
 PLOT_TITLES = {
@@ -56,21 +58,29 @@ class LeaderboardRow:
     """One fitted model (baseline or candidate) and its holdout results."""
 
     name: str
-    kind: Literal["baseline", "candidate"]
+    kind: str  # "baseline" or "candidate"
     metrics: Mapping[str, float]
     intervals: Mapping[str, Interval]
     fit_seconds: float
     tuning_trials: int = 0
 
 
-@dataclass(frozen=True)
-class GateSummary:
-    """The registration gate's verdict, with a sentence a person can read."""
+class GateVerdict(Protocol):
+    """The registration gate's verdict (``loopml.train.gate.GateDecision`` is one)."""
 
-    passed: bool
-    metric: str
-    margin: float
-    reason: str
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def margin(self) -> float: ...
+
+    @property
+    def reason(self) -> str:
+        """A sentence a person can read: why it passed or failed."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,7 +95,7 @@ class ReportData:
     data_summary: DataSummary
     leaderboard: Sequence[LeaderboardRow]
     chosen: str
-    gate: GateSummary
+    gate: GateVerdict
     evaluation: Evaluation
     plots: Mapping[str, Path]
     importance: pd.Series
@@ -135,6 +145,8 @@ def build_view(data: ReportData, out_dir: Path) -> dict[str, Any]:
     primary = _primary_metric(data)
     return {
         "title": f"{data.model_name} — evaluation report",
+        "css": _CSS,
+        "meta": f"run {data.run_id} · {data.created_at} · {data.task} · target {data.target}",
         "data": data,
         "verdict": _verdict(data, primary),
         "primary": get_metric(primary).title,
@@ -152,7 +164,7 @@ def build_view(data: ReportData, out_dir: Path) -> dict[str, Any]:
 def _primary_metric(data: ReportData) -> str:
     """The gate's metric when the evaluation has it, else the first metric of the task."""
     if data.gate.metric in data.evaluation.metrics:
-        return data.gate.metric
+        return str(data.gate.metric)
     return metrics_for(data.task)[0].name
 
 
@@ -267,8 +279,7 @@ def _plot_views(
 
 
 def _importance_rows(importance: pd.Series) -> list[dict[str, str]]:
-    values = importance.astype(float)
-    ranked = values.iloc[(-values.abs().to_numpy()).argsort(kind="stable")].head(TOP_IMPORTANCE)
+    ranked = top_features(importance, TOP_IMPORTANCE)
     return [
         {"rank": str(i), "feature": str(name), "value": fmt(float(v))}
         for i, (name, v) in enumerate(ranked.items(), start=1)
@@ -310,34 +321,36 @@ _MD_ENV.filters["md"] = _md_escape
 
 _CSS = """
 body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       color: #1f2328; background: #fff; margin: 0; }
-main { max-width: 1040px; margin: 0 auto; padding: 24px; }
-h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 32px 0 8px;
-  border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
+  color: #1f2328; background: #fff; margin: 0; }
+main { max-width: 1080px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 32px 0 8px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
 .meta { color: #59636e; margin: 0 0 16px; }
 .verdict { border-radius: 8px; padding: 12px 18px; border: 1px solid; }
 .verdict h2 { border: 0; margin: 0 0 4px; }
-.pass { background: #dafbe1; border-color: #4ac26b; } .fail { background: #ffebe9; border-color: #ff8182; }
+.pass { background: #dafbe1; border-color: #4ac26b; }
+.fail { background: #ffebe9; border-color: #ff8182; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; }
-th { background: #f6f8fa; } td.num { text-align: right; }
+th { background: #f6f8fa; }
+td.num { text-align: right; white-space: nowrap; }
 tr.chosen td { font-weight: 600; background: #fff8c5; }
-figure { margin: 16px 0; } figure img { max-width: 100%; border: 1px solid #d0d7de; }
+.scroll { overflow-x: auto; }
+figure { margin: 16px 0; }
+figure img { max-width: 100%; border: 1px solid #d0d7de; }
 figcaption { color: #59636e; font-size: 13px; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 4px 16px; }
-dt { color: #59636e; } dd { margin: 0; font-family: ui-monospace, monospace; }
+dt { color: #59636e; }
+dd { margin: 0; font-family: ui-monospace, monospace; }
 """
 
-_HTML = (
-    """<!doctype html>
+_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title><style>"""
-    + _CSS
-    + """</style></head>
+<title>{{ title }}</title><style>{{ css | safe }}</style></head>
 <body><main>
 <h1>{{ title }}</h1>
-<p class="meta">run {{ data.run_id }} · {{ data.created_at }} · {{ data.task }} · target {{ data.target }}</p>
+<p class="meta">{{ meta }}</p>
 <section class="verdict {{ 'pass' if verdict.passed else 'fail' }}">
 <h2>{{ verdict.sentence }}</h2>
 <p>{{ verdict.reason }}</p>
@@ -345,48 +358,84 @@ _HTML = (
 </section>
 
 <h2>Leaderboard</h2>
-<table><thead><tr><th>Model</th><th>Kind</th><th>{{ primary }} [95% CI]</th>
-{% for c in leaderboard.columns %}<th>{{ c }}</th>{% endfor %}<th>Fit time</th><th>Tuning trials</th></tr></thead>
-<tbody>{% for r in leaderboard.rows %}
-<tr{% if r.chosen %} class="chosen"{% endif %}><td>{{ r.name }}{% if r.chosen %} ★{% endif %}</td><td>{{ r.kind }}</td>
-<td class="num">{{ r.primary }}</td>{% for v in r.others %}<td class="num">{{ v }}</td>{% endfor %}
-<td class="num">{{ r.fit }}</td><td class="num">{{ r.trials }}</td></tr>{% endfor %}
-</tbody></table>
+<div class="scroll"><table>
+<thead><tr><th>Model</th><th>Kind</th><th>{{ primary }} [95% CI]</th>
+{%- for c in leaderboard.columns %}<th>{{ c }}</th>{% endfor -%}
+<th>Fit time</th><th>Tuning trials</th></tr></thead>
+<tbody>
+{%- for r in leaderboard.rows %}
+<tr{% if r.chosen %} class="chosen"{% endif %}>
+<td>{{ r.name }}{% if r.chosen %} ★{% endif %}</td><td>{{ r.kind }}</td>
+<td class="num">{{ r.primary }}</td>
+{%- for v in r.others %}<td class="num">{{ v }}</td>{% endfor -%}
+<td class="num">{{ r.fit }}</td><td class="num">{{ r.trials }}</td></tr>
+{%- endfor %}
+</tbody></table></div>
 
 <h2>Metrics of {{ data.chosen }} on the holdout</h2>
-<table><thead><tr><th>Metric</th><th>Value [95% CI]</th><th>Better when</th></tr></thead>
-<tbody>{% for m in metrics %}<tr><td>{{ m.title }}</td><td class="num">{{ m.value }}</td><td>{{ m.better }}</td></tr>
-{% endfor %}</tbody></table>
+<table>
+<thead><tr><th>Metric</th><th>Value [95% CI]</th><th>Better when</th></tr></thead>
+<tbody>
+{%- for m in metrics %}
+<tr><td>{{ m.title }}</td><td class="num">{{ m.value }}</td><td>{{ m.better }}</td></tr>
+{%- endfor %}
+</tbody></table>
 
 <h2>Slices, worst first by {{ primary }}</h2>
-{% if slices %}<table><thead><tr><th>Column</th><th>Value</th><th>Rows</th><th>{{ primary }}</th><th>vs overall</th></tr></thead>
-<tbody>{% for s in slices %}<tr><td>{{ s.column }}</td><td>{{ s.value }}</td><td class="num">{{ s.rows }}</td>
+{% if slices -%}
+<table>
+<thead><tr><th>Column</th><th>Value</th><th>Rows</th><th>{{ primary }}</th>
+<th>vs overall</th></tr></thead>
+<tbody>
+{%- for s in slices %}
+<tr><td>{{ s.column }}</td><td>{{ s.value }}</td><td class="num">{{ s.rows }}</td>
 <td class="num">{{ s.metric }}</td><td class="num">{{ s.delta }}</td></tr>
-{% endfor %}</tbody></table>
-{% else %}<p>No slices: no slice columns, or no value with enough holdout rows.</p>{% endif %}
+{%- endfor %}
+</tbody></table>
+{%- else -%}
+<p>No slices: no slice columns, or no value with enough holdout rows.</p>
+{%- endif %}
 
 <h2>Plots</h2>
-{% for p in plots %}<figure><img alt="{{ p.title }}" src="data:image/png;base64,{{ p.base64 }}">
+{% for p in plots -%}
+<figure><img alt="{{ p.title }}" src="data:image/png;base64,{{ p.base64 }}">
 <figcaption>{{ p.title }}</figcaption></figure>
-{% else %}<p>No plots.</p>{% endfor %}
-
+{% else -%}
+<p>No plots.</p>
+{% endfor %}
 <h2>Feature importance</h2>
-{% if importance %}<table><thead><tr><th>#</th><th>Feature</th><th>{{ importance_kind }}</th></tr></thead>
-<tbody>{% for f in importance %}<tr><td class="num">{{ f.rank }}</td><td>{{ f.feature }}</td><td class="num">{{ f.value }}</td></tr>
-{% endfor %}</tbody></table>
-{% for p in importance_plot %}<figure><img alt="{{ p.title }}" src="data:image/png;base64,{{ p.base64 }}">
-<figcaption>{{ p.title }}</figcaption></figure>{% endfor %}
-{% else %}<p>No feature importance was computed for this model.</p>{% endif %}
+{% if importance -%}
+<table>
+<thead><tr><th>#</th><th>Feature</th><th>{{ importance_kind }}</th></tr></thead>
+<tbody>
+{%- for f in importance %}
+<tr><td class="num">{{ f.rank }}</td><td>{{ f.feature }}</td><td class="num">{{ f.value }}</td></tr>
+{%- endfor %}
+</tbody></table>
+{% for p in importance_plot -%}
+<figure><img alt="{{ p.title }}" src="data:image/png;base64,{{ p.base64 }}">
+<figcaption>{{ p.title }}</figcaption></figure>
+{% endfor %}
+{%- else -%}
+<p>No feature importance was computed for this model.</p>
+{%- endif %}
 
 <h2>Data</h2>
-<dl>{% for k, v in facts %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl>
+<dl>
+{%- for k, v in facts %}
+<dt>{{ k }}</dt><dd>{{ v }}</dd>
+{%- endfor %}
+</dl>
 </main></body></html>
 """
-)
 
-_MARKDOWN = """# {{ title | md }}
+# Markdown tables are one line per row, so rows are joined by a macro rather than
+# written out; every user-provided string goes through the ``md`` filter.
+_MARKDOWN = """\
+{%- macro row(cells) %}| {{ cells | join(" | ") }} |{% endmacro -%}
+# {{ title | md }}
 
-run {{ data.run_id | md }} · {{ data.created_at | md }} · {{ data.task }} · target {{ data.target | md }}
+{{ meta | md }}
 
 ## {{ 'PASS' if verdict.passed else 'FAIL' }} — {{ verdict.sentence | md }}
 
@@ -396,25 +445,27 @@ run {{ data.run_id | md }} · {{ data.created_at | md }} · {{ data.task }} · t
 
 ## Leaderboard
 
-| Model | Kind | {{ primary | md }} [95% CI] |{% for c in leaderboard.columns %} {{ c | md }} |{% endfor %} Fit time | Tuning trials |
-|---|---|---:|{% for c in leaderboard.columns %}---:|{% endfor %}---:|---:|
+{{ row(["Model", "Kind", primary ~ " [95% CI]"] + leaderboard.columns
+       + ["Fit time", "Tuning trials"]) }}
+{{ row(["---", "---"] + ["---:"] * (leaderboard.columns | length + 3)) }}
 {% for r in leaderboard.rows -%}
-| {% if r.chosen %}**{{ r.name | md }}** ★{% else %}{{ r.name | md }}{% endif %} | {{ r.kind }} | {{ r.primary }} |{% for v in r.others %} {{ v }} |{% endfor %} {{ r.fit }} | {{ r.trials }} |
+{{ row([("**" ~ (r.name | md) ~ "** ★") if r.chosen else (r.name | md), r.kind, r.primary]
+       + r.others + [r.fit, r.trials]) }}
 {% endfor %}
 ## Metrics of {{ data.chosen | md }} on the holdout
 
 | Metric | Value [95% CI] | Better when |
 |---|---:|---|
 {% for m in metrics -%}
-| {{ m.title | md }} | {{ m.value }} | {{ m.better }} |
+{{ row([m.title, m.value, m.better]) }}
 {% endfor %}
-## Slices, worst first by {{ primary | md }}
+## Slices, worst first by {{ primary }}
 
 {% if slices -%}
-| Column | Value | Rows | {{ primary | md }} | vs overall |
+{{ row(["Column", "Value", "Rows", primary, "vs overall"]) }}
 |---|---|---:|---:|---:|
 {% for s in slices -%}
-| {{ s.column | md }} | {{ s.value | md }} | {{ s.rows }} | {{ s.metric }} | {{ s.delta }} |
+{{ row([s.column | md, s.value | md, s.rows, s.metric, s.delta]) }}
 {% endfor %}
 {%- else -%}
 No slices: no slice columns, or no value with enough holdout rows.
@@ -422,7 +473,7 @@ No slices: no slice columns, or no value with enough holdout rows.
 ## Plots
 
 {% for p in plots -%}
-![{{ p.title | md }}]({{ p.href }})
+![{{ p.title }}]({{ p.href }})
 
 {% else -%}
 No plots.
@@ -431,13 +482,13 @@ No plots.
 ## Feature importance
 
 {% if importance -%}
-| # | Feature | {{ importance_kind | md }} |
+{{ row(["#", "Feature", importance_kind | md]) }}
 |---:|---|---:|
 {% for f in importance -%}
-| {{ f.rank }} | {{ f.feature | md }} | {{ f.value }} |
+{{ row([f.rank, f.feature | md, f.value]) }}
 {% endfor %}
 {% for p in importance_plot -%}
-![{{ p.title | md }}]({{ p.href }})
+![{{ p.title }}]({{ p.href }})
 
 {% endfor -%}
 {%- else -%}
@@ -448,5 +499,5 @@ No feature importance was computed for this model.
 
 {% for k, v in facts -%}
 - {{ k }}: {{ v | md }}
-{% endfor %}
+{% endfor -%}
 """

@@ -33,7 +33,7 @@ from loopml.train.evaluate import Evaluation, evaluate
 from loopml.train.gate import GateDecision, choose_best, registration_gate
 from loopml.train.metrics import default_metric
 from loopml.train.plots import make_plots
-from loopml.train.report import ReportData, render_report
+from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
 from loopml.train.split import encode_target, split_holdout, split_validation
 from loopml.train.tuning import tune
 
@@ -120,6 +120,20 @@ def load_checked_table(project: ProjectConfig) -> tuple[pd.DataFrame, Contract, 
     return frame, contract, report
 
 
+@dataclass(frozen=True)
+class _Session:
+    """What one training run works with, passed to each step instead of long arg lists."""
+
+    project: ProjectConfig
+    contract: Contract
+    data: _Data
+    client: Any
+    experiment_id: str
+    run_id: str
+    tags: dict[str, str]
+    progress: Progress
+
+
 def train_project(project: ProjectConfig, progress: Progress | None = None) -> TrainResult:
     """Train baselines and tuned candidates, evaluate, gate, track and register."""
     progress = progress or _Silent()
@@ -134,21 +148,20 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
         f"{TAG_PREFIX}git_commit": tracking.git_commit(project.root) or "none",
     }
     with tracking.tracked_run(client, experiment_id, f"train-{project.name}", tags) as run_id:
-        results = _fit_all(project, contract, data, client, experiment_id, run_id, progress)
+        session = _Session(project, contract, data, client, experiment_id, run_id, tags, progress)
+        results = _fit_all(session)
         metric = project.gate.metric or default_metric(contract.task)
-        outcome = _gate_and_register(
-            project, contract, data, results, metric, client, run_id, tags, progress
-        )
+        chosen, gate, version, alias, report = _gate_and_register(session, results, metric)
     return TrainResult(
         run_id=run_id,
         experiment_id=experiment_id,
         metric=metric,
         leaderboard=tuple(results),
-        chosen=outcome[0],
-        gate=outcome[1],
-        version=outcome[2],
-        alias=outcome[3],
-        report=outcome[4],
+        chosen=chosen,
+        gate=gate,
+        version=version,
+        alias=alias,
+        report=report,
         rows=len(frame),
     )
 
@@ -166,64 +179,45 @@ def _prepare(frame: pd.DataFrame, contract: Contract, project: ProjectConfig) ->
     )
 
 
-def _context(project: ProjectConfig, contract: Contract, y: np.ndarray) -> BuildContext:
-    task = contract.task
-    return BuildContext(
-        task=task,
-        n_classes=len(contract.classes) if task != "regression" else 0,
-        seed=project.train.seed,
-        class_weight=class_weight_for(y, task, project.train.class_weight),
+def _fit_all(s: _Session) -> list[ModelResult]:
+    train = s.project.train
+    ctx = BuildContext.for_contract(
+        s.contract,
+        seed=train.seed,
+        class_weight=class_weight_for(s.data.y_train, s.contract.task, train.class_weight),
     )
-
-
-def _fit_all(
-    project: ProjectConfig,
-    contract: Contract,
-    data: _Data,
-    client: Any,
-    experiment_id: str,
-    run_id: str,
-    progress: Progress,
-) -> list[ModelResult]:
-    ctx = _context(project, contract, data.y_train)
     results: list[ModelResult] = []
-    names = [(n, "baseline") for n in project.train.baselines]
-    names += [(n, "candidate") for n in project.train.candidates]
-    for name, kind in names:
+    roles = [(n, "baseline") for n in train.baselines] + [
+        (n, "candidate") for n in train.candidates
+    ]
+    for name, kind in roles:
         spec = get_candidate(name)
-        if contract.task not in spec.tasks:
+        if s.contract.task not in spec.tasks:
             continue
         started = time.perf_counter()
-        params, trials = _tuned_params(project, contract, data, ctx, spec, progress)
-        progress.stage(f"fitting {name} on {len(data.x_train):,} rows")
-        pipeline = fit_candidate(spec, params, ctx, contract, data.x_train, data.y_train)
+        params, trials = _tuned_params(s, ctx, spec)
+        s.progress.stage(f"fitting {name} on {len(s.data.x_train):,} rows")
+        pipeline = fit_candidate(spec, params, ctx, s.contract, s.data.x_train, s.data.y_train)
         seconds = time.perf_counter() - started
-        progress.stage(f"evaluating {name} on the holdout")
-        evaluation = _evaluate(project, contract, data, pipeline)
+        s.progress.stage(f"evaluating {name} on {len(s.data.holdout):,} holdout rows")
+        evaluation = _evaluate(s, pipeline)
         result = ModelResult(name, kind, params, evaluation, seconds, trials, pipeline)
-        _log_child(client, experiment_id, run_id, result)
+        _log_child(s, result)
         results.append(result)
     return results
 
 
-def _tuned_params(
-    project: ProjectConfig,
-    contract: Contract,
-    data: _Data,
-    ctx: BuildContext,
-    spec: Any,
-    progress: Progress,
-) -> tuple[dict[str, Any], int]:
+def _tuned_params(s: _Session, ctx: BuildContext, spec: Any) -> tuple[dict[str, Any], int]:
     if spec.search_space is None:
-        return dict(spec.defaults(contract.task)), 0
-    budget = project.train.tuning
-    progress.stage(f"tuning {spec.name}", total=budget.trials)
+        return dict(spec.defaults(s.contract.task)), 0
+    budget = s.project.train.tuning
+    s.progress.stage(f"tuning {spec.name}", total=budget.trials)
     x_tr, x_va, y_tr, y_va = split_validation(
-        data.x_train, data.y_train, contract.task, fraction=0.2, seed=project.train.seed
+        s.data.x_train, s.data.y_train, s.contract.task, fraction=0.2, seed=s.project.train.seed
     )
     result = tune(
-        spec, ctx, contract, x_tr, y_tr, x_va, y_va, budget,
-        on_trial=lambda _i, _score: progress.advance(),
+        spec, ctx, s.contract, x_tr, y_tr, x_va, y_va, budget,
+        on_trial=lambda _i, _score: s.progress.advance(),
     )  # fmt: skip
     return dict(result.params), int(result.n_trials)
 
@@ -234,27 +228,28 @@ def _predict(pipeline: Any, x: pd.DataFrame, task: str) -> np.ndarray:
     return np.asarray(pipeline.predict_proba(x), dtype=float)
 
 
-def _evaluate(project: ProjectConfig, contract: Contract, data: _Data, pipeline: Any) -> Evaluation:
+def _evaluate(s: _Session, pipeline: Any) -> Evaluation:
     return evaluate(
-        contract.task,
-        data.y_holdout,
-        _predict(pipeline, data.x_holdout, contract.task),
-        classes=contract.classes,
-        frame=data.holdout,
-        slice_columns=contract.categorical_features,
-        bootstrap=project.train.bootstrap,
-        seed=project.train.seed,
-        min_slice_rows=project.gate.min_slice_rows,
+        s.contract.task,
+        s.data.y_holdout,
+        _predict(pipeline, s.data.x_holdout, s.contract.task),
+        classes=s.contract.classes,
+        frame=s.data.holdout,
+        slice_columns=s.contract.categorical_features,
+        bootstrap=s.project.train.bootstrap,
+        seed=s.project.train.seed,
+        min_slice_rows=s.project.gate.min_slice_rows,
     )
 
 
-def _log_child(client: Any, experiment_id: str, parent: str, result: ModelResult) -> None:
+def _log_child(s: _Session, result: ModelResult) -> None:
+    """One nested MLflow run per model, so the UI shows the whole leaderboard."""
     from mlflow.entities import Metric, Param, RunTag
 
-    run = client.create_run(
-        experiment_id,
+    run = s.client.create_run(
+        s.experiment_id,
         run_name=result.name,
-        tags={"mlflow.parentRunId": parent, f"{TAG_PREFIX}kind": result.kind},
+        tags={"mlflow.parentRunId": s.run_id, f"{TAG_PREFIX}kind": result.kind},
     )
     now = int(time.time() * 1000)
     metrics = [
@@ -263,23 +258,15 @@ def _log_child(client: Any, experiment_id: str, parent: str, result: ModelResult
     metrics.append(Metric("fit_seconds", result.fit_seconds, now, 0))
     params = [Param(k, str(v)[:6000]) for k, v in result.params.items()]
     params.append(Param("tuning_trials", str(result.trials)))
-    client.log_batch(
+    s.client.log_batch(
         run.info.run_id, metrics=metrics, params=params, tags=[RunTag("kind", result.kind)]
     )
-    client.set_terminated(run.info.run_id, "FINISHED")
+    s.client.set_terminated(run.info.run_id, "FINISHED")
 
 
 def _gate_and_register(
-    project: ProjectConfig,
-    contract: Contract,
-    data: _Data,
-    results: list[ModelResult],
-    metric: str,
-    client: Any,
-    run_id: str,
-    tags: dict[str, str],
-    progress: Progress,
-) -> tuple[str, GateDecision, str | None, str | None, Path | None]:
+    s: _Session, results: list[ModelResult], metric: str
+) -> tuple[str, GateDecision, str | None, str | None, Path]:
     import mlflow
 
     candidates = {r.name: r.metrics for r in results if r.kind == "candidate"}
@@ -287,31 +274,26 @@ def _gate_and_register(
     chosen = choose_best(candidates or baselines, metric)
     best = next(r for r in results if r.name == chosen)
     gate = registration_gate(
-        chosen, best.metrics, baselines, metric=metric, margin=project.gate.margin
+        chosen, best.metrics, baselines, metric=metric, margin=s.project.gate.margin
     )
-    progress.stage("writing plots, report and artifacts")
-    _log_run(project, contract, data, results, best, gate, metric)
-    report = _log_report(project, contract, data, results, best, gate, run_id)
+    s.progress.stage("writing plots, report and artifacts")
+    _log_run(s, results, best, gate)
+    report = _log_report(s, results, best, gate)
     version: str | None = None
     alias: str | None = None
     if gate.passed:
-        progress.stage(f"registering {chosen} as a new version of {project.name}")
-        version, alias = _register(project, contract, best, client, run_id, tags, gate)
+        s.progress.stage(f"registering {chosen} as a new version of {s.project.name}")
+        version, alias = _register(s, best, gate)
     mlflow.set_tag(f"{TAG_PREFIX}gate", "passed" if gate.passed else "failed")
     return chosen, gate, version, alias, report
 
 
 def _log_run(
-    project: ProjectConfig,
-    contract: Contract,
-    data: _Data,
-    results: list[ModelResult],
-    best: ModelResult,
-    gate: GateDecision,
-    metric: str,
+    s: _Session, results: list[ModelResult], best: ModelResult, gate: GateDecision
 ) -> None:
     import mlflow
 
+    project, contract, data = s.project, s.contract, s.data
     tracking.log_params(
         {
             "data": {"target": contract.target, "task": contract.task, "rows": len(data.frame)},
@@ -340,9 +322,10 @@ def _log_run(
         "evaluation/leaderboard.json",
     )  # fmt: skip
     tracking.log_json(
-        {"passed": gate.passed, "metric": metric, "margin": gate.margin, "reason": gate.reason},
+        {"passed": gate.passed, "metric": gate.metric, "margin": gate.margin,
+         "reason": gate.reason},
         "evaluation/gate.json",
-    )
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="loopml-holdout-") as tmp:
         path = Path(tmp) / "holdout.parquet"
         data.holdout.to_parquet(path, index=False)
@@ -350,46 +333,39 @@ def _log_run(
 
 
 def _log_report(
-    project: ProjectConfig,
-    contract: Contract,
-    data: _Data,
-    results: list[ModelResult],
-    best: ModelResult,
-    gate: GateDecision,
-    run_id: str,
+    s: _Session, results: list[ModelResult], best: ModelResult, gate: GateDecision
 ) -> Path:
     import mlflow
 
-    out = project.resolve(f".loopml/reports/{run_id}")
-    out.mkdir(parents=True, exist_ok=True)
+    contract, data = s.contract, s.data
+    out = s.project.resolve(f".loopml/reports/{s.run_id}")
     importance = feature_importance(
-        best.pipeline, contract, data.x_holdout, data.y_holdout, seed=project.train.seed
+        best.pipeline, contract, data.x_holdout, data.y_holdout, seed=s.project.train.seed
     )
     pred = _predict(best.pipeline, data.x_holdout, contract.task)
     plots = make_plots(contract.task, data.y_holdout, pred, contract.classes, importance, out)
     html, markdown = render_report(
         ReportData(
-            model_name=project.name,
-            run_id=run_id,
+            model_name=s.project.name,
+            run_id=s.run_id,
             task=contract.task,
             target=contract.target,
             created_at=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            data_summary={
-                "rows": len(data.frame),
-                "train rows": len(data.train),
-                "holdout rows": len(data.holdout),
-                "features": len(contract.features),
-                "fingerprint": fingerprint(data.frame)[:16],
-            },
+            data_summary=DataSummary(
+                rows=len(data.frame),
+                train_rows=len(data.train),
+                holdout_rows=len(data.holdout),
+                columns=len(contract.features),
+                fingerprint=s.tags[f"{TAG_PREFIX}data_fingerprint"][:16],
+            ),
             leaderboard=[
-                {"name": r.name, "kind": r.kind, "metrics": r.metrics,
-                 "intervals": r.evaluation.intervals, "fit_seconds": r.fit_seconds,
-                 "trials": r.trials}
+                LeaderboardRow(
+                    r.name, r.kind, r.metrics, r.evaluation.intervals, r.fit_seconds, r.trials
+                )
                 for r in results
-            ],  # fmt: skip
+            ],
             chosen=best.name,
-            gate={"passed": gate.passed, "metric": gate.metric, "margin": gate.margin,
-                  "reason": gate.reason},  # fmt: skip
+            gate=gate,
             evaluation=best.evaluation,
             plots=plots,
             importance=importance,
@@ -403,18 +379,12 @@ def _log_report(
     return html
 
 
-def _register(
-    project: ProjectConfig,
-    contract: Contract,
-    best: ModelResult,
-    client: Any,
-    run_id: str,
-    tags: dict[str, str],
-    gate: GateDecision,
-) -> tuple[str, str]:
+def _register(s: _Session, best: ModelResult, gate: GateDecision) -> tuple[str, str]:
     from loopml.registry.signature import signature_for
 
-    registry = ModelRegistry(client, project.name, AuditLog(project.resolve(project.registry.audit_log)))
+    project, contract = s.project, s.contract
+    audit = AuditLog(project.resolve(project.registry.audit_log))
+    registry = ModelRegistry(s.client, project.name, audit)
     meta = ModelMeta(
         name=project.name,
         task=contract.task,
@@ -424,18 +394,18 @@ def _register(
         candidate=best.name,
         params={k: v for k, v in best.params.items() if isinstance(v, int | float | str | bool)},
         metrics={k: v for k, v in best.metrics.items() if math.isfinite(v)},
-        run_id=run_id,
-        data_fingerprint=tags[f"{TAG_PREFIX}data_fingerprint"],
+        run_id=s.run_id,
+        data_fingerprint=s.tags[f"{TAG_PREFIX}data_fingerprint"],
     )
     package = ModelPackage(pipeline=best.pipeline, contract=contract, meta=meta)
     model_uri = registry.log_model(package, signature_for(contract), None)
     version_tags = {
-        **tags,
+        **s.tags,
         f"{TAG_PREFIX}candidate": best.name,
         f"{TAG_PREFIX}serving_artifact": "pending",
         **{f"{TAG_PREFIX}metric.{k}": f"{v:.6g}" for k, v in meta.metrics.items()},
     }
-    version = registry.register(model_uri, run_id, version_tags)
+    version = registry.register(model_uri, s.run_id, version_tags)
     alias = CHALLENGER if registry.alias(CHAMPION) else CHAMPION
     registry.move_alias(alias, version, action="register", reason=gate.reason)
     return version, alias

@@ -47,8 +47,7 @@ def encode_target(series: pd.Series[Any], contract: Contract) -> np.ndarray[Any,
     unknown = sorted(str(value) for value, code in codes.items() if code < 0)
     if unknown:
         raise ContractError(
-            f"target {contract.target!r} holds {len(unknown)} label(s) the contract "
-            "does not know",
+            f"target {contract.target!r} holds {len(unknown)} label(s) the contract does not know",
             detail=f"unknown: {', '.join(unknown[:10])}; known: {', '.join(contract.classes)}",
             fix="run 'loopml contract update' if these classes are new and legitimate",
         )
@@ -219,7 +218,9 @@ def sample_rows(
     return X.iloc[rows], y[rows]
 
 
-def _with_every_class(labels: np.ndarray[Any, Any], rows: IntArray, rng: np.random.Generator) -> IntArray:
+def _with_every_class(
+    labels: np.ndarray[Any, Any], rows: IntArray, rng: np.random.Generator
+) -> IntArray:
     # stratified_indices leaves single-row classes out of the drawn part; add them back.
     missing = np.setdiff1d(np.unique(labels), labels[rows])
     extra = [rng.choice(np.flatnonzero(labels == value), size=1) for value in missing]

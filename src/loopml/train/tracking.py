@@ -81,13 +81,15 @@ def ensure_experiment(client: Any, store: Store) -> str:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
         return str(found.experiment_id)
-    return str(client.create_experiment(store.experiment, artifact_location=store.artifact_location))
+    return str(
+        client.create_experiment(store.experiment, artifact_location=store.artifact_location)
+    )
 
 
 def _check_http(uri: str) -> None:
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - the user's own server
+        with urllib.request.urlopen(url, timeout=5):
             return
     except urllib.error.HTTPError:
         return  # it answered; MLflow's own calls will report real errors
@@ -121,7 +123,9 @@ def _quiet_mlflow() -> None:
 
 
 @contextmanager
-def tracked_run(client: Any, experiment_id: str, name: str, tags: Mapping[str, str]) -> Iterator[str]:
+def tracked_run(
+    client: Any, experiment_id: str, name: str, tags: Mapping[str, str]
+) -> Iterator[str]:
     """Start a run; on any failure the run is deleted so no partial run is left behind."""
     import mlflow
 

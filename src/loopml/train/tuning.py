@@ -104,7 +104,10 @@ def tune(
 
     if spec.search_space is None:
         return TuningResult(dict(defaults), evaluate(defaults), 0, direction, metric)
-    study = _run_study(spec, ctx, evaluate, defaults, direction, budget, on_trial)
+    objective = _objective(spec.search_space, ctx.task, evaluate)
+    study = _run_study(
+        objective, defaults, seed=ctx.seed, direction=direction, budget=budget, on_trial=on_trial
+    )
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
         raise _all_failed(spec, study)
@@ -114,26 +117,29 @@ def tune(
     )
 
 
-def _run_study(
-    spec: CandidateSpec,
-    ctx: BuildContext,
-    evaluate: Callable[[Params], float],
-    defaults: Params,
-    direction: Direction,
-    budget: TuningConfig,
-    on_trial: Callable[[int, float], None] | None,
-) -> optuna.Study:
-    space = spec.search_space
-    assert space is not None  # checked by the caller
-
+def _objective(
+    space: Callable[[optuna.Trial, str], Params], task: str, evaluate: Callable[[Params], float]
+) -> Callable[[optuna.Trial], float]:
     def objective(trial: optuna.Trial) -> float:
         try:
-            return evaluate(space(trial, ctx.task))
+            return evaluate(space(trial, task))
         except Exception as exc:
             # Recorded on the trial, then re-raised for optuna to mark it failed.
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
 
+    return objective
+
+
+def _run_study(
+    objective: Callable[[optuna.Trial], float],
+    defaults: Params,
+    *,
+    seed: int,
+    direction: Direction,
+    budget: TuningConfig,
+    on_trial: Callable[[int, float], None] | None,
+) -> optuna.Study:
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
             value = trial.value if trial.value is not None else math.nan
@@ -141,7 +147,7 @@ def _run_study(
 
     with _quiet_optuna():
         study = optuna.create_study(
-            direction=direction, sampler=optuna.samplers.TPESampler(seed=ctx.seed)
+            direction=direction, sampler=optuna.samplers.TPESampler(seed=seed)
         )
         study.enqueue_trial(defaults, skip_if_exists=True)
         study.optimize(

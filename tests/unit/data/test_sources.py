@@ -11,8 +11,8 @@ import pytest
 from loopml.config import SourceConfig
 from loopml.data import sources
 from loopml.data.sources import (
-    fingerprint,
     find_invalid_utf8,
+    fingerprint,
     mask_url,
     read_source,
     read_sql,
@@ -220,18 +220,33 @@ def test_read_sql_bad_url(url: str) -> None:
         read_sql(url, "SELECT 1")
 
 
-def test_read_sql_unreachable_masks_password() -> None:
+def test_read_sql_unreachable_database() -> None:
+    url = "sqlite:///file:/nonexistent/folder/x.db?mode=ro&uri=true"
+    with pytest.raises(DataError, match=r"cannot connect to .*unable to open") as info:
+        read_sql(url, "SELECT 1")
+    assert "reachable" in info.value.fix
+
+
+def test_read_sql_not_a_database(tmp_path: Path) -> None:
+    db = _write(tmp_path / "d.db", b"garbage " * 64)
+    with pytest.raises(DataError, match="file is not a database"):
+        read_sql(f"sqlite:///{db}", "SELECT * FROM t")
+
+
+def test_read_sql_errors_mask_the_password() -> None:
+    # Whether the driver is missing or the server is down, the password never shows.
     url = "postgresql://me:s3cret@127.0.0.1:1/db"
     with pytest.raises(DataError) as info:
         read_sql(url, "SELECT 1")
-    text = str(info.value)
-    assert "s3cret" not in text
+    assert "s3cret" not in str(info.value)
     assert "me:***@127.0.0.1:1/db" in info.value.headline
 
 
 def test_mask_url() -> None:
     assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
     assert mask_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert mask_url("sqlite:///:memory:") == "sqlite:///:memory:"
+    assert mask_url("not a url://u:pw@h") == "not a url://u:***@h"
 
 
 def test_read_source_path_relative_to_root(tmp_path: Path) -> None:

@@ -13,7 +13,12 @@ pytestmark = pytest.mark.unit
 
 def move(action: str, to: str, frm: str | None = None, alias: str = "champion") -> AuditEntry:
     return AuditEntry(
-        model="m", alias=alias, action=action, from_version=frm, to_version=to, reason="r"  # type: ignore[arg-type]
+        model="m",
+        alias=alias,
+        action=action,
+        from_version=frm,
+        to_version=to,
+        reason="r",  # type: ignore[arg-type]
     )
 
 

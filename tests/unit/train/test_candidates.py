@@ -37,23 +37,37 @@ def _data(task: str, n: int = 600, seed: int = 0) -> tuple[Contract, pd.DataFram
     signal = np.nan_to_num(num) + 1.5 * (cat == "red")
     if task == "regression":
         y: np.ndarray = signal + rng.normal(scale=0.1, size=n)
-        target = ColumnSpec(name="y", type="float", role="target", nullable=False,
-                            null_rate=0.0, n_unique=n)
+        target = ColumnSpec(
+            name="y", type="float", role="target", nullable=False, null_rate=0.0, n_unique=n
+        )
     else:
         # binary: 25% positives, so class weighting is in play
         edges = [1.2] if task == "binary" else [-0.3, 0.9]
         y = np.digitize(signal, edges).astype(np.int64)
         classes = {str(i): float(np.mean(y == i)) for i in range(len(edges) + 1)}
-        target = ColumnSpec(name="y", type="integer", role="target", nullable=False,
-                            null_rate=0.0, n_unique=len(classes), categories=classes)
+        target = ColumnSpec(
+            name="y",
+            type="integer",
+            role="target",
+            nullable=False,
+            null_rate=0.0,
+            n_unique=len(classes),
+            categories=classes,
+        )
     contract = Contract(
         rows=n,
         target="y",
-        task=task,  # type: ignore[arg-type]
+        task=task,
         columns=(
             ColumnSpec(name="num", type="float", nullable=True, null_rate=0.05, n_unique=n),
-            ColumnSpec(name="cat", type="string", nullable=True, null_rate=0.05, n_unique=3,
-                       categories={"red": 0.3, "green": 0.3, "blue": 0.3}),
+            ColumnSpec(
+                name="cat",
+                type="string",
+                nullable=True,
+                null_rate=0.05,
+                n_unique=3,
+                categories={"red": 0.3, "green": 0.3, "blue": 0.3},
+            ),
             target,
         ),
     )
@@ -90,14 +104,16 @@ def test_unknown_candidate_suggests_the_closest_name() -> None:
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("name", ["dummy", "linear", "lightgbm", "xgboost",
-                                  "hist_gradient_boosting"])
+@pytest.mark.parametrize(
+    "name", ["dummy", "linear", "lightgbm", "xgboost", "hist_gradient_boosting"]
+)
 def test_every_candidate_fits_and_predicts(name: str, task: str) -> None:
     contract, frame, y = _data(task)
     train, test = frame.iloc[:450], frame.iloc[450:]
     spec = get_candidate(name)
-    pipeline = fit_candidate(spec, FAST.get(name, {}), _context(contract, y), contract,
-                             train, y[:450])
+    pipeline = fit_candidate(
+        spec, FAST.get(name, {}), _context(contract, y), contract, train, y[:450]
+    )
     features = feature_frame(test, contract)
     predictions = pipeline.predict(features)
     assert predictions.shape == (150,)
@@ -154,28 +170,43 @@ def test_multiclass_xgboost_balances_with_sample_weights() -> None:
     ctx = _context(contract, y)
     assert ctx.class_weight == "balanced"
     balanced = fit_candidate(get_candidate("xgboost"), FAST["xgboost"], ctx, contract, frame, y)
-    plain = fit_candidate(get_candidate("xgboost"), FAST["xgboost"],
-                          dataclasses.replace(ctx, class_weight=None), contract, frame, y)
+    plain = fit_candidate(
+        get_candidate("xgboost"),
+        FAST["xgboost"],
+        dataclasses.replace(ctx, class_weight=None),
+        contract,
+        frame,
+        y,
+    )
     features = feature_frame(frame, contract)
     rarest = int(np.argmin(np.bincount(y)))
-    assert balanced.predict_proba(features)[:, rarest].mean() > plain.predict_proba(
-        features)[:, rarest].mean()
+    assert (
+        balanced.predict_proba(features)[:, rarest].mean()
+        > plain.predict_proba(features)[:, rarest].mean()
+    )
 
 
 def test_missing_class_in_training_rows_is_a_training_error() -> None:
     contract, frame, y = _data("multiclass")
     keep = y != 2
     with pytest.raises(TrainingError, match="lack 1 of 3 classes") as info:
-        fit_candidate(get_candidate("lightgbm"), FAST["lightgbm"], _context(contract, y),
-                      contract, frame[keep], y[keep])
+        fit_candidate(
+            get_candidate("lightgbm"),
+            FAST["lightgbm"],
+            _context(contract, y),
+            contract,
+            frame[keep],
+            y[keep],
+        )
     assert info.value.detail == "missing: 2"
 
 
 @pytest.mark.parametrize("name", ["lightgbm", "xgboost", "linear"])
 def test_fitted_candidates_report_importance(name: str) -> None:
     contract, frame, y = _data("binary")
-    pipeline = fit_candidate(get_candidate(name), FAST.get(name, {}), _context(contract, y),
-                             contract, frame, y)
+    pipeline = fit_candidate(
+        get_candidate(name), FAST.get(name, {}), _context(contract, y), contract, frame, y
+    )
     importance = feature_importance(pipeline, contract)
     assert importance.sum() == pytest.approx(1.0)
     assert set(importance.index) == {"num", "cat"}

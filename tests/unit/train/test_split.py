@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,17 +21,37 @@ def _contract(
     cats = None if task == "regression" else (classes or {"no": 0.7, "yes": 0.3})
     columns = [
         ColumnSpec(name="x", type="float", nullable=False, null_rate=0.0, n_unique=10),
-        ColumnSpec(name="y", type=target_type, role="target", nullable=True, null_rate=0.0,
-                   n_unique=2, categories=cats),
+        ColumnSpec(
+            name="y",
+            type=target_type,
+            role="target",
+            nullable=True,
+            null_rate=0.0,
+            n_unique=2,
+            categories=cats,
+        ),
     ]
     if time_column:
-        columns.append(ColumnSpec(name=time_column, type="datetime", role="time",
-                                  nullable=False, null_rate=0.0, n_unique=10))
-    return Contract(rows=10, target="y", task=task, time_column=time_column,  # type: ignore[arg-type]
-                    columns=tuple(columns))
+        columns.append(
+            ColumnSpec(
+                name=time_column,
+                type="datetime",
+                role="time",
+                nullable=False,
+                null_rate=0.0,
+                n_unique=10,
+            )
+        )
+    return Contract(
+        rows=10,
+        target="y",
+        task=task,
+        time_column=time_column,
+        columns=tuple(columns),
+    )
 
 
-def _frame(labels: list[object], seed: int = 0) -> pd.DataFrame:
+def _frame(labels: Sequence[object], seed: int = 0) -> pd.DataFrame:
     n = len(labels)
     rng = np.random.default_rng(seed)
     times = pd.date_range("2024-01-01", periods=n, freq="min")
@@ -89,7 +111,7 @@ def test_random_split_is_stratified_seeded_and_drops_null_targets() -> None:
 
 
 def test_random_split_keeps_a_two_row_class_on_both_sides() -> None:
-    labels: list[object] = ["a"] * 50 + ["b"] * 48 + ["c"] * 2
+    labels = ["a"] * 50 + ["b"] * 48 + ["c"] * 2
     contract = _contract(classes={"a": 0.5, "b": 0.48, "c": 0.02})
     train, holdout = split_holdout(_frame(labels), contract, SplitConfig())
     assert (train["y"] == "c").sum() == 1
@@ -103,7 +125,7 @@ def test_random_split_regression() -> None:
 
 
 def test_single_row_class_cannot_be_stratified() -> None:
-    labels: list[object] = ["a"] * 20 + ["b"] * 19 + ["c"]
+    labels: list[object] = [*(["a"] * 20), *(["b"] * 19), "c"]
     contract = _contract(classes={"a": 0.5, "b": 0.45, "c": 0.05})
     with pytest.raises(ContractError, match="class 'c' has 1 labelled row") as info:
         split_holdout(_frame(labels), contract, SplitConfig())
