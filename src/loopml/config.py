@@ -74,7 +74,9 @@ class TrainConfig(_Section):
     baselines: tuple[str, ...] = ("dummy", "linear")
     candidates: tuple[str, ...] = ("lightgbm", "xgboost", "hist_gradient_boosting")
     tuning: TuningConfig = TuningConfig()
-    class_weight: Literal["balanced", "none"] = "balanced"
+    class_weight: Literal["auto", "balanced", "none"] = Field(
+        "auto", description="auto: balanced weights only when the rarest class is under 5%"
+    )
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples for confidence intervals")
 
 

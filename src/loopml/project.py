@@ -13,7 +13,13 @@ from typing import Any
 
 from loopml.config import PROJECT_FILE, STATE_DIR, ProjectConfig, parse_project
 from loopml.data.contract import Contract
-from loopml.data.infer import check_trainable, guess_entity_key, guess_task, guess_time_column
+from loopml.data.infer import (
+    check_trainable,
+    guess_entity_key,
+    guess_identifiers,
+    guess_task,
+    guess_time_column,
+)
 from loopml.data.sources import read_table
 from loopml.errors import ConfigError, ContractError
 
@@ -72,13 +78,24 @@ def init_project(
         time_column = guess_time_column(frame, exclude=[target, entity_key or ""])
         if time_column:
             guesses.append(f"time column: {time_column}; override with --time")
+    drop = guess_identifiers(frame, exclude=[target, entity_key or "", time_column or ""])
+    if drop:
+        guesses.append(
+            f"not features: {', '.join(drop)} (identifiers a model would only memorise); "
+            "edit data.drop in loopml.yaml to use them"
+        )
     project = parse_project(
-        _project_dict(data, folder, target, task, entity_key, time_column, name),
+        _project_dict(data, folder, target, task, entity_key, time_column, name, drop),
         root=folder.resolve(),
         source="the arguments of 'loopml init'",
     )
     contract = infer_contract(
-        frame, target=target, task=task, entity_key=entity_key, time_column=time_column
+        frame,
+        target=target,
+        task=task,
+        entity_key=entity_key,
+        time_column=time_column,
+        drop=drop,
     )
     check_trainable(frame, contract)
     contract_file = project.resolve(project.data.contract)
@@ -96,6 +113,7 @@ def _project_dict(
     entity_key: str | None,
     time_column: str | None,
     name: str | None,
+    drop: list[str],
 ) -> dict[str, Any]:
     source = os.path.relpath(data.resolve(), folder.resolve())
     return {
@@ -106,6 +124,7 @@ def _project_dict(
             "task": task,
             "entity_key": entity_key,
             "time_column": time_column,
+            "drop": drop,
         },
         # With a time column the holdout is the latest rows: what production will look like.
         "split": {"strategy": "time" if time_column else "random"},
@@ -122,3 +141,40 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def update_contract(project: ProjectConfig) -> tuple[Contract | None, Contract]:
+    """Re-infer the contract from the project's table (after editing ``data.drop``, or when
+    a change in the data is intended); returns the old contract (if any) and the new one."""
+    from loopml.data.infer import infer_contract
+    from loopml.data.sources import read_source
+
+    path = project.resolve(project.data.contract)
+    old = Contract.load(path) if path.is_file() else None
+    frame = read_source(project.data.source, project.root)
+    new = infer_contract(
+        frame,
+        target=project.data.target,
+        task=project.data.task,
+        entity_key=project.data.entity_key,
+        time_column=project.data.time_column,
+        drop=project.data.drop,
+    )
+    check_trainable(frame, new)
+    new.save(path)
+    return old, new
+
+
+def contract_changes(old: Contract | None, new: Contract) -> list[str]:
+    """Human lines describing what changed between two contracts' columns."""
+    if old is None:
+        return [f"new contract with {len(new.columns)} columns"]
+    before = {c.name: c for c in old.columns}
+    after = {c.name: c for c in new.columns}
+    lines = [f"added column {n}" for n in after if n not in before]
+    lines += [f"removed column {n}" for n in before if n not in after]
+    for name in after.keys() & before.keys():
+        a, b = before[name], after[name]
+        if (a.type, a.role) != (b.type, b.role):
+            lines.append(f"{name}: {a.type}/{a.role} -> {b.type}/{b.role}")
+    return lines

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data_cmds, registry_cmds, train_cmds
+from loopml.cli import contract_cmds, data_cmds, registry_cmds, train_cmds
 from loopml.cli.output import console, print_error, print_json
 from loopml.cli.state import State
 from loopml.config import PROJECT_FILE
@@ -91,6 +91,7 @@ def init(
 
 
 app.add_typer(data_cmds.data_app, name="data")
+app.add_typer(contract_cmds.contract_app, name="contract")
 app.command(name="validate")(data_cmds.validate)
 app.command(name="train")(train_cmds.train)
 app.command(name="models")(registry_cmds.models)
@@ -102,7 +103,8 @@ app.command(name="audit")(registry_cmds.audit)
 def run() -> None:
     """Console entry point: run the app, mapping loopml errors to messages and exit codes."""
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns a command's exit code instead of exiting.
+        code = app(standalone_mode=False)
     except LoopmlError as error:
         print_error(error)
         sys.exit(error.exit_code)
@@ -121,3 +123,4 @@ def run() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

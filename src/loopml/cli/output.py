@@ -27,8 +27,10 @@ from rich.progress import (
 
 from loopml.errors import LoopmlError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped or captured output keeps whole table rows: Rich would otherwise fold them at 80.
+_PIPED_WIDTH = None if sys.stdout.isatty() else 140
+console = Console(highlight=False, width=_PIPED_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 
 def print_error(error: LoopmlError) -> None:

@@ -37,9 +37,11 @@ def models(
         console.print(f"no versions of {project.name!r} yet; run 'loopml train'")
         return
     first = default_metric(project.data.task)
-    names = [first, *[m.name for m in metrics_for(project.data.task) if m.name != first][:3]]
+    names = [first, *[m.name for m in metrics_for(project.data.task) if m.name != first][:2]]
     table = Table(title=f"{project.name}: {len(versions)} version(s)", title_justify="left")
-    for column in ("version", "aliases", "model", *names, "created", "run", "data", "git"):
+    table.add_column("version", no_wrap=True)
+    table.add_column("aliases", no_wrap=True)
+    for column in ("model", *names, "created", "run", "data", "git"):
         table.add_column(column)
     for v in reversed(versions):
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.created_ms / 1000))

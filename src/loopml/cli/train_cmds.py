@@ -56,7 +56,7 @@ def _print_leaderboard(result: object) -> None:
     from loopml.train.run import TrainResult
 
     assert isinstance(result, TrainResult)
-    names = [m.name for m in metrics_for(result.leaderboard[0].evaluation.task)][:6]
+    names = [m.name for m in metrics_for(result.leaderboard[0].evaluation.task)][:5]
     table = Table(title=f"holdout metrics ({result.metric} decides)", title_justify="left")
     table.add_column("model")
     table.add_column("kind")

@@ -287,6 +287,22 @@ def guess_entity_key(df: pd.DataFrame, exclude: Sequence[str] = ()) -> str | Non
     return best[2] if best else None
 
 
+def guess_identifiers(df: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
+    """Id-named text or integer columns with many distinct values (``user_id``, ``session_key``).
+
+    A model cannot generalise from an identifier — it memorises the training rows — so
+    ``loopml init`` proposes to drop these and says so.
+    """
+    found: list[str] = []
+    for name, series in df.items():
+        label = str(name)
+        if label in exclude or not _KEY_NAME.search(label):
+            continue
+        if column_type(series) in ("integer", "string") and series.nunique() > MAX_CATEGORIES:
+            found.append(label)
+    return found
+
+
 def guess_time_column(df: pd.DataFrame, exclude: Sequence[str] = ()) -> str | None:
     """A datetime column (or text that parses as one), preferring names like ``ts``, ``date``."""
     best: tuple[int, int, str] | None = None

@@ -21,7 +21,8 @@ class LoopmlPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         self.package_: ModelPackage = read_package(Path(context.artifacts["package"]))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    # No type hints here on purpose: MLflow reads them as an input schema and warns.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return predict_frame(self.package_, pd.DataFrame(model_input))
 
 

@@ -8,6 +8,7 @@ about who did what.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,19 @@ class ModelRegistry:
 
         try:
             found = self.client.search_model_versions(f"name='{self.name}'")
+            aliases = self._aliases() if found else {}
         except MlflowException as exc:
             raise TrackingError(f"cannot list versions of {self.name!r}", detail=str(exc)) from exc
-        return sorted((_info(v) for v in found), key=lambda v: int(v.version))
+        infos = (_info(v, aliases.get(str(v.version), ())) for v in found)
+        return sorted(infos, key=lambda v: int(v.version))
+
+    def _aliases(self) -> dict[str, tuple[str, ...]]:
+        """version -> its aliases (version searches do not return them)."""
+        model = self.client.get_registered_model(self.name)
+        out: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            out.setdefault(str(version), []).append(alias)
+        return {v: tuple(sorted(a)) for v, a in out.items()}
 
     def version(self, version: str) -> VersionInfo:
         for info in self.versions():
@@ -95,11 +106,22 @@ class ModelRegistry:
         return read_package(Path(local) / "artifacts" / "package")
 
     # -- writing -------------------------------------------------------------------------
-    def log_model(self, package: ModelPackage, signature: Any, input_example: Any) -> str:
-        """Log a package as an MLflow pyfunc model in the active run; returns its model URI."""
+    def log_model(self, package: ModelPackage) -> str:
+        """Log a package as an MLflow pyfunc model in the active run; returns its model URI.
+
+        No MLflow signature is attached on purpose: MLflow's schema enforcement rejects
+        pandas' nullable integers (``Int64``) and NaN in integer columns, which loopml's
+        contract accepts. Inputs are checked by the model itself against its contract.
+        """
         import mlflow.pyfunc
 
-        with tempfile.TemporaryDirectory(prefix="loopml-package-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="loopml-package-") as tmp,
+            warnings.catch_warnings(),
+        ):
+            # MLflow warns about type hints and input examples it cannot use for a
+            # models-from-code pyfunc; the signature is given explicitly instead.
+            warnings.simplefilter("ignore", UserWarning)
             folder = write_package(package, Path(tmp) / "package")
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
@@ -107,20 +129,20 @@ class ModelRegistry:
                 artifacts={"package": str(folder)},
                 code_paths=[str(Path(loopml.__file__).parent)],
                 pip_requirements=list(PIP_REQUIREMENTS),
-                signature=signature,
-                input_example=input_example,
             )
         return str(info.model_uri)
 
     def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
-        import mlflow
         from mlflow.exceptions import MlflowException
 
         try:
-            version = mlflow.register_model(model_uri, self.name, tags=tags)
+            if not list(self.client.search_registered_models(f"name='{self.name}'", max_results=1)):
+                self.client.create_registered_model(self.name)
+            version = self.client.create_model_version(
+                self.name, model_uri, run_id=run_id, tags={**tags, f"{TAG_PREFIX}run_id": run_id}
+            )
         except MlflowException as exc:
             raise TrackingError(f"cannot register {self.name!r}", detail=str(exc)) from exc
-        self.client.set_model_version_tag(self.name, version.version, f"{TAG_PREFIX}run_id", run_id)
         return str(version.version)
 
     def move_alias(
@@ -158,11 +180,11 @@ class ModelRegistry:
         return entry
 
 
-def _info(version: Any) -> VersionInfo:
+def _info(version: Any, aliases: tuple[str, ...]) -> VersionInfo:
     return VersionInfo(
         name=str(version.name),
         version=str(version.version),
-        aliases=tuple(sorted(getattr(version, "aliases", []) or [])),
+        aliases=aliases,
         run_id=str(version.run_id or ""),
         created_ms=int(version.creation_timestamp or 0),
         tags=dict(version.tags or {}),

@@ -114,23 +114,32 @@ def get_candidate(name: str) -> CandidateSpec:
         ) from None
 
 
+AUTO_BALANCE_BELOW = 0.05
+
+
 def class_weight_for(
     y: np.ndarray[Any, Any], task: str, setting: str
 ) -> Literal["balanced"] | None:
-    """``"balanced"`` or ``None`` from ``train.class_weight`` (``"balanced"`` | ``"none"``).
+    """``"balanced"`` or ``None`` from ``train.class_weight`` (``auto`` | ``balanced`` | ``none``).
 
-    Regression never weighs classes; neither do already balanced labels, for which
-    balanced weights would all be 1.
+    ``auto`` weighs classes only when the rarest holds under 5% of the rows: reweighting
+    trades calibrated probabilities (log loss, Brier, and the confidence-based estimates
+    monitoring relies on) for recall, which is only worth it under severe imbalance.
+    Regression never weighs classes; neither do already balanced labels.
     """
-    if setting not in {"balanced", "none"}:
+    if setting not in {"auto", "balanced", "none"}:
         raise ConfigError(
             f"bad value for 'train.class_weight': {setting!r}",
-            fix="use 'balanced' or 'none'",
+            fix="use 'auto', 'balanced' or 'none'",
         )
     if task == "regression" or setting == "none":
         return None
     _, counts = np.unique(np.asarray(y), return_counts=True)
-    return None if len(counts) == 0 or counts.min() == counts.max() else "balanced"
+    if len(counts) == 0 or counts.min() == counts.max():
+        return None
+    if setting == "auto" and counts.min() / counts.sum() >= AUTO_BALANCE_BELOW:
+        return None
+    return "balanced"
 
 
 def fit_candidate(

@@ -114,7 +114,7 @@ def load_checked_table(project: ProjectConfig) -> tuple[pd.DataFrame, Contract, 
             f"{source} breaks its data contract ({len(errors)} violation(s))",
             detail="\n".join(v.message for v in errors[:10]),
             fix=f"run 'loopml validate {source}' for the full report; fix the data, or "
-            "re-infer the contract with 'loopml init --force' if the change is intended",
+            "re-infer the contract with 'loopml contract update' if the change is intended",
         )
     check_trainable(frame, contract)
     return frame, contract, report
@@ -380,8 +380,6 @@ def _log_report(
 
 
 def _register(s: _Session, best: ModelResult, gate: GateDecision) -> tuple[str, str]:
-    from loopml.registry.signature import signature_for
-
     project, contract = s.project, s.contract
     audit = AuditLog(project.resolve(project.registry.audit_log))
     registry = ModelRegistry(s.client, project.name, audit)
@@ -398,7 +396,7 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> tuple[str, 
         data_fingerprint=s.tags[f"{TAG_PREFIX}data_fingerprint"],
     )
     package = ModelPackage(pipeline=best.pipeline, contract=contract, meta=meta)
-    model_uri = registry.log_model(package, signature_for(contract), None)
+    model_uri = registry.log_model(package)
     version_tags = {
         **s.tags,
         f"{TAG_PREFIX}candidate": best.name,

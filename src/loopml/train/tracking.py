@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import subprocess
 import urllib.error
@@ -118,8 +119,10 @@ def mask_password(uri: str) -> str:
 
 
 def _quiet_mlflow() -> None:
+    """MLflow's own progress bars and notices would tear through loopml's progress display."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager

@@ -151,6 +151,11 @@ def test_balanced_class_weight_is_applied() -> None:
     assert class_weight_for(y, "binary", "none") is None
     assert class_weight_for(y.astype(float), "regression", "balanced") is None
     assert class_weight_for(np.array([0, 1, 0, 1]), "binary", "balanced") is None
+    # auto balances only severe imbalance (rarest class under 5%), to keep probabilities calibrated
+    assert class_weight_for(np.array([0] * 90 + [1] * 10), "binary", "auto") is None
+    assert class_weight_for(np.array([0] * 97 + [1] * 3), "binary", "auto") == "balanced"
+    with pytest.raises(ConfigError, match="class_weight"):
+        class_weight_for(y, "binary", "sometimes")
     ctx = _context(contract, y)
     lgbm = fit_candidate(get_candidate("lightgbm"), FAST["lightgbm"], ctx, contract, frame, y)
     assert lgbm.named_steps["model"].class_weight == "balanced"
