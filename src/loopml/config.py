@@ -65,7 +65,7 @@ class SplitConfig(_Section):
 
 class TuningConfig(_Section):
     trials: int = Field(20, ge=1, description="Optuna trials per candidate")
-    timeout_seconds: float = Field(120.0, gt=0, description="tuning time per candidate")
+    timeout_seconds: float = Field(90.0, gt=0, description="tuning time per candidate")
     max_rows: int = Field(200_000, ge=100, description="rows sampled for tuning")
 
 

@@ -84,6 +84,11 @@ def progress_display(enabled: bool = True) -> Iterator[RichProgress]:
     )
     with progress:
         reporter = RichProgress(progress)
-        yield reporter
+        try:
+            yield reporter
+        except BaseException:
+            # On failure the error's headline should be the first thing the user reads.
+            progress.live.transient = True
+            raise
         reporter.stage("done", total=1)
         reporter.advance()

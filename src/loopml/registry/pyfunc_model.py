@@ -5,8 +5,8 @@ input row: ``prediction`` (the label in the target's own type, or the value for
 regression) and, for classifiers, ``proba_<class>`` per class.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: MLflow reads ``predict``'s type hints at
+# class creation and cannot resolve them from strings.
 from pathlib import Path
 from typing import Any
 
