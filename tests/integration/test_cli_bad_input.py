@@ -136,3 +136,49 @@ def test_unknown_version_and_empty_history(cli: Cli, tmp_path: Path) -> None:
     assert_actionable(cli("promote", "7", "--reason", "x", check=2), "no version 7")
     assert_actionable(cli("rollback", "--reason", "x", check=2), "no previous champion")
     assert "no alias moves yet" in cli("audit").stdout
+
+
+def test_unknown_candidate_fails_before_any_run(cli: Cli, tmp_path: Path) -> None:
+    table().to_csv(tmp_path / "t.csv", index=False)
+    cli("init", "--data", "t.csv", "--target", "y")
+    env = {"LOOPML_TRAIN__CANDIDATES": "[lightgbm, catboost]"}
+    assert_actionable(cli("train", env=env, check=2), "catboost", "lightgbm")
+    assert_nothing_written(tmp_path)
+
+
+def test_interrupted_training_leaves_no_run_behind(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of tuning: exit 130, and the half-made run is deleted."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    table(rows=3000).to_csv(tmp_path / "t.csv", index=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    command = [sys.executable, "-c", "from loopml.cli.main import run; run()"]
+    subprocess.run([*command, "init", "--data", "t.csv", "--target", "y"], cwd=tmp_path,
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    env |= {"LOOPML_TRAIN__TUNING__TRIALS": "500", "LOOPML_TRAIN__TUNING__TIMEOUT_SECONDS": "60"}
+    proc = subprocess.Popen([*command, "train"], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    db = tmp_path / ".loopml" / "mlflow.db"
+    deadline = time.monotonic() + 60
+    running = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                running = conn.execute(
+                    "SELECT COUNT(*) FROM runs WHERE status = 'RUNNING'"
+                ).fetchone()[0]
+            if running:
+                break
+        time.sleep(0.2)
+    assert running, "training never started a run"
+    time.sleep(1.0)  # well inside the tuning loop
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert_nothing_written(tmp_path)

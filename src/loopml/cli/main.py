@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import click
 import typer
 
 from loopml.cli import contract_cmds, data_cmds, registry_cmds, train_cmds
@@ -18,6 +19,8 @@ from loopml.cli.output import console, print_error, print_json
 from loopml.cli.state import State
 from loopml.config import PROJECT_FILE
 from loopml.errors import LoopmlError
+
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="loopml",
@@ -108,19 +111,19 @@ def run() -> None:
     except LoopmlError as error:
         print_error(error)
         sys.exit(error.exit_code)
-    except typer.Exit as done:
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+        _interrupted()
+    except (click.exceptions.Exit, typer.Exit) as done:
         sys.exit(done.exit_code)
-    except typer.Abort:
-        print_error(LoopmlError("aborted"))
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print_error(LoopmlError("interrupted", fix="nothing was registered; run it again"))
-        sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own formatting
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except click.ClickException as exc:  # usage errors carry their own formatting
+        exc.show()
+        sys.exit(exc.exit_code)
+    if code == EXIT_INTERRUPTED:  # click returns Ctrl-C as exit code 130 in this mode
+        _interrupted()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> NoReturn:
+    # A training run deletes its half-made MLflow run on the way out; nothing is registered.
+    print_error(LoopmlError("interrupted", fix="nothing was registered; run it again"))
+    sys.exit(EXIT_INTERRUPTED)

@@ -139,6 +139,8 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
     progress = progress or _Silent()
     progress.stage("reading and validating the table")
     frame, contract, _ = load_checked_table(project)
+    for name in (*project.train.baselines, *project.train.candidates):
+        get_candidate(name)  # an unknown name fails now, before any run is opened
     store = tracking.resolve_store(project)
     client = tracking.connect(store)
     experiment_id = tracking.ensure_experiment(client, store)

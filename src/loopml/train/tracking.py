@@ -62,9 +62,7 @@ def connect(store: Store) -> Any:
     if store.tracking_uri.startswith(("http://", "https://")):
         _check_http(store.tracking_uri)
     if store.tracking_uri.startswith("sqlite:///"):
-        Path(store.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
+        _create_sqlite_store(Path(store.tracking_uri.removeprefix("sqlite:///")))
     mlflow.set_tracking_uri(store.tracking_uri)
     mlflow.set_registry_uri(store.tracking_uri)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
@@ -73,6 +71,24 @@ def connect(store: Store) -> Any:
     except Exception as exc:
         raise _unreachable(store.tracking_uri, exc) from exc
     return client
+
+
+def _create_sqlite_store(db: Path) -> None:
+    """Create the embedded store's schema beside it, then move it into place.
+
+    MLflow builds its schema on first use in ~20 migrations; an interrupt in the middle
+    would leave a half-migrated database that fails forever after. Built aside and
+    renamed, the store either does not exist or is complete.
+    """
+    if db.exists():
+        return
+    from mlflow import MlflowClient
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    partial = db.with_name(db.name + ".creating")
+    partial.unlink(missing_ok=True)
+    MlflowClient(tracking_uri=f"sqlite:///{partial}").search_experiments(max_results=1)
+    partial.replace(db)
 
 
 def ensure_experiment(client: Any, store: Store) -> str:
@@ -129,15 +145,22 @@ def _quiet_mlflow() -> None:
 def tracked_run(
     client: Any, experiment_id: str, name: str, tags: Mapping[str, str]
 ) -> Iterator[str]:
-    """Start a run; on any failure the run is deleted so no partial run is left behind."""
+    """Start a run; on any failure it and its child runs are deleted, so no partial run
+    is left behind (an interrupted training is not a result anyone should compare with)."""
     import mlflow
 
     run = mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=dict(tags))
+    run_id = run.info.run_id
     try:
-        yield run.info.run_id
+        yield run_id
     except BaseException:
         mlflow.end_run(status="FAILED")
-        client.delete_run(run.info.run_id)
+        children = client.search_runs(
+            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+        )
+        for child in children:
+            client.delete_run(child.info.run_id)
+        client.delete_run(run_id)
         raise
     mlflow.end_run(status="FINISHED")
 
