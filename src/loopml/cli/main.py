@@ -8,6 +8,7 @@ headline, the detail and a fix, with the error's exit code — never a traceback
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -105,6 +106,9 @@ app.command(name="audit")(registry_cmds.audit)
 
 def run() -> None:
     """Console entry point: run the app, mapping loopml errors to messages and exit codes."""
+    # MLflow's advice about type hints and input examples is for authors of pyfunc
+    # models, not for someone running 'loopml train'; it would tear the progress display.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
     try:
         # Outside standalone mode click returns a command's exit code instead of exiting.
         code = app(standalone_mode=False)
