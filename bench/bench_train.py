@@ -17,7 +17,7 @@ from pathlib import Path
 from loopml.config import load_project
 from loopml.data.feed import generate_feed
 from loopml.data.sources import write_table
-from loopml.project import init_project
+from loopml.project import InitOptions, init_project
 from loopml.train.run import train_project
 
 
@@ -53,7 +53,12 @@ def main() -> None:
         write_table(frame, folder / "feed.parquet")
         generated = time.perf_counter() - started
         del frame
-        init_project(folder / "feed.parquet", "engaged", folder=folder, name="bench-feed")
+        init_project(
+            folder / "feed.parquet",
+            "engaged",
+            project_file=folder / "loopml.yaml",
+            options=InitOptions(name="bench-feed"),
+        )
         project = load_project(folder / "loopml.yaml", environ={})
         timer = Timer()
         started = time.perf_counter()

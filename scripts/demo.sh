@@ -1,54 +1,55 @@
 #!/usr/bin/env bash
 # The quickstart, end to end, on a generated social-feed table:
-# generate -> init -> validate -> train -> models -> audit.
+# generate -> init -> validate -> train -> models -> retrain -> promote -> rollback -> audit.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 demo="$here/demo"
 rm -rf "$demo" && mkdir -p "$demo" && cd "$demo"
 
 # A small budget so the demo takes a few minutes on 2 cores; the project file's defaults
-# (20 trials / 120 s per candidate) are for real work. Any key can be overridden like this.
+# (20 trials / 90 s per candidate) are for real work. Any key can be overridden like this.
 export LOOPML_TRAIN__TUNING__TRIALS="${LOOPML_TRAIN__TUNING__TRIALS:-8}"
 export LOOPML_TRAIN__TUNING__TIMEOUT_SECONDS="${LOOPML_TRAIN__TUNING__TIMEOUT_SECONDS:-30}"
 export LOOPML_TRAIN__BOOTSTRAP="${LOOPML_TRAIN__BOOTSTRAP:-100}"
 
-step() { printf '\n\033[1;36m== %s\033[0m\n$ %s\n' "$1" "$2"; }
+step() { printf '\n\033[1;36m== %s\033[0m\n' "$1"; }
+run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 
-step "1. generate 100k feed impressions" "loopml data feed --rows 100000 --seed 7 --out feed.parquet"
-loopml data feed --rows 100000 --seed 7 --out feed.parquet
+step "1. generate 100k feed impressions (30 days, seeded)"
+run loopml data feed --rows 100000 --seed 7 --out feed.parquet
 
-step "2. infer the project file and data contract" "loopml init --data feed.parquet --target engaged"
-loopml init --data feed.parquet --target engaged --name feed-engagement
-sed -n '1,40p' loopml.yaml
+step "2. infer the project file and the data contract from the table"
+run loopml init --data feed.parquet --target engaged --name feed-engagement
+run loopml contract show
 
-step "3. validate a fresh day of data against the contract" "loopml validate fresh.parquet"
-loopml data feed --rows 20000 --seed 8 --out fresh.parquet
-loopml validate fresh.parquet
+step "3. validate new tables against the contract: a normal day, then a broken upstream"
+run loopml data feed --rows 20000 --seed 8 --out fresh.parquet
+run loopml validate fresh.parquet
+run loopml data feed --rows 20000 --seed 9 --scenario broken_feature --onset 0 --out broken.parquet
+run loopml validate broken.parquet || echo "(exit code $? -- violations found, as expected)"
 
-step "   ... and a table whose upstream broke (nulls, unit change)" "loopml validate broken.parquet"
-loopml data feed --rows 20000 --seed 9 --scenario broken_feature --onset 0.0 --out broken.parquet
-loopml validate broken.parquet || echo "(exit code $? -- violations found, as expected)"
+step "4. train baselines and tuned candidates, evaluate, gate, register"
+run loopml train
 
-step "4. train baselines and tuned candidates, gate, register" "loopml train"
-loopml train
+step "5. the registry"
+run loopml models
 
-step "5. the registry" "loopml models"
-loopml models
+step "6. retrain on a bigger table; a new version arrives as challenger"
+run loopml data feed --rows 200000 --seed 11 --out feed.parquet
+if run loopml train; then
+  step "7. promote the challenger only if it beats the champion on the same rows"
+  if ! run loopml promote 2 --reason "retrained on more data"; then
+    echo "(the gate held the champion; an operator can override, and it is recorded)"
+    run loopml promote 2 --reason "demo: override to show the audit trail" --force
+  fi
+  step "8. roll back, and read the audit log"
+  run loopml rollback --reason "demo rollback"
+else
+  echo "(the retrained model did not beat the baselines, so nothing was registered)"
+fi
+run loopml audit
 
-step "6. train again on more data; the new version arrives as challenger" "loopml train"
-loopml data feed --rows 150000 --seed 7 --out feed.parquet
-loopml train || true
-loopml models
-
-step "7. promote the challenger if it beats the champion (forced when it does not)" "loopml promote 2 --reason 'retrained on more data'"
-loopml promote 2 --reason "retrained on more data" || \
-  loopml promote 2 --reason "demo: retrained on more data" --force
-
-step "8. roll back, and read the audit log" "loopml rollback --reason 'demo rollback'; loopml audit"
-loopml rollback --reason "demo rollback"
-loopml audit
-
-printf '\nThe champion loads with plain MLflow:\n'
+step "9. the champion loads with plain MLflow"
 python - <<'PY'
 import mlflow, pandas as pd
 mlflow.set_tracking_uri("sqlite:///.loopml/mlflow.db")
@@ -59,5 +60,5 @@ cat <<MSG
 
 Done. Everything is in $demo:
   MLflow UI:  cd demo && mlflow ui --backend-store-uri sqlite:///.loopml/mlflow.db
-  report:     demo/.loopml/reports/<run id>/report.html
+  reports:    demo/.loopml/reports/<run id>/report.html (also in each MLflow run)
 MSG

@@ -71,8 +71,12 @@ class TuningConfig(_Section):
 
 class TrainConfig(_Section):
     seed: int = 42
-    baselines: tuple[str, ...] = ("dummy", "linear")
-    candidates: tuple[str, ...] = ("lightgbm", "xgboost", "hist_gradient_boosting")
+    baselines: tuple[str, ...] = Field(
+        ("dummy", "linear"), min_length=1, description="what a candidate must beat"
+    )
+    candidates: tuple[str, ...] = Field(
+        ("lightgbm", "xgboost", "hist_gradient_boosting"), min_length=1
+    )
     tuning: TuningConfig = TuningConfig()
     class_weight: Literal["auto", "balanced", "none"] = Field(
         "auto", description="auto: balanced weights only when the rarest class is under 5%"

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopml.config import PROJECT_FILE, STATE_DIR, ProjectConfig, parse_project
+import pandas as pd
+
+from loopml.config import STATE_DIR, ProjectConfig, parse_project
 from loopml.data.contract import Contract
 from loopml.data.infer import (
     check_trainable,
@@ -39,64 +41,40 @@ class InitResult:
     guesses: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class InitOptions:
+    """What the user said on ``loopml init``; None means "guess it"."""
+
+    task: str | None = None
+    entity_key: str | None = None
+    time_column: str | None = None
+    name: str | None = None
+    drop: tuple[str, ...] = ()
+    force: bool = False
+
+
 def init_project(
-    data: Path,
-    target: str,
-    *,
-    folder: Path,
-    task: str | None = None,
-    entity_key: str | None = None,
-    time_column: str | None = None,
-    name: str | None = None,
-    force: bool = False,
+    data: Path, target: str, *, project_file: Path, options: InitOptions | None = None
 ) -> InitResult:
-    """Infer a contract from ``data`` and write ``loopml.yaml`` + the contract in ``folder``."""
+    """Infer a contract from ``data`` and write ``project_file`` and the contract beside it."""
     from loopml.data.infer import infer_contract
 
-    project_file = folder / PROJECT_FILE
-    if project_file.exists() and not force:
+    opts = options or InitOptions()
+    if project_file.exists() and not opts.force:
         raise ConfigError(
             f"{project_file} already exists",
             fix="pass --force to overwrite it (and its contract), or edit it by hand",
         )
     frame = read_table(data)
-    if target not in frame.columns:
-        raise ContractError(
-            f"target column {target!r} is not in {data}",
-            detail=f"columns: {', '.join(map(str, frame.columns))}",
-            fix="pass --target with one of the columns above",
-        )
-    guesses: list[str] = []
-    if task is None:
-        task, why = guess_task(frame[target])
-        guesses.append(f"task: {task} ({why}); override with --task")
-    if entity_key is None:
-        entity_key = guess_entity_key(frame, exclude=[target])
-        if entity_key:
-            guesses.append(f"entity key: {entity_key} (unique, id-like); override with --key")
-    if time_column is None:
-        time_column = guess_time_column(frame, exclude=[target, entity_key or ""])
-        if time_column:
-            guesses.append(f"time column: {time_column}; override with --time")
-    drop = guess_identifiers(frame, exclude=[target, entity_key or "", time_column or ""])
-    if drop:
-        guesses.append(
-            f"not features: {', '.join(drop)} (identifiers a model would only memorise); "
-            "edit data.drop in loopml.yaml to use them"
-        )
+    _check_columns(frame, data, target, opts)
+    settings, guesses = _settings(frame, target, opts)
+    folder = project_file.resolve().parent
     project = parse_project(
-        _project_dict(data, folder, target, task, entity_key, time_column, name, drop),
-        root=folder.resolve(),
-        source="the arguments of 'loopml init'",
+        _project_dict(data, folder, target, settings, opts.name),
+        root=folder,
+        source="the options of 'loopml init'",
     )
-    contract = infer_contract(
-        frame,
-        target=target,
-        task=task,
-        entity_key=entity_key,
-        time_column=time_column,
-        drop=drop,
-    )
+    contract = infer_contract(frame, target=target, **settings)
     check_trainable(frame, contract)
     contract_file = project.resolve(project.data.contract)
     contract.save(contract_file)
@@ -105,27 +83,65 @@ def init_project(
     return InitResult(project_file, contract_file, project, contract, guesses)
 
 
+def _check_columns(frame: pd.DataFrame, data: Path, target: str, opts: InitOptions) -> None:
+    named = [("--target", target), ("--key", opts.entity_key), ("--time", opts.time_column)]
+    named += [("--drop", column) for column in opts.drop]
+    for flag, column in named:
+        if column is not None and column not in frame.columns:
+            raise ContractError(
+                f"{flag} column {column!r} is not in {data}",
+                detail=f"columns: {', '.join(map(str, frame.columns))}",
+                fix=f"pass {flag} with one of the columns above",
+            )
+    key = opts.entity_key
+    if key is not None and (frame[key].isna().any() or frame[key].duplicated().any()):
+        dupes = int(frame[key].duplicated().sum())
+        raise ContractError(
+            f"--key column {key!r} is not a key: {dupes:,} duplicate and "
+            f"{int(frame[key].isna().sum()):,} null value(s)",
+            fix="pass a column whose values are unique and never null, or leave --key out",
+        )
+
+
+def _settings(
+    frame: pd.DataFrame, target: str, opts: InitOptions
+) -> tuple[dict[str, Any], list[str]]:
+    """task, entity_key, time_column and drop: as given, or guessed (and said so)."""
+    guesses: list[str] = []
+    task = opts.task
+    if task is None:
+        task, why = guess_task(frame[target])
+        guesses.append(f"task: {task} ({why}); override with --task")
+    key = opts.entity_key
+    if key is None:
+        key = guess_entity_key(frame, exclude=[target, *opts.drop])
+        if key:
+            guesses.append(f"entity key: {key} (unique, id-like); override with --key")
+    time_column = opts.time_column
+    if time_column is None:
+        time_column = guess_time_column(frame, exclude=[target, key or "", *opts.drop])
+        if time_column:
+            guesses.append(f"time column: {time_column}; override with --time")
+    drop = list(opts.drop)
+    if not drop:
+        drop = guess_identifiers(frame, exclude=[target, key or "", time_column or ""])
+        if drop:
+            guesses.append(
+                f"not features: {', '.join(drop)} (identifiers a model would only memorise); "
+                "use --drop to choose, or edit data.drop and run 'loopml contract update'"
+            )
+    settings = {"task": task, "entity_key": key, "time_column": time_column, "drop": drop}
+    return settings, guesses
+
+
 def _project_dict(
-    data: Path,
-    folder: Path,
-    target: str,
-    task: str,
-    entity_key: str | None,
-    time_column: str | None,
-    name: str | None,
-    drop: list[str],
+    data: Path, folder: Path, target: str, settings: dict[str, Any], name: str | None
 ) -> dict[str, Any]:
-    source = os.path.relpath(data.resolve(), folder.resolve())
+    source = os.path.relpath(data.resolve(), folder)
+    time_column = settings["time_column"]
     return {
         "name": name or _name_from(data),
-        "data": {
-            "source": {"path": source},
-            "target": target,
-            "task": task,
-            "entity_key": entity_key,
-            "time_column": time_column,
-            "drop": drop,
-        },
+        "data": {"source": {"path": source}, "target": target, **settings},
         # With a time column the holdout is the latest rows: what production will look like.
         "split": {"strategy": "time" if time_column else "random"},
     }

@@ -7,6 +7,7 @@ headline, the detail and a fix, with the error's exit code — never a traceback
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ from loopml.cli import contract_cmds, data_cmds, registry_cmds, train_cmds
 from loopml.cli.output import console, print_error, print_json
 from loopml.cli.state import State
 from loopml.config import PROJECT_FILE
-from loopml.errors import LoopmlError
+from loopml.errors import EXIT_UNUSABLE, LoopmlError
 
 EXIT_INTERRUPTED = 130
 
@@ -54,24 +55,22 @@ def init(
     ] = None,
     key: Annotated[str | None, typer.Option(help="Entity key column (guessed).")] = None,
     time: Annotated[str | None, typer.Option(help="Time column (guessed).")] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(help="A column that is not a feature (repeatable; id-like ones guessed)."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Inspect a table and write loopml.yaml and its inferred data contract."""
-    from loopml.project import init_project
+    from loopml.project import InitOptions, init_project
 
     state: State = ctx.obj
-    result = init_project(
-        data,
-        target,
-        folder=state.project_file.resolve().parent,
-        task=task,
-        entity_key=key,
-        time_column=time,
-        name=name,
-        force=force,
+    options = InitOptions(
+        task=task, entity_key=key, time_column=time, name=name, drop=tuple(drop or ()), force=force
     )
+    result = init_project(data, target, project_file=state.project_file, options=options)
     if as_json:
         print_json(
             {
@@ -113,6 +112,8 @@ def run() -> None:
         # Outside standalone mode click returns a command's exit code instead of exiting.
         code = app(standalone_mode=False)
     except LoopmlError as error:
+        if "--json" in sys.argv[1:]:
+            print_json(error.to_dict())  # a script asked for JSON; failures are JSON too
         print_error(error)
         sys.exit(error.exit_code)
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
@@ -122,6 +123,18 @@ def run() -> None:
     except click.ClickException as exc:  # usage errors carry their own formatting
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not bad input: say so, and how to see the traceback
+        if os.environ.get("LOOPML_DEBUG"):
+            raise
+        print_error(
+            LoopmlError(
+                f"unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                detail="this is a bug in loopml or a library it uses, not a problem with "
+                "your input",
+                fix="run again with LOOPML_DEBUG=1 to see the traceback, and report it",
+            )
+        )
+        sys.exit(EXIT_UNUSABLE)
     if code == EXIT_INTERRUPTED:  # click returns Ctrl-C as exit code 130 in this mode
         _interrupted()
     sys.exit(code if isinstance(code, int) else 0)

@@ -138,6 +138,28 @@ def category_keys(series: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
+BOOL_TEXT = {
+    "true": "True",
+    "false": "False",
+    "1": "True",
+    "0": "False",
+    "1.0": "True",
+    "0.0": "False",
+}
+
+
+def boolean_keys(series: pd.Series) -> pd.Series:
+    """Non-null values of a boolean column as "True" / "False"; NaN where unreadable.
+
+    Text exports spell booleans many ways (``true``, ``1``, ``1.0``); validation and the
+    feature pipeline both read them through here, so what one accepts the other encodes.
+    """
+    values = series.dropna()
+    if ptypes.is_bool_dtype(values.dtype):
+        return values.astype(str)
+    return values.astype(str).str.strip().str.lower().map(BOOL_TEXT)
+
+
 def _categories(series: pd.Series, limit: int | None) -> dict[str, float]:
     keys = category_keys(series)
     if len(keys) == 0:
@@ -347,7 +369,8 @@ def check_trainable(df: pd.DataFrame, contract: Contract) -> None:
         raise ContractError(
             f"feature column{'s' * (len(empty) > 1)} {shown} "
             f"{'are' if len(empty) > 1 else 'is'} null in all {len(df):,} rows",
-            fix=f"add {shown} to data.drop in the project file",
+            fix=f"drop it: 'loopml init ... --drop {empty[0]}', or add {shown} to data.drop "
+            "in loopml.yaml and run 'loopml contract update'",
         )
     if not features:
         raise ContractError(

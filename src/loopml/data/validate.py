@@ -45,20 +45,12 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from loopml.data.contract import ColumnSpec, Contract
-from loopml.data.infer import category_keys, parse_datetime
+from loopml.data.infer import boolean_keys, category_keys, parse_datetime
 from loopml.errors import EXIT_VIOLATIONS, ContractError
 
 Severity = Literal["error", "warning"]
 MAX_ROWS_SHOWN = 5
 _UPDATE = "run 'loopml contract update' if the change is intended"
-_BOOL_TEXT = {
-    "true": "True",
-    "false": "False",
-    "1": "True",
-    "0": "False",
-    "1.0": "True",
-    "0.0": "False",
-}
 
 
 @dataclass(frozen=True)
@@ -310,10 +302,7 @@ def _as_numbers(series: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray, np.nda
 def _as_booleans(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """(canonical "True"/"False" keys of the readable values; mask of unreadable values)."""
     present = series.notna()
-    if ptypes.is_bool_dtype(series.dtype):
-        return series[present].astype(str), np.zeros(len(series), dtype=bool)
-    text = series[present].astype(str).str.strip().str.lower()
-    keys = text.map(_BOOL_TEXT)
+    keys = boolean_keys(series)
     bad = np.zeros(len(series), dtype=bool)
     bad[np.flatnonzero(present.to_numpy())] = keys.isna().to_numpy()
     return keys.dropna().astype(str), bad

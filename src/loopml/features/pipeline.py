@@ -31,7 +31,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from loopml.data.contract import Contract
+from loopml.data.contract import ColumnSpec, Contract
+from loopml.data.infer import boolean_keys, category_keys
 from loopml.errors import ContractError
 
 MISSING = "__missing__"
@@ -42,12 +43,8 @@ PERMUTATION_ROWS = 2_000
 
 
 def model_features(contract: Contract) -> list[str]:
-    """The feature columns a model sees, in contract order.
-
-    Datetime-typed feature columns are left out: no transformer here turns a timestamp
-    into something a model can use, and they are usually a leak of the time split.
-    """
-    return [spec.name for spec in contract.features if spec.is_numeric or spec.is_categorical]
+    """The feature columns a model sees, in contract order (see :attr:`Contract.features`)."""
+    return [spec.name for spec in contract.features]
 
 
 def feature_frame(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -78,9 +75,9 @@ def feature_frame(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
             detail="only numeric, string and boolean features can be used",
             fix="mark at least one column as a feature in the contract",
         )
-    numeric = set(contract.numeric_features)
     columns = {
-        name: _numeric(df[name]) if name in numeric else _categorical(df[name]) for name in names
+        spec.name: _numeric(df[spec.name]) if spec.is_numeric else _categorical(df[spec.name], spec)
+        for spec in contract.features
     }
     return pd.DataFrame(columns, index=df.index)
 
@@ -104,16 +101,15 @@ def _numeric(series: pd.Series[Any]) -> pd.Series[float]:
     return pd.Series(values, index=series.index, name=series.name, dtype=np.float64)
 
 
-def _categorical(series: pd.Series[Any]) -> pd.Series[Any]:
-    nulls = series.isna().to_numpy()
-    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in {
-        "string",
-        "empty",
-    }:
-        values = series.to_numpy(dtype=object, copy=True)
-    else:
-        values = np.array([str(v) for v in series.to_numpy(dtype=object)], dtype=object)
-    values[nulls] = MISSING
+def _categorical(series: pd.Series[Any], spec: ColumnSpec) -> pd.Series[Any]:
+    """Category keys exactly as the contract and validation spell them (``1.0`` -> ``"1"``,
+    ``"true"`` -> ``"True"`` in a boolean column), nulls as :data:`MISSING`."""
+    present = series.notna().to_numpy()
+    keys = boolean_keys(series) if spec.type == "boolean" else category_keys(series)
+    raw = series[present].astype(str).to_numpy(dtype=object)
+    readable = keys.notna().to_numpy()
+    values = np.full(len(series), MISSING, dtype=object)
+    values[np.flatnonzero(present)] = np.where(readable, keys.to_numpy(dtype=object), raw)
     return pd.Series(values, index=series.index, name=series.name, dtype=object)
 
 

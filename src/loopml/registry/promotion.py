@@ -1,32 +1,34 @@
 """``loopml promote`` and ``loopml rollback``: moving ``champion``, gated and audited.
 
 A promotion scores the new version *and* the current champion on the same rows — the
-holdout stored with the new version's training run — so the comparison is fair even when
-the two were trained on different tables. The decision itself is the pure
-:func:`loopml.train.gate.promotion_gate`.
+holdout stored with the new version's training run — and bootstraps the difference of
+their metric over shared resamples (a paired comparison). The decision itself is the
+pure :func:`loopml.train.gate.promotion_gate`; ``--force`` overrides it, including when
+the two versions cannot be compared at all, and the audit log records that it did.
+
+Known limit: when the new version was trained on a superset of the champion's data, some
+of its holdout rows may have been in the champion's training set, which favours the
+champion (the comparison errs on the side of keeping it).
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from loopml.config import ProjectConfig
-from loopml.errors import GateFailed, RegistryError
+from loopml.errors import ContractError, GateFailed, RegistryError
 from loopml.features.pipeline import feature_frame
 from loopml.registry.audit import AuditEntry, previous_champion
 from loopml.registry.package import ModelPackage
 from loopml.registry.store import CHALLENGER, CHAMPION, ModelRegistry
-from loopml.train.evaluate import Comparison, Evaluation, compare, evaluate
+from loopml.train.compare import Comparison, compare, paired_delta_interval
+from loopml.train.evaluate import Evaluation, evaluate, model_scores
 from loopml.train.gate import GateDecision, promotion_gate
 from loopml.train.metrics import default_metric
 from loopml.train.split import encode_target
-
-HOLDOUT_ARTIFACT = "data/holdout.parquet"
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,7 @@ class PromotionResult:
     previous: str | None
     decision: GateDecision
     comparison: Comparison | None
-    entry: AuditEntry | None
-
-    @property
-    def moved(self) -> bool:
-        return self.entry is not None
+    entry: AuditEntry
 
 
 def promote(
@@ -57,8 +55,14 @@ def promote(
     if current is None:
         decision = GateDecision(True, "", 0.0, "there is no champion yet")
     else:
-        comparison = compare_on_holdout(project, registry, target.version, current)
-        decision = promotion_gate(comparison, metric=comparison.metric, force=force)
+        try:
+            comparison = compare_on_holdout(project, registry, target.version, current)
+        except (GateFailed, ContractError) as exc:
+            if not force:
+                raise
+            decision = GateDecision(True, "", 0.0, f"forced: {exc.headline}", forced=True)
+        else:
+            decision = promotion_gate(comparison, metric=comparison.metric, force=force)
     if not decision.passed:
         raise GateFailed(
             f"version {target.version} does not beat champion {current}; champion unchanged",
@@ -68,7 +72,7 @@ def promote(
         )
     entry = registry.move_alias(
         CHAMPION, target.version, action="promote",
-        reason=_reason(reason, decision), forced=decision.forced,
+        reason=f"{reason} ({decision.reason})", forced=decision.forced,
     )  # fmt: skip
     if registry.alias(CHALLENGER) == target.version:
         registry.drop_alias(CHALLENGER, reason=f"version {target.version} became champion")
@@ -92,16 +96,26 @@ def rollback(registry: ModelRegistry, *, reason: str) -> AuditEntry:
 def compare_on_holdout(
     project: ProjectConfig, registry: ModelRegistry, new: str, old: str
 ) -> Comparison:
-    """Evaluate ``new`` and ``old`` on ``new``'s holdout and compare them."""
+    """Evaluate ``new`` and ``old`` on ``new``'s holdout and compare them, paired."""
     new_pkg, old_pkg = registry.load_package(new), registry.load_package(old)
     _check_comparable(new_pkg, old_pkg, new, old)
-    holdout = _download_holdout(registry, new_pkg.meta.run_id)
-    metric = project.gate.metric or default_metric(new_pkg.meta.task)
+    holdout = registry.load_holdout(new_pkg.meta.run_id)
+    contract = new_pkg.contract
+    metric = project.gate.metric or default_metric(contract.task)
+    y = encode_target(holdout[contract.target], contract)
+    new_pred = _scores(new_pkg, holdout)
+    old_pred = _scores(old_pkg, holdout)
+    delta = paired_delta_interval(
+        contract.task, y, new_pred, old_pred, metric=metric,
+        n_classes=len(contract.classes), resamples=project.train.bootstrap,
+        seed=project.train.seed,
+    )  # fmt: skip
     return compare(
-        _evaluate(project, new_pkg, holdout, new_pkg),
-        _evaluate(project, old_pkg, holdout, new_pkg),
+        _evaluate(project, new_pkg, holdout, y, new_pred),
+        _evaluate(project, new_pkg, holdout, y, old_pred),
         metric,
         slice_tolerance=project.gate.slice_tolerance,
+        delta_interval=delta,
     )
 
 
@@ -113,45 +127,36 @@ def _check_comparable(new: ModelPackage, old: ModelPackage, new_v: str, old_v: s
             f"{old.meta.task} {list(old.meta.classes)}",
             fix="pass --force with a --reason to promote anyway",
         )
-    missing = [c for c in old.contract.names if c not in new.contract.names]
-    if any(old.contract.column(c).role == "feature" for c in missing):
+    needed = {spec.name for spec in old.contract.features}
+    missing = sorted(needed - set(new.contract.names))
+    if missing:
         raise GateFailed(
             f"champion {old_v} needs columns the holdout of {new_v} lacks: {', '.join(missing)}",
             fix="pass --force with a --reason to promote anyway",
         )
 
 
-def _download_holdout(registry: ModelRegistry, run_id: str) -> pd.DataFrame:
-    import mlflow.artifacts
-
-    with tempfile.TemporaryDirectory(prefix="loopml-holdout-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=HOLDOUT_ARTIFACT, dst_path=tmp
-        )
-        return pd.read_parquet(Path(path))
+def _scores(package: ModelPackage, holdout: pd.DataFrame) -> np.ndarray:
+    features = feature_frame(holdout, package.contract)
+    return model_scores(package.pipeline, features, package.meta.task)
 
 
 def _evaluate(
-    project: ProjectConfig, package: ModelPackage, holdout: pd.DataFrame, reference: ModelPackage
+    project: ProjectConfig,
+    package: ModelPackage,
+    holdout: pd.DataFrame,
+    y: np.ndarray,
+    pred: np.ndarray,
 ) -> Evaluation:
-    contract = reference.contract
-    features = feature_frame(holdout, package.contract)
-    if contract.task == "regression":
-        pred = np.asarray(package.pipeline.predict(features), dtype=float)
-    else:
-        pred = np.asarray(package.pipeline.predict_proba(features), dtype=float)
+    contract = package.contract
     return evaluate(
         contract.task,
-        encode_target(holdout[contract.target], contract),
+        y,
         pred,
         classes=contract.classes,
         frame=holdout,
         slice_columns=contract.categorical_features,
-        bootstrap=project.train.bootstrap,
+        bootstrap=0,  # the paired interval above is what decides
         seed=project.train.seed,
         min_slice_rows=project.gate.min_slice_rows,
     )
-
-
-def _reason(reason: str, decision: GateDecision) -> str:
-    return f"{reason} ({decision.reason})" if decision.reason else reason

@@ -29,16 +29,17 @@ class LoopmlPyfunc(PythonModel):
 def predict_frame(package: ModelPackage, frame: pd.DataFrame) -> pd.DataFrame:
     """Score a frame with a package's pipeline, decoding labels back to the target's type."""
     from loopml.features.pipeline import feature_frame
+    from loopml.train.evaluate import model_scores
 
     features = feature_frame(frame, package.contract)
     meta = package.meta
+    scores = model_scores(package.pipeline, features, meta.task)
     if meta.task == "regression":
-        return pd.DataFrame({"prediction": package.pipeline.predict(features)})
-    proba = np.asarray(package.pipeline.predict_proba(features))
+        return pd.DataFrame({"prediction": scores}, index=frame.index)
     labels = np.asarray(decode_labels(meta.classes, meta.target_type))
-    out = pd.DataFrame({"prediction": labels[proba.argmax(axis=1)]})
+    out = pd.DataFrame({"prediction": labels[scores.argmax(axis=1)]}, index=frame.index)
     for i, cls in enumerate(meta.classes):
-        out[f"proba_{cls}"] = proba[:, i]
+        out[f"proba_{cls}"] = scores[:, i]
     return out
 
 

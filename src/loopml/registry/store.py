@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 import loopml
 from loopml.errors import RegistryError, TrackingError
 from loopml.registry.audit import Action, AuditEntry, AuditLog
@@ -22,8 +24,11 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_PREFIX = "loopml."
 MODEL_ARTIFACT = "model"
+HOLDOUT_ARTIFACT = "data/holdout.parquet"
+# What loading a version needs, pinned to the versions it was trained with: a pipeline
+# unpickled under another scikit-learn may fail or, worse, predict differently.
 PIP_REQUIREMENTS = (
-    "mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "xgboost", "joblib", "pyyaml",
+    "mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "xgboost-cpu", "joblib", "pyyaml",
     "pydantic",
 )  # fmt: skip
 
@@ -88,12 +93,20 @@ class ModelRegistry:
         )
 
     def alias(self, alias: str) -> str | None:
+        """The version behind ``alias``, None if unset; a store failure is an error, never
+        "no champion" (that would let a version skip the promotion gate)."""
         from mlflow.exceptions import MlflowException
 
         try:
             return str(self.client.get_model_version_by_alias(self.name, alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise TrackingError(
+                f"cannot read alias {alias!r} of {self.name!r}",
+                detail=str(exc),
+                fix="check that the tracking store is reachable, then run the command again",
+            ) from exc
 
     def load_package(self, version: str) -> ModelPackage:
         """Download a version's model package into a temp folder and load it."""
@@ -101,9 +114,27 @@ class ModelRegistry:
         uri = f"models:/{self.name}/{info.version}"
         import mlflow.artifacts
 
-        folder = Path(tempfile.mkdtemp(prefix=f"loopml-{self.name}-v{info.version}-"))
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder))
-        return read_package(Path(local) / "artifacts" / "package")
+        with tempfile.TemporaryDirectory(prefix=f"loopml-{self.name}-v{info.version}-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            return read_package(Path(local) / "artifacts" / "package")
+
+    def load_holdout(self, run_id: str) -> pd.DataFrame:
+        """The holdout rows a training run evaluated on (logged by ``loopml train``)."""
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory(prefix="loopml-holdout-") as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=HOLDOUT_ARTIFACT, dst_path=tmp
+                )
+            except (MlflowException, OSError) as exc:
+                raise RegistryError(
+                    f"the holdout of run {run_id} is missing from the artifact store",
+                    detail=str(exc).splitlines()[0][:300],
+                    fix="check the artifact store, or promote with --force and a --reason",
+                ) from exc
+            return pd.read_parquet(path)
 
     # -- writing -------------------------------------------------------------------------
     def log_model(self, package: ModelPackage) -> str:
@@ -128,7 +159,7 @@ class ModelRegistry:
                 python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
                 artifacts={"package": str(folder)},
                 code_paths=[str(Path(loopml.__file__).parent)],
-                pip_requirements=list(PIP_REQUIREMENTS),
+                pip_requirements=pinned_requirements(),
             )
         return str(info.model_uri)
 
@@ -144,6 +175,9 @@ class ModelRegistry:
         except MlflowException as exc:
             raise TrackingError(f"cannot register {self.name!r}", detail=str(exc)) from exc
         return str(version.version)
+
+    def delete_version(self, version: str) -> None:
+        self.client.delete_model_version(self.name, str(version))
 
     def move_alias(
         self, alias: str, version: str, *, action: Action, reason: str, forced: bool = False
@@ -178,6 +212,18 @@ class ModelRegistry:
         )
         self.audit.append(entry)
         return entry
+
+
+def pinned_requirements() -> list[str]:
+    from importlib import metadata
+
+    pinned = []
+    for name in PIP_REQUIREMENTS:
+        try:
+            pinned.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pinned
 
 
 def _info(version: Any, aliases: tuple[str, ...]) -> VersionInfo:

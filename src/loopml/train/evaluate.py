@@ -31,7 +31,6 @@ from loopml.train.metrics import (
     FloatArray,
     check_predictions,
     compute_metrics,
-    get_metric,
     metrics_for,
 )
 
@@ -228,10 +227,10 @@ def bootstrap_intervals(
         values[r] = [spec.fn(y, pred, weight) for spec in specs]
         if progress is not None:
             progress(r + 1, resamples)
-    return {spec.name: _percentile_interval(values[:, j]) for j, spec in enumerate(specs)}
+    return {spec.name: percentile_interval(values[:, j]) for j, spec in enumerate(specs)}
 
 
-def _percentile_interval(values: FloatArray) -> Interval:
+def percentile_interval(values: FloatArray) -> Interval:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return Interval(float("nan"), float("nan"))
@@ -285,115 +284,8 @@ def _slices(
     return out
 
 
-@dataclass(frozen=True)
-class SliceRegression:
-    """A slice where the new model is worse than the old one by ``worse_by`` (> tolerance)."""
-
-    column: str
-    value: str
-    new: float
-    old: float
-    worse_by: float
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The result of :func:`compare`: is ``new`` better than ``old`` on ``metric``?"""
-
-    metric: str
-    higher_is_better: bool
-    new: float
-    old: float
-    delta: float
-    beats: bool
-    reason: str
-    slice_regressions: tuple[SliceRegression, ...]
-
-    @property
-    def regressed_slices(self) -> tuple[str, ...]:
-        """The regressing slices as short strings, worst first: "country=FR 0.8100 -> 0.7800"."""
-        return tuple(
-            f"{r.column}={r.value} {r.old:.4f} -> {r.new:.4f}" for r in self.slice_regressions
-        )
-
-
-def compare(new: Evaluation, old: Evaluation, metric: str, *, slice_tolerance: float) -> Comparison:
-    """Decide whether ``new`` beats ``old`` on ``metric``, taking the intervals into account.
-
-    The rule, for a higher-is-better metric: ``new`` beats ``old`` when its point estimate
-    is strictly higher AND the lower end of its 95% interval is at least ``old``'s point
-    estimate — the improvement is larger than the new model's own sampling noise. Mirrored
-    for lower-is-better (strictly lower, and the upper end of the interval at most old's
-    value). Without an interval for ``new`` (bootstrap off) the point estimates decide. A
-    NaN on either side never beats. ``delta`` is ``new - old``.
-
-    A slice regresses when, matched by (column, value), its metric is worse for ``new`` by
-    more than ``slice_tolerance`` (absolute, in the metric's units). Slices present on only
-    one side, or with a NaN metric, are ignored.
-    """
-    if new.task != old.task:
-        raise ConfigError(
-            f"cannot compare a {new.task} model with a {old.task} model",
-            fix="compare versions trained for the same target and task",
-        )
-    spec = get_metric(metric)
-    new_v, old_v = _metric_of(new, metric, "new"), _metric_of(old, metric, "old")
-    beats, reason = _decide(spec.higher_is_better, metric, new_v, old_v, new.intervals.get(metric))
-    return Comparison(
-        metric=metric,
-        higher_is_better=spec.higher_is_better,
-        new=new_v,
-        old=old_v,
-        delta=new_v - old_v,
-        beats=beats,
-        reason=reason,
-        slice_regressions=_slice_regressions(
-            new, old, metric, spec.higher_is_better, slice_tolerance
-        ),
-    )
-
-
-def _metric_of(ev: Evaluation, metric: str, side: str) -> float:
-    if metric not in ev.metrics:
-        raise ConfigError(
-            f"the {side} model's evaluation has no metric {metric!r}",
-            detail=f"it has: {', '.join(ev.metrics)}",
-            fix="choose a metric both models were evaluated on",
-        )
-    return ev.metrics[metric]
-
-
-def _decide(
-    higher: bool, metric: str, new: float, old: float, interval: Interval | None
-) -> tuple[bool, str]:
-    if math.isnan(new) or math.isnan(old):
-        return False, f"{metric} is undefined (n/a) for one of the models"
-    sign = 1.0 if higher else -1.0
-    better_word = "higher" if higher else "lower"
-    if sign * (new - old) <= 0:
-        return False, f"{metric} {new:.4f} is not {better_word} than {old:.4f}"
-    if interval is None or math.isnan(interval.low):
-        return True, f"{metric} {new:.4f} is {better_word} than {old:.4f} (no interval available)"
-    bound = interval.low if higher else interval.high
-    text = f"{metric} {new:.4f} [{interval.low:.4f}, {interval.high:.4f}] vs {old:.4f}"
-    if sign * (bound - old) >= 0:
-        return True, f"{text}: better, and the 95% interval excludes the old value"
-    return False, f"{text}: better, but within the 95% interval (not significant)"
-
-
-def _slice_regressions(
-    new: Evaluation, old: Evaluation, metric: str, higher: bool, tolerance: float
-) -> tuple[SliceRegression, ...]:
-    old_by_key = {(s.column, s.value): s for s in old.slices}
-    found: list[SliceRegression] = []
-    for s in new.slices:
-        before = old_by_key.get((s.column, s.value))
-        if before is None:
-            continue
-        new_v, old_v = s.metrics.get(metric, math.nan), before.metrics.get(metric, math.nan)
-        if math.isnan(new_v) or math.isnan(old_v):
-            continue
-        worse_by = (old_v - new_v) if higher else (new_v - old_v)
-        if worse_by > tolerance:
-            found.append(SliceRegression(s.column, s.value, new_v, old_v, worse_by))
-    return tuple(sorted(found, key=lambda r: r.worse_by, reverse=True))
+def model_scores(pipeline: Any, features: pd.DataFrame, task: Task) -> FloatArray:
+    """What :func:`evaluate` takes: class probabilities (n, k), or values for regression."""
+    if task == "regression":
+        return np.asarray(pipeline.predict(features), dtype=np.float64)
+    return np.asarray(pipeline.predict_proba(features), dtype=np.float64)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from loopml.train.evaluate import Comparison
+from loopml.train.compare import Comparison
 from loopml.train.metrics import higher_is_better
 
 

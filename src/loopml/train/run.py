@@ -8,6 +8,7 @@ checked *before* an MLflow run is opened; a failure after that deletes the run.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,27 +18,32 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from loopml.config import ProjectConfig
+from loopml.config import STATE_DIR, ProjectConfig
 from loopml.data.contract import Contract
 from loopml.data.infer import check_trainable
-from loopml.data.sources import fingerprint, read_source
+from loopml.data.sources import fingerprint, mask_url, read_source
 from loopml.data.validate import ValidationReport, validate_table
-from loopml.errors import ContractError
+from loopml.errors import ConfigError, ContractError
 from loopml.features.pipeline import feature_frame, feature_importance
 from loopml.registry.audit import AuditLog
 from loopml.registry.package import ModelMeta, ModelPackage
-from loopml.registry.store import CHALLENGER, CHAMPION, TAG_PREFIX, ModelRegistry
+from loopml.registry.store import (
+    CHALLENGER,
+    CHAMPION,
+    HOLDOUT_ARTIFACT,
+    TAG_PREFIX,
+    ModelRegistry,
+)
 from loopml.train import tracking
 from loopml.train.candidates import BuildContext, class_weight_for, fit_candidate, get_candidate
-from loopml.train.evaluate import Evaluation, evaluate
+from loopml.train.evaluate import Evaluation, evaluate, model_scores
 from loopml.train.gate import GateDecision, choose_best, registration_gate
-from loopml.train.metrics import default_metric
+from loopml.train.metrics import default_metric, get_metric, metrics_for
 from loopml.train.plots import make_plots
 from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
 from loopml.train.split import encode_target, split_holdout, split_validation
 from loopml.train.tuning import tune
 
-HOLDOUT_ARTIFACT = "data/holdout.parquet"
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 
 
@@ -106,14 +112,14 @@ def load_checked_table(project: ProjectConfig) -> tuple[pd.DataFrame, Contract, 
     """Read the training table and check it against its contract; raise on violations."""
     contract = Contract.load(project.resolve(project.data.contract))
     frame = read_source(project.data.source, project.root)
-    source = project.data.source.path or "the SQL source"
+    source = project.data.source.path or f"the query on {mask_url(project.data.source.url or '')}"
     report = validate_table(frame, contract, source=source)
     if not report.ok:
         errors = [v for v in report.violations if v.severity == "error"]
         raise ContractError(
             f"{source} breaks its data contract ({len(errors)} violation(s))",
             detail="\n".join(v.message for v in errors[:10]),
-            fix=f"run 'loopml validate {source}' for the full report; fix the data, or "
+            fix="run 'loopml validate' on the table for the full report; fix the data, or "
             "re-infer the contract with 'loopml contract update' if the change is intended",
         )
     check_trainable(frame, contract)
@@ -139,8 +145,8 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
     progress = progress or _Silent()
     progress.stage("reading and validating the table")
     frame, contract, _ = load_checked_table(project)
-    for name in (*project.train.baselines, *project.train.candidates):
-        get_candidate(name)  # an unknown name fails now, before any run is opened
+    metric = _check_settings(project, contract)
+    report_dir = project.resolve(f"{STATE_DIR}/reports")
     store = tracking.resolve_store(project)
     client = tracking.connect(store)
     experiment_id = tracking.ensure_experiment(client, store)
@@ -150,10 +156,15 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
         f"{TAG_PREFIX}git_commit": tracking.git_commit(project.root) or "none",
     }
     with tracking.tracked_run(client, experiment_id, f"train-{project.name}", tags) as run_id:
-        session = _Session(project, contract, data, client, experiment_id, run_id, tags, progress)
-        results = _fit_all(session)
-        metric = project.gate.metric or default_metric(contract.task)
-        chosen, gate, version, alias, report = _gate_and_register(session, results, metric)
+        try:
+            session = _Session(
+                project, contract, data, client, experiment_id, run_id, tags, progress
+            )
+            results = _fit_all(session)
+            chosen, gate, version, alias, report = _gate_and_register(session, results, metric)
+        except BaseException:
+            shutil.rmtree(report_dir / run_id, ignore_errors=True)
+            raise
     return TrainResult(
         run_id=run_id,
         experiment_id=experiment_id,
@@ -166,6 +177,22 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
         report=report,
         rows=len(frame),
     )
+
+
+def _check_settings(project: ProjectConfig, contract: Contract) -> str:
+    """Fail on settings training cannot use now, before hours of tuning: unknown model
+    names, a gate metric unknown or not made for the task. Returns the gate metric."""
+    for name in (*project.train.baselines, *project.train.candidates):
+        get_candidate(name)
+    metric = project.gate.metric or default_metric(contract.task)
+    spec = get_metric(metric)
+    if contract.task not in spec.tasks:
+        choices = ", ".join(m.name for m in metrics_for(contract.task))
+        raise ConfigError(
+            f"gate.metric {metric!r} does not apply to a {contract.task} task",
+            fix=f"set gate.metric to one of: {choices}",
+        )
+    return metric
 
 
 def _prepare(frame: pd.DataFrame, contract: Contract, project: ProjectConfig) -> _Data:
@@ -215,8 +242,9 @@ def _tuned_params(s: _Session, ctx: BuildContext, spec: Any) -> tuple[dict[str, 
     budget = s.project.train.tuning
     s.progress.stage(f"tuning {spec.name}", total=budget.trials)
     x_tr, x_va, y_tr, y_va = split_validation(
-        s.data.x_train, s.data.y_train, s.contract.task, fraction=0.2, seed=s.project.train.seed
-    )
+        s.data.x_train, s.data.y_train, s.contract.task, fraction=0.2,
+        seed=s.project.train.seed, ordered=s.project.split.strategy == "time",
+    )  # fmt: skip
     result = tune(
         spec, ctx, s.contract, x_tr, y_tr, x_va, y_va, budget,
         on_trial=lambda _i, _score: s.progress.advance(),
@@ -224,17 +252,11 @@ def _tuned_params(s: _Session, ctx: BuildContext, spec: Any) -> tuple[dict[str, 
     return dict(result.params), int(result.n_trials)
 
 
-def _predict(pipeline: Any, x: pd.DataFrame, task: str) -> np.ndarray:
-    if task == "regression":
-        return np.asarray(pipeline.predict(x), dtype=float)
-    return np.asarray(pipeline.predict_proba(x), dtype=float)
-
-
 def _evaluate(s: _Session, pipeline: Any) -> Evaluation:
     return evaluate(
         s.contract.task,
         s.data.y_holdout,
-        _predict(pipeline, s.data.x_holdout, s.contract.task),
+        model_scores(pipeline, s.data.x_holdout, s.contract.task),
         classes=s.contract.classes,
         frame=s.data.holdout,
         slice_columns=s.contract.categorical_features,
@@ -283,10 +305,10 @@ def _gate_and_register(
     report = _log_report(s, results, best, gate)
     version: str | None = None
     alias: str | None = None
-    if gate.passed:
+    mlflow.set_tag(f"{TAG_PREFIX}gate", "passed" if gate.passed else "failed")
+    if gate.passed:  # last: nothing after it can fail and strand a version
         s.progress.stage(f"registering {chosen} as a new version of {s.project.name}")
         version, alias = _register(s, best, gate)
-    mlflow.set_tag(f"{TAG_PREFIX}gate", "passed" if gate.passed else "failed")
     return chosen, gate, version, alias, report
 
 
@@ -340,11 +362,11 @@ def _log_report(
     import mlflow
 
     contract, data = s.contract, s.data
-    out = s.project.resolve(f".loopml/reports/{s.run_id}")
+    out = s.project.resolve(f"{STATE_DIR}/reports/{s.run_id}")
     importance = feature_importance(
         best.pipeline, contract, data.x_holdout, data.y_holdout, seed=s.project.train.seed
     )
-    pred = _predict(best.pipeline, data.x_holdout, contract.task)
+    pred = model_scores(best.pipeline, data.x_holdout, contract.task)
     plots = make_plots(contract.task, data.y_holdout, pred, contract.classes, importance, out)
     html, markdown = render_report(
         ReportData(
@@ -406,6 +428,10 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> tuple[str, 
         **{f"{TAG_PREFIX}metric.{k}": f"{v:.6g}" for k, v in meta.metrics.items()},
     }
     version = registry.register(model_uri, s.run_id, version_tags)
-    alias = CHALLENGER if registry.alias(CHAMPION) else CHAMPION
-    registry.move_alias(alias, version, action="register", reason=gate.reason)
+    try:
+        alias = CHALLENGER if registry.alias(CHAMPION) else CHAMPION
+        registry.move_alias(alias, version, action="register", reason=gate.reason)
+    except BaseException:
+        registry.delete_version(version)  # a version without its alias is a half-write
+        raise
     return version, alias

@@ -16,6 +16,7 @@ import pandas as pd
 
 from loopml.config import SplitConfig
 from loopml.data.contract import Contract
+from loopml.data.infer import parse_datetime
 from loopml.errors import ConfigError, ContractError
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -153,7 +154,7 @@ def _time_split(
 def _sortable_time(series: pd.Series[Any]) -> pd.Series[Any]:
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series
-    parsed = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+    parsed = parse_datetime(series)  # the same reading of dates as the contract's
     broken = parsed.isna() & series.notna()
     if broken.any():
         examples = ", ".join(repr(v) for v in series[broken].unique()[:5])
@@ -189,11 +190,20 @@ def split_validation(
     task: str,
     fraction: float = 0.2,
     seed: int = 0,
+    *,
+    ordered: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(X_train, X_valid, y_train, y_valid) for tuning; stratified for classification."""
+    """(X_train, X_valid, y_train, y_valid) for tuning; stratified for classification.
+
+    ``ordered``: the rows are in time order (a time split's training part) and the last
+    ``fraction`` validates, so tuning rewards what generalises forward in time.
+    """
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
     rng = np.random.default_rng(seed)
+    if ordered and len(X) > 1:
+        cut = len(X) - min(max(round(len(X) * fraction), 1), len(X) - 1)
+        return X.iloc[:cut], X.iloc[cut:], y[:cut], y[cut:]
     if task == "regression":
         order = rng.permutation(len(X))
         n_valid = min(max(round(len(X) * fraction), 1), len(X) - 1) if len(X) > 1 else 0

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml.config import ProjectConfig
+from loopml.data.sources import mask_url
 from loopml.errors import TrackingError
 
 PACKAGES = (
@@ -117,21 +118,11 @@ def _check_http(uri: str) -> None:
 def _unreachable(uri: str, exc: BaseException) -> TrackingError:
     reason = str(getattr(exc, "reason", exc)).splitlines()[0][:300]
     return TrackingError(
-        f"cannot reach the MLflow tracking store at {mask_password(uri)}",
+        f"cannot reach the MLflow tracking store at {mask_url(uri)}",
         detail=reason,
         fix="start the MLflow server or fix 'tracking.uri' in loopml.yaml "
         "(or LOOPML_TRACKING__URI); the embedded default is sqlite:///.loopml/mlflow.db",
     )
-
-
-def mask_password(uri: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
-    if "@" not in uri or "://" not in uri:
-        return uri
-    scheme, rest = uri.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else uri
 
 
 def _quiet_mlflow() -> None:

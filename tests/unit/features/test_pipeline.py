@@ -241,3 +241,35 @@ def test_permutation_importance_when_no_native_one() -> None:
 def test_importance_of_a_dummy_is_empty() -> None:
     pipeline, frame, y = _fitted(DummyClassifier(strategy="prior"), False)
     assert feature_importance(pipeline, _contract(), frame, y).empty
+
+
+def test_what_validation_accepts_the_pipeline_encodes() -> None:
+    """No skew between validation and encoding: a category value that validation calls
+    known must land in a real one-hot column, however the export spelled it."""
+    from loopml.data.infer import infer_contract
+    from loopml.data.validate import validate_table
+    from loopml.features.pipeline import build_pipeline
+
+    train = pd.DataFrame(
+        {
+            "flag": [True, False] * 50,
+            "code": [1, 2, 3, 4] * 25,
+            "city": ["a", "b"] * 50,
+            "y": [0, 1] * 50,
+        }
+    ).astype({"code": "string"})
+    contract = infer_contract(train, target="y", task="binary", entity_key=None, time_column=None)
+    served = pd.DataFrame(
+        {"flag": ["true", "0", "FALSE", None], "code": ["1", "2", "3", "4"], "city": ["a"] * 4}
+    )
+    report = validate_table(served, contract, source="served")
+    assert not [v for v in report.violations if v.kind in ("unseen_category", "type_mismatch")]
+    frame = feature_frame(served, contract)
+    assert frame["flag"].tolist() == ["True", "False", "False", MISSING]
+
+    pipeline = build_pipeline(contract, DummyClassifier(), scale=False)
+    pipeline.fit(feature_frame(train, contract), train["y"])
+    encoded = pipeline.named_steps["features"].transform(frame)
+    assert encoded.shape[0] == 4
+    # every present value hits exactly one one-hot column per categorical feature
+    assert (encoded[:3].sum(axis=1) == 3).all()

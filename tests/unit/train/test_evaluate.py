@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from loopml.errors import ConfigError, TrackingError, TrainingError
+from loopml.train.compare import compare
 from loopml.train.evaluate import (
     MISSING,
     Evaluation,
     Interval,
     SliceResult,
-    compare,
     evaluate,
 )
 from loopml.train.metrics import compute_metrics
