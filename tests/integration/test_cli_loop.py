@@ -108,3 +108,26 @@ def test_breast_cancer_csv_through_the_whole_loop(cli: Cli, tmp_path: Path) -> N
     promote_and_roll_back(cli, tmp_path)
     predictions = load_champion(tmp_path, "cancer", frame.drop(columns="target").head(10))
     assert len(predictions) == 10
+
+
+def test_promotion_gate_lets_a_better_version_through_and_holds_a_worse_one(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """v1 learns from 1,500 rows, v2 from 12,000: v2 must win on v2's holdout without
+    --force; promoting v1 back over v2 must be refused, and the champion must not move."""
+    cli("data", "feed", "--rows", "1500", "--seed", "21", "--out", "feed.parquet")
+    cli("init", "--data", "feed.parquet", "--target", "engaged", "--name", "feed")
+    env = {"LOOPML_GATE__MARGIN": "0", "LOOPML_TRAIN__BOOTSTRAP": "200"}
+    assert cli("train", "--json", env=env).json()["version"] == "1"
+    cli("data", "feed", "--rows", "12000", "--seed", "22", "--out", "feed.parquet")
+    assert cli("train", "--json", env=env).json()["version"] == "2"
+
+    promoted = cli("promote", "2", "--reason", "more data", env=env)
+    assert "paired 95% interval" in promoted.stdout or "roc_auc" in promoted.stdout
+    refused = cli("promote", "1", "--reason", "go back", env=env, check=1)
+    assert "does not beat champion 2" in refused.stderr
+    versions = {v["version"]: v["aliases"] for v in cli("models", "--json").json()}
+    assert versions == {"1": [], "2": ["champion"]}
+    audit = cli("audit", "--json").json()
+    promotion = next(e for e in audit if e["action"] == "promote")
+    assert promotion["forced"] is False and "paired" in promotion["reason"]

@@ -13,21 +13,23 @@ champion (the comparison errs on the side of keeping it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from loopml.config import ProjectConfig
+from loopml.data.contract import Task
 from loopml.errors import ContractError, GateFailed, RegistryError
 from loopml.features.pipeline import feature_frame
 from loopml.registry.audit import AuditEntry, previous_champion
 from loopml.registry.package import ModelPackage
 from loopml.registry.store import CHALLENGER, CHAMPION, ModelRegistry
-from loopml.train.compare import Comparison, compare, paired_delta_interval
-from loopml.train.evaluate import Evaluation, evaluate, model_scores
+from loopml.train.compare import Comparison, SliceRegression, compare, paired_delta_interval
+from loopml.train.evaluate import Evaluation, evaluate, model_scores, slice_rows
 from loopml.train.gate import GateDecision, promotion_gate
-from loopml.train.metrics import default_metric
+from loopml.train.metrics import default_metric, higher_is_better
 from loopml.train.split import encode_target
 
 
@@ -110,13 +112,53 @@ def compare_on_holdout(
         n_classes=len(contract.classes), resamples=project.train.bootstrap,
         seed=project.train.seed,
     )  # fmt: skip
-    return compare(
+    comparison = compare(
         _evaluate(project, new_pkg, holdout, y, new_pred),
         _evaluate(project, new_pkg, holdout, y, old_pred),
         metric,
         slice_tolerance=project.gate.slice_tolerance,
         delta_interval=delta,
     )
+    scores = _PairedScores(contract.task, len(contract.classes), y, new_pred, old_pred)
+    confirmed = tuple(
+        r for r in comparison.slice_regressions
+        if _significantly_worse(project, holdout, r, scores, metric)
+    )  # fmt: skip
+    return replace(comparison, slice_regressions=confirmed)
+
+
+@dataclass(frozen=True)
+class _PairedScores:
+    """Both versions' scores on the same holdout rows."""
+
+    task: Task
+    n_classes: int
+    y: np.ndarray
+    new: np.ndarray
+    old: np.ndarray
+
+
+def _significantly_worse(
+    project: ProjectConfig,
+    holdout: pd.DataFrame,
+    regression: SliceRegression,
+    scores: _PairedScores,
+    metric: str,
+) -> bool:
+    """A slice blocks a promotion only if it is worse beyond the tolerance *and* the paired
+    interval of its difference excludes zero: small slices are noisy, and a gate that
+    cries wolf on noise gets forced past until nobody reads it."""
+    rows = dict(slice_rows(holdout[regression.column], 1, len(holdout)))
+    mask = rows.get(regression.value)
+    if mask is None:
+        return True
+    delta = paired_delta_interval(
+        scores.task, scores.y[mask], scores.new[mask], scores.old[mask], metric=metric,
+        n_classes=scores.n_classes, resamples=project.train.bootstrap, seed=project.train.seed,
+    )  # fmt: skip
+    if delta is None or math.isnan(delta.low):
+        return True  # no interval: keep the conservative point-estimate verdict
+    return delta.high < 0 if higher_is_better(metric) else delta.low > 0
 
 
 def _check_comparable(new: ModelPackage, old: ModelPackage, new_v: str, old_v: str) -> None:

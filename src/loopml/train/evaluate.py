@@ -261,13 +261,13 @@ def slice_metrics(
         )
     results: list[SliceResult] = []
     for column in columns:
-        for label, mask in _slices(frame[column], min_rows, max_per_column):
+        for label, mask in slice_rows(frame[column], min_rows, max_per_column):
             metrics = compute_metrics(task, y[mask], pred[mask], n_classes)
             results.append(SliceResult(str(column), label, int(mask.sum()), metrics))
     return tuple(results)
 
 
-def _slices(
+def slice_rows(
     series: pd.Series, min_rows: int, max_slices: int
 ) -> list[tuple[str, NDArray[np.bool_]]]:
     """(display value, row mask) for the most frequent values with at least ``min_rows``."""
