@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from loopml.cli import contract_cmds, data_cmds, registry_cmds, train_cmds
 from loopml.cli.output import console, print_error, print_json
@@ -23,6 +24,13 @@ from loopml.config import PROJECT_FILE
 from loopml.errors import EXIT_UNUSABLE, LoopmlError
 
 EXIT_INTERRUPTED = 130
+
+
+class TaskChoice(StrEnum):
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+
 
 app = typer.Typer(
     name="loopml",
@@ -50,9 +58,7 @@ def init(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", "-d", help="A CSV or Parquet training table.")],
     target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
-    task: Annotated[
-        str | None, typer.Option(help="binary, multiclass or regression (guessed if omitted).")
-    ] = None,
+    task: Annotated[TaskChoice | None, typer.Option(help="The task (guessed if omitted).")] = None,
     key: Annotated[str | None, typer.Option(help="Entity key column (guessed).")] = None,
     time: Annotated[str | None, typer.Option(help="Time column (guessed).")] = None,
     drop: Annotated[
@@ -68,7 +74,12 @@ def init(
 
     state: State = ctx.obj
     options = InitOptions(
-        task=task, entity_key=key, time_column=time, name=name, drop=tuple(drop or ()), force=force
+        task=task.value if task else None,
+        entity_key=key,
+        time_column=time,
+        name=name,
+        drop=tuple(drop or ()),
+        force=force,
     )
     result = init_project(data, target, project_file=state.project_file, options=options)
     if as_json:
@@ -116,13 +127,16 @@ def run() -> None:
             print_json(error.to_dict())  # a script asked for JSON; failures are JSON too
         print_error(error)
         sys.exit(error.exit_code)
-    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _interrupted()
-    except (click.exceptions.Exit, typer.Exit) as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.ClickException as exc:  # usage errors carry their own formatting
-        exc.show()
-        sys.exit(exc.exit_code)
+    except TyperException as exc:  # usage errors (bad option values) format themselves
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(int(getattr(exc, "exit_code", EXIT_UNUSABLE)))
     except Exception as exc:  # a bug, not bad input: say so, and how to see the traceback
         if os.environ.get("LOOPML_DEBUG"):
             raise
@@ -142,5 +156,11 @@ def run() -> None:
 
 def _interrupted() -> NoReturn:
     # A training run deletes its half-made MLflow run on the way out; nothing is registered.
-    print_error(LoopmlError("interrupted", fix="nothing was registered; run it again"))
+    print_error(
+        LoopmlError(
+            "interrupted",
+            detail="an interrupted training deletes its half-made run; nothing is registered",
+            fix="run the command again",
+        )
+    )
     sys.exit(EXIT_INTERRUPTED)
