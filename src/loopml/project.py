@@ -60,6 +60,7 @@ def init_project(
     from loopml.data.infer import infer_contract
 
     opts = options or InitOptions()
+    project_file = project_file.resolve()
     if project_file.exists() and not opts.force:
         raise ConfigError(
             f"{project_file} already exists",
