@@ -50,7 +50,7 @@ fi
 run loopml audit
 
 step "9. the champion loads with plain MLflow"
-python - <<'PY'
+python -W ignore::UserWarning - <<'PY'
 import mlflow, pandas as pd
 mlflow.set_tracking_uri("sqlite:///.loopml/mlflow.db")
 model = mlflow.pyfunc.load_model("models:/feed-engagement@champion")
