@@ -11,16 +11,8 @@ from rich.table import Table
 from loopml.cli.output import console, fmt, print_json
 from loopml.config import ProjectConfig
 from loopml.registry.audit import AuditLog
-from loopml.registry.store import TAG_PREFIX, ModelRegistry
+from loopml.registry.store import TAG_PREFIX, open_registry
 from loopml.train.metrics import default_metric, metrics_for
-
-
-def open_registry(project: ProjectConfig) -> ModelRegistry:
-    from loopml.train import tracking
-
-    client = tracking.connect(tracking.resolve_store(project))
-    audit = AuditLog(project.resolve(project.registry.audit_log))
-    return ModelRegistry(client, project.name, audit)
 
 
 def models(

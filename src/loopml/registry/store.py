@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 import loopml
+from loopml.config import ProjectConfig
 from loopml.errors import RegistryError, TrackingError
 from loopml.registry.audit import Action, AuditEntry, AuditLog
 from loopml.registry.package import ModelPackage, read_package, write_package
@@ -212,6 +213,16 @@ class ModelRegistry:
         )
         self.audit.append(entry)
         return entry
+
+
+def open_registry(project: ProjectConfig) -> ModelRegistry:
+    """The project's registered model in its tracking store, with its audit log."""
+    from loopml.train import tracking
+
+    client = tracking.connect(tracking.resolve_store(project))
+    return ModelRegistry(
+        client, project.name, AuditLog(project.resolve(project.registry.audit_log))
+    )
 
 
 def pinned_requirements() -> list[str]:
