@@ -161,8 +161,13 @@ def test_interrupted_training_leaves_no_run_behind(tmp_path: Path) -> None:
     subprocess.run([*command, "init", "--data", "t.csv", "--target", "y"], cwd=tmp_path,
                    env=env, check=True, capture_output=True)  # fmt: skip
     env |= {"LOOPML_TRAIN__TUNING__TRIALS": "500", "LOOPML_TRAIN__TUNING__TIMEOUT_SECONDS": "60"}
-    proc = subprocess.Popen([*command, "train"], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    # A background job of a non-interactive shell (as CI may run us) inherits SIGINT
+    # ignored; give the child the default disposition a terminal user's process has.
+    proc = subprocess.Popen(
+        [*command, "train"], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )  # fmt: skip
     db = tmp_path / ".loopml" / "mlflow.db"
     deadline = time.monotonic() + 120
     runs = 0
