@@ -23,6 +23,7 @@ from loopml.data.infer import (
     guess_time_column,
 )
 from loopml.data.sources import read_table
+from loopml.data.validate import ValidationReport
 from loopml.errors import ConfigError, ContractError
 
 HEADER = """\
@@ -195,3 +196,27 @@ def contract_changes(old: Contract | None, new: Contract) -> list[str]:
         if (a.type, a.role) != (b.type, b.role):
             lines.append(f"{name}: {a.type}/{a.role} -> {b.type}/{b.role}")
     return lines
+
+
+def source_label(project: ProjectConfig) -> str:
+    """How to name the project's training table in messages."""
+    from loopml.data.sources import mask_url
+
+    source = project.data.source
+    return source.path or f"the query on {mask_url(source.url or '')}"
+
+
+def check_table(
+    project: ProjectConfig, path: Path | None = None
+) -> tuple[pd.DataFrame, Contract, ValidationReport]:
+    """Read ``path`` (default: the project's own source, file or SQL) and validate it
+    against the project's contract."""
+    from loopml.data.sources import read_source
+    from loopml.data.validate import validate_table
+
+    contract = Contract.load(project.resolve(project.data.contract))
+    if path is None:
+        frame, label = read_source(project.data.source, project.root), source_label(project)
+    else:
+        frame, label = read_table(path), str(path)
+    return frame, contract, validate_table(frame, contract, source=label)

@@ -189,3 +189,28 @@ def test_interrupted_training_leaves_no_run_behind(tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert_nothing_written(tmp_path)
+
+
+@pytest.mark.slow
+def test_sql_source_validates_and_trains(cli: Cli, tmp_path: Path) -> None:
+    """The project's table can be a SQL query; 'loopml validate' with no path checks it."""
+    import sqlite3
+
+    frame = table(rows=600)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    cli("init", "--data", "t.csv", "--target", "y")
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        frame.to_sql("events", conn, index=False)
+    project = tmp_path / "loopml.yaml"
+    project.write_text(
+        project.read_text().replace(
+            "path: t.csv", "sql: SELECT * FROM events\n    url: sqlite:///t.db"
+        )
+    )
+    assert "the query on sqlite:///t.db" in cli("validate").stdout
+    trained = cli("train", "--json", env={"LOOPML_GATE__MARGIN": "0"}, check=None)
+    assert trained.code in (0, 1), trained.stderr
+    assert trained.json()["leaderboard"]
+    bad = project.read_text().replace("FROM events", "FROM nowhere")
+    project.write_text(bad)
+    assert_actionable(cli("validate", check=2), "nowhere")

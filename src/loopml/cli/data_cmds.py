@@ -11,30 +11,31 @@ from rich.table import Table
 
 from loopml.cli.output import console, print_json
 from loopml.cli.state import State
-from loopml.data.contract import Contract
-from loopml.data.sources import read_table
-from loopml.data.validate import validate_table
 
 data_app = typer.Typer(help="Generate and inspect data.", no_args_is_help=True)
 
 
 def validate(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A CSV or Parquet table to check.")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A CSV or Parquet table (default: the project's own source)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a table against the project's data contract (exit 0 ok, 1 violations, 2 unreadable)."""
+    from loopml.project import check_table
+
     state: State = ctx.obj
-    project = state.project()
-    contract = Contract.load(project.resolve(project.data.contract))
-    report = validate_table(read_table(path), contract, source=str(path))
+    _, _, report = check_table(state.project(), path)
+    path_label = report.source
     if as_json:
         print_json(report.to_dict())
         raise typer.Exit(report.exit_code)
     if not report.violations:
-        console.print(f"[green]ok[/] {path}: {report.rows:,} rows match the contract")
+        console.print(f"[green]ok[/] {path_label}: {report.rows:,} rows match the contract")
         raise typer.Exit(0)
-    table = Table(title=f"{path}: {report.rows:,} rows", title_justify="left")
+    table = Table(title=f"{path_label}: {report.rows:,} rows", title_justify="left")
     for column in ("severity", "kind", "column", "count", "rows", "what to do"):
         table.add_column(column, overflow="fold")
     for v in report.violations:

@@ -21,10 +21,11 @@ import pandas as pd
 from loopml.config import STATE_DIR, ProjectConfig
 from loopml.data.contract import Contract
 from loopml.data.infer import check_trainable
-from loopml.data.sources import fingerprint, mask_url, read_source
-from loopml.data.validate import ValidationReport, validate_table
+from loopml.data.sources import fingerprint
+from loopml.data.validate import ValidationReport
 from loopml.errors import ConfigError, ContractError
 from loopml.features.pipeline import feature_frame, feature_importance
+from loopml.project import check_table
 from loopml.registry.audit import AuditLog
 from loopml.registry.package import ModelMeta, ModelPackage
 from loopml.registry.store import (
@@ -110,17 +111,14 @@ class _Data:
 
 def load_checked_table(project: ProjectConfig) -> tuple[pd.DataFrame, Contract, ValidationReport]:
     """Read the training table and check it against its contract; raise on violations."""
-    contract = Contract.load(project.resolve(project.data.contract))
-    frame = read_source(project.data.source, project.root)
-    source = project.data.source.path or f"the query on {mask_url(project.data.source.url or '')}"
-    report = validate_table(frame, contract, source=source)
+    frame, contract, report = check_table(project)
     if not report.ok:
         errors = [v for v in report.violations if v.severity == "error"]
         raise ContractError(
-            f"{source} breaks its data contract ({len(errors)} violation(s))",
+            f"{report.source} breaks its data contract ({len(errors)} violation(s))",
             detail="\n".join(v.message for v in errors[:10]),
-            fix="run 'loopml validate' on the table for the full report; fix the data, or "
-            "re-infer the contract with 'loopml contract update' if the change is intended",
+            fix="run 'loopml validate' for the full report; fix the data, or re-infer the "
+            "contract with 'loopml contract update' if the change is intended",
         )
     check_trainable(frame, contract)
     return frame, contract, report
