@@ -53,6 +53,9 @@ class DataConfig(_Section):
     task: Task
     entity_key: str | None = None
     time_column: str | None = None
+    positive_class: str | None = Field(
+        None, description="binary only: the class to treat as positive (default: the last)"
+    )
     contract: str = "loopml.contract.yaml"
     drop: tuple[str, ...] = Field((), description="columns never used as features")
 

@@ -16,6 +16,7 @@ import pandas as pd
 from loopml.config import STATE_DIR, ProjectConfig, parse_project
 from loopml.data.contract import Contract
 from loopml.data.infer import (
+    category_keys,
     check_trainable,
     guess_entity_key,
     guess_identifiers,
@@ -51,6 +52,7 @@ class InitOptions:
     time_column: str | None = None
     name: str | None = None
     drop: tuple[str, ...] = ()
+    positive_class: str | None = None
     force: bool = False
 
 
@@ -133,6 +135,14 @@ def _settings(
                 "use --drop to choose, or edit data.drop and run 'loopml contract update'"
             )
     settings = {"task": task, "entity_key": key, "time_column": time_column, "drop": drop}
+    if task == "binary":
+        settings["positive_class"] = opts.positive_class
+        if opts.positive_class is None:
+            classes = sorted(category_keys(frame[target]).unique())
+            guesses.append(
+                f"positive class: {classes[-1]} (the last of {', '.join(classes)}); "
+                "override with --positive"
+            )
     return settings, guesses
 
 
@@ -177,6 +187,7 @@ def update_contract(project: ProjectConfig) -> tuple[Contract | None, Contract]:
         entity_key=project.data.entity_key,
         time_column=project.data.time_column,
         drop=project.data.drop,
+        positive_class=project.data.positive_class,
     )
     check_trainable(frame, new)
     new.save(path)

@@ -97,6 +97,7 @@ def test_breast_cancer_csv_through_the_whole_loop(cli: Cli, tmp_path: Path) -> N
     frame.to_csv(tmp_path / "cancer.csv", index=False)
     init = cli("init", "--data", "cancer.csv", "--target", "target")
     assert "binary" in init.stdout
+    assert "positive class: 1 (the last of 0, 1)" in init.stdout
     cli("validate", "cancer.csv")
     # On this small, nearly linear table the tuned trees need not beat logistic
     # regression; a zero margin keeps the flow under test, not the model ranking.

@@ -65,6 +65,9 @@ def init(
         list[str] | None,
         typer.Option(help="A column that is not a feature (repeatable; id-like ones guessed)."),
     ] = None,
+    positive: Annotated[
+        str | None, typer.Option(help="Binary only: the positive class (default: the last).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing project file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loopml.errors import ConfigError
 
@@ -61,7 +61,22 @@ class Contract(BaseModel):
     task: Task
     entity_key: str | None = None
     time_column: str | None = None
+    positive_class: str | None = Field(
+        None, description="binary only: the class metrics treat as positive (default: the last)"
+    )
     columns: tuple[ColumnSpec, ...]
+
+    @model_validator(mode="after")
+    def _positive_is_a_class(self) -> Contract:
+        if self.positive_class is None:
+            return self
+        known = sorted(self.target_spec.categories or {})
+        if self.task != "binary" or self.positive_class not in known:
+            raise ValueError(
+                f"positive_class {self.positive_class!r} must be one of the binary target's "
+                f"classes {known}"
+            )
+        return self
 
     def column(self, name: str) -> ColumnSpec:
         for spec in self.columns:
@@ -96,9 +111,13 @@ class Contract(BaseModel):
 
     @property
     def classes(self) -> list[str]:
-        """Target classes, sorted, for classification tasks."""
-        cats = self.target_spec.categories or {}
-        return sorted(cats)
+        """Target classes for classification: sorted, except that a binary task's positive
+        class comes last (index 1 is what every binary metric calls positive)."""
+        ordered = sorted(self.target_spec.categories or {})
+        if self.positive_class in ordered:
+            ordered.remove(self.positive_class)
+            ordered.append(self.positive_class)
+        return ordered
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

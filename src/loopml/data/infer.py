@@ -207,6 +207,7 @@ def infer_contract(
     entity_key: str | None,
     time_column: str | None,
     drop: Sequence[str] = (),
+    positive_class: str | None = None,
 ) -> Contract:
     """Infer the contract of a training table: each column's type, role and statistics.
 
@@ -240,6 +241,7 @@ def infer_contract(
         _column_spec(df[original], name, roles.get(name, "feature"), task)
         for original, name in zip(df.columns, columns, strict=True)
     )
+    _check_positive_class(positive_class, task, specs[columns.index(target)])
     return Contract.model_validate(
         {
             "rows": len(df),
@@ -247,9 +249,22 @@ def infer_contract(
             "task": task,
             "entity_key": entity_key,
             "time_column": time_column,
+            "positive_class": positive_class,
             "columns": specs,
         }
     )
+
+
+def _check_positive_class(positive: str | None, task: str, target: ColumnSpec) -> None:
+    if positive is None:
+        return
+    known = sorted(target.categories or {})
+    if task != "binary" or positive not in known:
+        raise ContractError(
+            f"positive class {positive!r} is not a class of the binary target {target.name!r}",
+            detail=f"task: {task}; classes: {', '.join(known) or 'none'}",
+            fix="set data.positive_class (or --positive) to one of the classes, or unset it",
+        )
 
 
 def missing_column_error(name: str, columns: Sequence[str], setting: str) -> ContractError:

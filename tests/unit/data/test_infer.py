@@ -290,3 +290,22 @@ def test_check_trainable_no_features_left() -> None:
     df = _table()[["customer_id", "signup", "notes", "churn"]]
     with pytest.raises(ContractError, match="no feature columns left"):
         check_trainable(df, _contract(df))
+
+
+def test_positive_class_comes_last_and_must_be_a_class() -> None:
+    from loopml.train.split import encode_target
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["churned", "retained"] * 2})
+    default = infer_contract(frame, target="y", task="binary", entity_key=None, time_column=None)
+    assert default.classes == ["churned", "retained"]
+    chosen = infer_contract(
+        frame, target="y", task="binary", entity_key=None, time_column=None,
+        positive_class="churned",
+    )  # fmt: skip
+    assert chosen.classes == ["retained", "churned"]
+    assert encode_target(frame["y"], chosen).tolist() == [1, 0, 1, 0]
+    with pytest.raises(ContractError, match="not a class"):
+        infer_contract(
+            frame, target="y", task="binary", entity_key=None, time_column=None,
+            positive_class="gone",
+        )  # fmt: skip
