@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.data.contract import ColumnSpec, Contract
+from loopml.data.contract import Contract
 from loopml.errors import ConfigError, TrainingError
 from loopml.features.pipeline import feature_frame, feature_importance
 from loopml.train.candidates import (
@@ -17,6 +17,7 @@ from loopml.train.candidates import (
     get_candidate,
     register,
 )
+from tests.unit.train.synthetic import num_cat_contract
 
 pytestmark = pytest.mark.unit
 
@@ -37,40 +38,11 @@ def _data(task: str, n: int = 600, seed: int = 0) -> tuple[Contract, pd.DataFram
     signal = np.nan_to_num(num) + 1.5 * (cat == "red")
     if task == "regression":
         y: np.ndarray = signal + rng.normal(scale=0.1, size=n)
-        target = ColumnSpec(
-            name="y", type="float", role="target", nullable=False, null_rate=0.0, n_unique=n
-        )
     else:
         # binary: 25% positives, so class weighting is in play
         edges = [1.2] if task == "binary" else [-0.3, 0.9]
         y = np.digitize(signal, edges).astype(np.int64)
-        classes = {str(i): float(np.mean(y == i)) for i in range(len(edges) + 1)}
-        target = ColumnSpec(
-            name="y",
-            type="integer",
-            role="target",
-            nullable=False,
-            null_rate=0.0,
-            n_unique=len(classes),
-            categories=classes,
-        )
-    contract = Contract(
-        rows=n,
-        target="y",
-        task=task,
-        columns=(
-            ColumnSpec(name="num", type="float", nullable=True, null_rate=0.05, n_unique=n),
-            ColumnSpec(
-                name="cat",
-                type="string",
-                nullable=True,
-                null_rate=0.05,
-                n_unique=3,
-                categories={"red": 0.3, "green": 0.3, "blue": 0.3},
-            ),
-            target,
-        ),
-    )
+    contract = num_cat_contract(task, y, ("red", "green", "blue"), null_rate=0.05)  # type: ignore[arg-type]
     return contract, pd.DataFrame({"num": num, "cat": cat, "y": y}), y
 
 

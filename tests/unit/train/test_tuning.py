@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 
 from loopml.config import TuningConfig
-from loopml.data.contract import ColumnSpec, Contract
+from loopml.data.contract import Contract
 from loopml.errors import TrainingError
 from loopml.features.pipeline import feature_frame
 from loopml.train.candidates import BuildContext, fit_candidate, get_candidate
 from loopml.train.split import split_validation
 from loopml.train.tuning import tune, validation_metric
+from tests.unit.train.synthetic import num_cat_contract
 
 pytestmark = pytest.mark.unit
 
@@ -29,39 +30,10 @@ def _data(task: str, n: int = 500, seed: int = 0) -> tuple[Contract, pd.DataFram
     signal = num + 1.0 * (cat == "a")
     if task == "regression":
         y: np.ndarray = signal + rng.normal(scale=0.3, size=n)
-        target = ColumnSpec(
-            name="y", type="float", role="target", nullable=False, null_rate=0.0, n_unique=n
-        )
     else:
         edges = [0.5] if task == "binary" else [-0.2, 0.8]
         y = np.digitize(signal + rng.normal(scale=0.3, size=n), edges).astype(np.int64)
-        classes = {str(i): 1.0 / (len(edges) + 1) for i in range(len(edges) + 1)}
-        target = ColumnSpec(
-            name="y",
-            type="integer",
-            role="target",
-            nullable=False,
-            null_rate=0.0,
-            n_unique=len(classes),
-            categories=classes,
-        )
-    contract = Contract(
-        rows=n,
-        target="y",
-        task=task,
-        columns=(
-            ColumnSpec(name="num", type="float", nullable=False, null_rate=0.0, n_unique=n),
-            ColumnSpec(
-                name="cat",
-                type="string",
-                nullable=False,
-                null_rate=0.0,
-                n_unique=3,
-                categories={"a": 0.3, "b": 0.3, "c": 0.3},
-            ),
-            target,
-        ),
-    )
+    contract = num_cat_contract(task, y, ("a", "b", "c"), null_rate=0.0)  # type: ignore[arg-type]
     return contract, pd.DataFrame({"num": num, "cat": cat}), y
 
 
