@@ -23,7 +23,7 @@ from loopml.data.infer import (
     guess_task,
     guess_time_column,
 )
-from loopml.data.sources import read_table
+from loopml.data.sources import read_table, write_text_atomic
 from loopml.data.validate import ValidationReport
 from loopml.errors import ConfigError, ContractError
 
@@ -82,7 +82,7 @@ def init_project(
     check_trainable(frame, contract)
     contract_file = project.resolve(project.data.contract)
     contract.save(contract_file)
-    _write_atomic(project_file, HEADER + project.to_yaml())
+    write_text_atomic(project_file, HEADER + project.to_yaml())
     (folder / STATE_DIR).mkdir(exist_ok=True)
     return InitResult(project_file, contract_file, project, contract, guesses)
 
@@ -163,12 +163,6 @@ def _name_from(data: Path) -> str:
     stem = data.name.split(".")[0]
     cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in stem).strip("-.")
     return cleaned or "model"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def update_contract(project: ProjectConfig) -> tuple[Contract | None, Contract]:

@@ -124,10 +124,9 @@ class Contract(BaseModel):
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash never leaves half a contract behind."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_yaml(), encoding="utf-8")
-        tmp.replace(path)
+        from loopml.data.sources import write_text_atomic  # sources imports the config
+
+        write_text_atomic(path, self.to_yaml())
 
     @classmethod
     def load(cls, path: Path) -> Contract:

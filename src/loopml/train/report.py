@@ -26,6 +26,7 @@ import jinja2
 import pandas as pd
 
 from loopml.data.contract import Task
+from loopml.data.sources import write_text_atomic
 from loopml.train.evaluate import Evaluation, Interval, SliceResult
 from loopml.train.metrics import get_metric, metrics_for
 from loopml.train.plots import top_features
@@ -106,16 +107,9 @@ def render_report(data: ReportData, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     view = build_view(data, out_dir)
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    _write(html_path, _HTML_ENV.from_string(_HTML).render(view))
-    _write(md_path, _MD_ENV.from_string(_MARKDOWN).render(view))
+    write_text_atomic(html_path, _HTML_ENV.from_string(_HTML).render(view))
+    write_text_atomic(md_path, _MD_ENV.from_string(_MARKDOWN).render(view))
     return html_path, md_path
-
-
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a crash never leaves half a report behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def fmt(value: float | None) -> str:
