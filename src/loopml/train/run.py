@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,31 +265,18 @@ def _evaluate(s: _Session, pipeline: Any) -> Evaluation:
 
 def _log_child(s: _Session, result: ModelResult) -> None:
     """One nested MLflow run per model, so the UI shows the whole leaderboard."""
-    from mlflow.entities import Metric, Param, RunTag
-
-    run = s.client.create_run(
-        s.experiment_id,
-        run_name=result.name,
-        tags={"mlflow.parentRunId": s.run_id, f"{TAG_PREFIX}kind": result.kind},
-    )
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(f"holdout_{k}", v, now, 0) for k, v in result.metrics.items() if math.isfinite(v)
-    ]
-    metrics.append(Metric("fit_seconds", result.fit_seconds, now, 0))
-    params = [Param(k, str(v)[:6000]) for k, v in result.params.items()]
-    params.append(Param("tuning_trials", str(result.trials)))
-    s.client.log_batch(
-        run.info.run_id, metrics=metrics, params=params, tags=[RunTag("kind", result.kind)]
-    )
-    s.client.set_terminated(run.info.run_id, "FINISHED")
+    tracking.log_child_run(
+        s.client, s.experiment_id, s.run_id, result.name,
+        tags={f"{TAG_PREFIX}kind": result.kind, "kind": result.kind},
+        metrics={**{f"holdout_{k}": v for k, v in result.metrics.items()},
+                 "fit_seconds": result.fit_seconds},
+        params={**result.params, "tuning_trials": result.trials},
+    )  # fmt: skip
 
 
 def _gate_and_register(
     s: _Session, results: list[ModelResult], metric: str
 ) -> tuple[str, GateDecision, str | None, str | None, Path]:
-    import mlflow
-
     candidates = {r.name: r.metrics for r in results if r.kind == "candidate"}
     baselines = {r.name: r.metrics for r in results if r.kind == "baseline"}
     chosen = choose_best(candidates or baselines, metric)
@@ -303,7 +289,7 @@ def _gate_and_register(
     report = _log_report(s, results, best, gate)
     version: str | None = None
     alias: str | None = None
-    mlflow.set_tag(f"{TAG_PREFIX}gate", "passed" if gate.passed else "failed")
+    tracking.set_tag(f"{TAG_PREFIX}gate", "passed" if gate.passed else "failed")
     if gate.passed:  # last: nothing after it can fail and strand a version
         s.progress.stage(f"registering {chosen} as a new version of {s.project.name}")
         version, alias = _register(s, best, gate)
@@ -313,8 +299,6 @@ def _gate_and_register(
 def _log_run(
     s: _Session, results: list[ModelResult], best: ModelResult, gate: GateDecision
 ) -> None:
-    import mlflow
-
     project, contract, data = s.project, s.contract, s.data
     tracking.log_params(
         {
@@ -325,14 +309,12 @@ def _log_run(
             "chosen": best.name,
         }
     )
-    for key, value in best.metrics.items():
-        if math.isfinite(value):
-            mlflow.log_metric(f"holdout_{key}", value)
+    tracking.log_metrics({f"holdout_{k}": v for k, v in best.metrics.items()})
     for key, interval in best.evaluation.intervals.items():
-        if math.isfinite(interval.low) and math.isfinite(interval.high):
-            mlflow.log_metric(f"holdout_{key}_ci_low", interval.low)
-            mlflow.log_metric(f"holdout_{key}_ci_high", interval.high)
-    mlflow.log_text(contract.to_yaml(), "contract/contract.yaml")
+        tracking.log_metrics(
+            {f"holdout_{key}_ci_low": interval.low, f"holdout_{key}_ci_high": interval.high}
+        )
+    tracking.log_text(contract.to_yaml(), "contract/contract.yaml")
     tracking.log_json(best.evaluation.to_dict(), EVALUATION_ARTIFACT)
     tracking.log_json(tracking.package_versions(), "environment/packages.json")
     tracking.log_json(
@@ -348,17 +330,12 @@ def _log_run(
          "reason": gate.reason},
         "evaluation/gate.json",
     )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="loopml-holdout-") as tmp:
-        path = Path(tmp) / "holdout.parquet"
-        data.holdout.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
+    tracking.log_parquet(data.holdout, HOLDOUT_ARTIFACT)
 
 
 def _log_report(
     s: _Session, results: list[ModelResult], best: ModelResult, gate: GateDecision
 ) -> Path:
-    import mlflow
-
     contract, data = s.contract, s.data
     out = s.project.resolve(f"{STATE_DIR}/reports/{s.run_id}")
     importance = feature_importance(
@@ -394,10 +371,8 @@ def _log_report(
         ),
         out,
     )
-    for path in plots.values():
-        mlflow.log_artifact(str(path), artifact_path="plots")
-    mlflow.log_artifact(str(html), artifact_path="report")
-    mlflow.log_artifact(str(markdown), artifact_path="report")
+    tracking.log_files(plots.values(), "plots")
+    tracking.log_files([html, markdown], "report")
     return html
 
 

@@ -1,4 +1,5 @@
-"""The MLflow adapter for experiment tracking: the only training module that talks to MLflow.
+"""The MLflow adapter for experiment tracking: the only training module that talks to MLflow
+(the registry's own adapter is :mod:`loopml.registry.store`).
 
 The embedded default is ``sqlite:///.loopml/mlflow.db`` with a local artifact folder, both
 resolved against the project's folder so every command finds the same store wherever it
@@ -11,17 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
+import tempfile
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from loopml.config import ProjectConfig
 from loopml.data.sources import mask_url
@@ -207,3 +213,67 @@ def log_json(obj: Any, artifact_file: str) -> None:
     import mlflow
 
     mlflow.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
+
+
+def log_child_run(
+    client: Any,
+    experiment_id: str,
+    parent_id: str,
+    name: str,
+    *,
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any],
+) -> str:
+    """A finished child run under ``parent_id`` (non-finite metrics are left out)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    run = client.create_run(
+        experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_id, **tags}
+    )
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, v, now, 0) for k, v in metrics.items() if math.isfinite(v)],
+        params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return str(run.info.run_id)
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Metrics of the active run; NaN / inf (a metric undefined on this data) are skipped."""
+    import mlflow
+
+    finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    if finite:
+        mlflow.log_metrics(finite)
+
+
+def set_tag(key: str, value: str) -> None:
+    import mlflow
+
+    mlflow.set_tag(key, value)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)
+
+
+def log_files(paths: Iterable[Path], artifact_path: str) -> None:
+    import mlflow
+
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_parquet(frame: pd.DataFrame, artifact_file: str) -> None:
+    """A frame as a Parquet artifact of the active run (e.g. the holdout, for promotion)."""
+    target = Path(artifact_file)
+    with tempfile.TemporaryDirectory(prefix="loopml-artifact-") as tmp:
+        path = Path(tmp) / target.name
+        frame.to_parquet(path, index=False)
+        log_files([path], str(target.parent))
