@@ -226,7 +226,7 @@ def log_child_run(
     params: Mapping[str, Any],
 ) -> str:
     """A finished child run under ``parent_id`` (non-finite metrics are left out)."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     run = client.create_run(
         experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_id, **tags}
@@ -236,7 +236,6 @@ def log_child_run(
         run.info.run_id,
         metrics=[Metric(k, v, now, 0) for k, v in metrics.items() if math.isfinite(v)],
         params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
     )
     client.set_terminated(run.info.run_id, "FINISHED")
     return str(run.info.run_id)
