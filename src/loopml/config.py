@@ -104,6 +104,44 @@ class RegistryConfig(_Section):
     audit_log: str = f"{STATE_DIR}/audit.jsonl"
 
 
+class LedgerConfig(_Section):
+    """Where every prediction is recorded (DESIGN.md decision 4)."""
+
+    url: str = Field(
+        f"sqlite:///{STATE_DIR}/ledger.db",
+        description="sqlite:///path (WAL, the default) or postgresql://user@host/db",
+    )
+    mode: Literal["durable", "async"] = Field(
+        "durable", description="durable: a response is sent only after its row is committed"
+    )
+    queue_size: int = Field(10_000, ge=1, description="rows waiting to be written; full -> 503")
+    batch_rows: int = Field(2_000, ge=1, description="most rows written in one commit")
+    retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a 503")
+
+
+class ServeConfig(_Section):
+    """``loopml serve``: where it listens, what it accepts, how it follows the registry."""
+
+    host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes the server")
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    alias: str = Field("champion", description="the registry alias served")
+    poll_seconds: float = Field(5.0, gt=0, description="how often the alias is checked")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    max_rows: int = Field(10_000, ge=1, description="most rows in one request")
+    allowed_hosts: tuple[str, ...] = Field(
+        ("127.0.0.1", "localhost", "::1"),
+        description="Host headers accepted; '*' accepts any",
+    )
+    cors_origins: tuple[str, ...] = Field((), description="origins allowed by CORS; none by default")
+    token_file: str = Field(f"{STATE_DIR}/admin.token", description="bearer token for admin routes")
+    cache_dir: str = Field(f"{STATE_DIR}/serving", description="downloaded serving artifacts")
+    trust_pickle: bool = Field(
+        False, description="allow pickle-only artifacts (runs their code: only for your own models)"
+    )
+    ledger: LedgerConfig = LedgerConfig()
+
+
 class ProjectConfig(_Section):
     """The whole project file. ``root`` is the folder relative paths are resolved in."""
 
@@ -114,6 +152,7 @@ class ProjectConfig(_Section):
     gate: GateConfig = GateConfig()
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig = RegistryConfig()
+    serve: ServeConfig = ServeConfig()
     root: Path = Field(Path("."), exclude=True)
 
     def resolve(self, relative: str) -> Path:

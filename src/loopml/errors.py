@@ -74,3 +74,44 @@ class GateFailed(LoopmlError):
     """A model did not earn what was asked of it (registration or promotion)."""
 
     exit_code = EXIT_VIOLATIONS
+
+
+class InputError(LoopmlError):
+    """A request (or one row of a batch) that does not fit the served model's contract.
+
+    The server answers it with ``status`` and ``{error, field, row, reason}``; batch scoring
+    writes it beside the rejected row. ``error`` is a stable machine-readable code such as
+    ``missing_field``, ``extra_field``, ``wrong_type``, ``non_finite``, ``null_not_allowed``,
+    ``malformed_json``, ``too_many_rows``, ``empty``, ``unsupported_media_type`` (415) or
+    ``body_too_large`` (413); ``reason`` says what is wrong and how to fix it.
+    """
+
+    exit_code = EXIT_VIOLATIONS
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        error: str = "invalid_input",
+        field: str | None = None,
+        row: int | None = None,
+        status: int = 422,
+    ) -> None:
+        where = ", ".join(
+            part
+            for part in (
+                f"field {field!r}" if field else "",
+                f"row {row}" if row is not None else "",
+            )
+            if part
+        )
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.reason = reason
+        self.error = error
+        self.field = field
+        self.row = row
+        self.status = status
+
+    def to_body(self) -> dict[str, object]:
+        """The JSON body of the 4xx response."""
+        return {"error": self.error, "field": self.field, "row": self.row, "reason": self.reason}
