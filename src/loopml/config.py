@@ -107,6 +107,7 @@ class RegistryConfig(_Section):
 class LedgerConfig(_Section):
     """Where every prediction is recorded (DESIGN.md decision 4)."""
 
+    enabled: bool = Field(True, description="record every prediction (turn off only to measure)")
     url: str = Field(
         f"sqlite:///{STATE_DIR}/ledger.db",
         description="sqlite:///path (WAL, the default) or postgresql://user@host/db",
@@ -126,12 +127,16 @@ class ServeConfig(_Section):
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1)
     alias: str = Field("champion", description="the registry alias served")
+    follow_alias: bool = Field(True, description="hot-reload when the alias moves")
     poll_seconds: float = Field(5.0, gt=0, description="how often the alias is checked")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413")
     max_rows: int = Field(10_000, ge=1, description="most rows in one request")
     allowed_hosts: tuple[str, ...] = Field(
         ("127.0.0.1", "localhost", "::1"),
         description="Host headers accepted; '*' accepts any",
+    )
+    drain_seconds: float = Field(
+        0.0, ge=0, description="after SIGTERM: answer not-ready this long before closing"
     )
     cors_origins: tuple[str, ...] = Field((), description="origins allowed by CORS; none by default")
     token_file: str = Field(f"{STATE_DIR}/admin.token", description="bearer token for admin routes")

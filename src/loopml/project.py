@@ -26,6 +26,7 @@ from loopml.data.infer import (
 from loopml.data.sources import read_table, write_text_atomic
 from loopml.data.validate import ValidationReport
 from loopml.errors import ConfigError, ContractError
+from loopml.serve.security import ensure_token
 
 HEADER = """\
 # loopml project file. Every command reads it; see 'loopml --help'.
@@ -84,6 +85,8 @@ def init_project(
     contract.save(contract_file)
     write_text_atomic(project_file, HEADER + project.to_yaml())
     (folder / STATE_DIR).mkdir(exist_ok=True)
+    # The admin token guards the server's mutating routes (file mode 0600).
+    ensure_token(project.resolve(project.serve.token_file))
     return InitResult(project_file, contract_file, project, contract, guesses)
 
 
