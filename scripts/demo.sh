@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart, end to end, on a generated social-feed table:
-# generate -> init -> validate -> train -> models -> retrain -> promote -> rollback -> audit.
+# generate -> init -> validate -> train -> models -> retrain -> promote -> rollback -> audit
+# -> serve (three dialects, ledger, feedback) -> stop -> export -> batch score.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 demo="$here/demo"
@@ -56,9 +57,40 @@ mlflow.set_tracking_uri("sqlite:///.loopml/mlflow.db")
 model = mlflow.pyfunc.load_model("models:/feed-engagement@champion")
 print(model.predict(pd.read_parquet("fresh.parquet").head(5)))
 PY
+step "10. serve the champion: every prediction recorded in the ledger"
+port="${LOOPML_DEMO_PORT:-8765}"
+loopml serve --port "$port" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+run curl -s "http://127.0.0.1:$port/health/ready"; echo
+run python "$here/scripts/demo_client.py" --port "$port" --table fresh.parquet --requests 300
+run loopml ledger stats
+run curl -s "http://127.0.0.1:$port/metrics" | grep -E "^loopml_(requests_total|ledger_queue_rows|predicted_rows_total)" | head -8
+
+step "11. stop the server cleanly (SIGTERM drains in-flight requests), export the ledger"
+kill -TERM "$server"
+wait "$server" && echo "(server exited 0)"
+trap - EXIT
+run loopml ledger export --since 1d --out ledger.parquet
+python - <<'PY'
+import pandas as pd
+frame = pd.read_parquet("ledger.parquet")
+print(frame[["request_id", "version", "arm", "prediction", "proba_1", "label"]].head(5))
+print(f"{len(frame)} predictions, {frame['label'].notna().sum()} with labels")
+PY
+
+step "12. batch scoring with the same artifact; bad rows set aside with their reasons"
+run loopml score broken.parquet scored.parquet || echo "(exit code $? -- some rows were rejected)"
+
 cat <<MSG
 
 Done. Everything is in $demo:
   MLflow UI:  cd demo && mlflow ui --backend-store-uri sqlite:///.loopml/mlflow.db
   reports:    demo/.loopml/reports/<run id>/report.html (also in each MLflow run)
+  serve:      cd demo && loopml serve   (then open http://127.0.0.1:8080/docs)
+  ledger:     demo/.loopml/ledger.db (SQLite); demo/ledger.parquet (export)
 MSG

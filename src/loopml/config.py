@@ -138,7 +138,9 @@ class ServeConfig(_Section):
     drain_seconds: float = Field(
         0.0, ge=0, description="after SIGTERM: answer not-ready this long before closing"
     )
-    cors_origins: tuple[str, ...] = Field((), description="origins allowed by CORS; none by default")
+    cors_origins: tuple[str, ...] = Field(
+        (), description="origins allowed by CORS; none by default"
+    )
     token_file: str = Field(f"{STATE_DIR}/admin.token", description="bearer token for admin routes")
     cache_dir: str = Field(f"{STATE_DIR}/serving", description="downloaded serving artifacts")
     trust_pickle: bool = Field(

@@ -81,3 +81,11 @@ def version_count(folder: Path) -> int:
 
     with sqlite3.connect(db) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM model_versions").fetchone()[0])
+
+
+@pytest.fixture(scope="session")
+def served_project(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A feed project with three registered versions (1 is champion), trained once."""
+    from tests.integration.serving import build_project
+
+    return build_project(tmp_path_factory.mktemp("served"))

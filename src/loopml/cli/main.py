@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from loopml.cli import contract_cmds, data_cmds, registry_cmds, train_cmds
+from loopml.cli import contract_cmds, data_cmds, ledger_cmds, registry_cmds, serve_cmds, train_cmds
 from loopml.cli.output import console, print_error, print_json
 from loopml.cli.state import State
 from loopml.config import PROJECT_FILE
@@ -109,12 +109,15 @@ def init(
 
 app.add_typer(data_cmds.data_app, name="data")
 app.add_typer(contract_cmds.contract_app, name="contract")
+app.add_typer(ledger_cmds.ledger_app, name="ledger")
 app.command(name="validate")(data_cmds.validate)
 app.command(name="train")(train_cmds.train)
-app.command(name="models")(registry_cmds.models)
+app.add_typer(registry_cmds.models_app, name="models")
 app.command(name="promote")(registry_cmds.promote)
 app.command(name="rollback")(registry_cmds.rollback)
 app.command(name="audit")(registry_cmds.audit)
+app.command(name="serve")(serve_cmds.serve)
+app.command(name="score")(serve_cmds.score)
 
 
 def run() -> None:

@@ -1,4 +1,5 @@
-"""``loopml models | promote | rollback | audit``: the registry and its history."""
+"""``loopml models [build-artifact] | promote | rollback | audit``: the registry and its
+history."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ from rich.table import Table
 
 from loopml.cli.output import console, fmt, print_json
 from loopml.config import ProjectConfig
+from loopml.errors import RegistryError
 from loopml.registry.audit import AuditLog
-from loopml.registry.store import TAG_PREFIX, open_registry
+from loopml.registry.store import TAG_PREFIX, ServingStatus, open_registry
 from loopml.train.metrics import default_metric, metrics_for
 
+models_app = typer.Typer(
+    help="List registered versions, or build their serving artifacts.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
+
+@models_app.callback()
 def models(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
 ) -> None:
-    """List registered versions with their metrics, aliases and lineage."""
+    """List registered versions with their metrics, aliases, lineage and serving format."""
+    if ctx.invoked_subcommand is not None:
+        return
     project: ProjectConfig = ctx.obj.project()
     versions = open_registry(project).versions()
     if as_json:
@@ -33,7 +44,7 @@ def models(
     table = Table(title=f"{project.name}: {len(versions)} version(s)", title_justify="left")
     table.add_column("version", no_wrap=True)
     table.add_column("aliases", no_wrap=True)
-    for column in ("model", *names, "created", "run", "data", "git"):
+    for column in ("model", *names, "serving", "created", "run", "data", "git"):
         table.add_column(column)
     for v in reversed(versions):
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.created_ms / 1000))
@@ -42,12 +53,58 @@ def models(
             ", ".join(v.aliases) or "-",
             v.candidate,
             *[fmt(v.metric(n)) for n in names],
+            v.serving_format or "[yellow]none[/]",
             created,
             v.run_id[:8],
             v.tags.get(f"{TAG_PREFIX}data_fingerprint", "")[:8],
             v.tags.get(f"{TAG_PREFIX}git_commit", "")[:8],
         )
     console.print(table)
+
+
+@models_app.command("build-artifact")
+def build_artifact(
+    ctx: typer.Context,
+    version: Annotated[
+        str | None, typer.Argument(help="The version (default: every version lacking one).")
+    ] = None,
+    all_versions: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every version (those lacking an artifact, or all with --force)."
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Rebuild even if the version has one.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Build the serving artifact (ONNX, parity-checked on the holdout) of versions."""
+    if version is not None and all_versions:
+        raise RegistryError("give a VERSION or --all, not both", fix="drop one of them")
+    registry = open_registry(ctx.obj.project())
+    chosen = [version] if version is not None else [
+        v.version for v in registry.versions() if force or not v.serving_format
+    ]  # fmt: skip
+    results: list[ServingStatus] = []
+    for v in chosen:
+        with console.status(f"building the serving artifact of version {v}", spinner="dots"):
+            results.append(registry.ensure_serving_artifact(v, force=force))
+    if as_json:
+        print_json([r.__dict__ for r in results])
+        return
+    if not results:
+        console.print("every version already has a serving artifact (--force rebuilds them)")
+        return
+    table = Table(title="serving artifacts", title_justify="left")
+    for column in ("version", "format", "parity max diff", "rows checked", "status"):
+        table.add_column(column)
+    for r in results:
+        diff = "n/a" if r.parity_max_diff is None else f"{r.parity_max_diff:.2g}"
+        rows = "n/a" if r.rows_checked is None else f"{r.rows_checked:,}"
+        table.add_row(r.version, r.format, diff, rows, "built" if r.built else "kept")
+    console.print(table)
+    for r in results:
+        if r.built and r.fallback_reason:
+            console.print(f"[yellow]version {r.version}[/]: not ONNX because {r.fallback_reason}")
 
 
 def promote(

@@ -19,13 +19,21 @@ import loopml
 from loopml.config import ProjectConfig
 from loopml.errors import RegistryError, TrackingError
 from loopml.registry.audit import Action, AuditEntry, AuditLog
+from loopml.registry.manifest import MANIFEST_FILE, ArtifactManifest, read_verified, sha256_file
 from loopml.registry.package import ModelPackage, read_package, write_package
+from loopml.registry.serving_cache import fetch_into_cache
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_PREFIX = "loopml."
 MODEL_ARTIFACT = "model"
 HOLDOUT_ARTIFACT = "data/holdout.parquet"
+SERVING_ARTIFACT = "serving"
+SERVING_TAG = f"{TAG_PREFIX}serving_artifact"
+SERVING_PENDING = "pending"
+SERVING_DIFF_TAG = f"{TAG_PREFIX}serving_parity_max_diff"
+SERVING_ROWS_TAG = f"{TAG_PREFIX}serving_parity_rows"
+SERVING_SHA_TAG = f"{TAG_PREFIX}serving_sha256"
 # What loading a version needs, pinned to the versions it was trained with: a pipeline
 # unpickled under another scikit-learn may fail or, worse, predict differently.
 PIP_REQUIREMENTS = (
@@ -52,6 +60,36 @@ class VersionInfo:
     def metric(self, name: str) -> float | None:
         raw = self.tags.get(f"{TAG_PREFIX}metric.{name}")
         return float(raw) if raw not in (None, "", "nan") else None
+
+    @property
+    def serving_format(self) -> str | None:
+        """``onnx`` / ``skops`` / ``pickle``; None while the version has no serving artifact."""
+        value = self.tags.get(SERVING_TAG)
+        return None if value in (None, "", SERVING_PENDING) else value
+
+
+@dataclass(frozen=True)
+class ServingStatus:
+    """A version's serving artifact as ``loopml models build-artifact`` reports it."""
+
+    version: str
+    format: str
+    parity_max_diff: float | None
+    rows_checked: int | None
+    built: bool
+    fallback_reason: str = ""
+
+    @classmethod
+    def from_tags(cls, info: VersionInfo) -> ServingStatus:
+        diff = info.tags.get(SERVING_DIFF_TAG)
+        rows = info.tags.get(SERVING_ROWS_TAG)
+        return cls(
+            version=info.version,
+            format=info.serving_format or "none",
+            parity_max_diff=float(diff) if diff else None,
+            rows_checked=int(rows) if rows else None,
+            built=False,
+        )
 
 
 class ModelRegistry:
@@ -213,6 +251,91 @@ class ModelRegistry:
         )
         self.audit.append(entry)
         return entry
+
+    # -- serving artifacts (see loopml.registry.artifact) ---------------------------------
+    def attach_serving_artifact(self, version: str, folder: Path) -> None:
+        """Log a built serving artifact to the version's run (artifact path ``serving``)
+        and tag the version with its format, parity figures and manifest sha256."""
+        from mlflow.exceptions import MlflowException
+
+        info = self.version(version)
+        manifest = read_verified(folder).manifest
+        tags = {
+            SERVING_DIFF_TAG: f"{manifest.parity.max_abs_diff:.3g}",
+            SERVING_ROWS_TAG: str(manifest.parity.rows_checked),
+            SERVING_SHA_TAG: sha256_file(folder / MANIFEST_FILE),
+            SERVING_TAG: manifest.format,  # last: the format tag says "ready"
+        }
+        try:
+            self.client.log_artifacts(info.run_id, str(folder), artifact_path=SERVING_ARTIFACT)
+            for key, value in tags.items():
+                self.client.set_model_version_tag(self.name, info.version, key, value)
+        except MlflowException as exc:
+            raise TrackingError(
+                f"cannot store the serving artifact of version {info.version}",
+                detail=str(exc).splitlines()[0][:300],
+                fix="check that the tracking store and its artifact store are reachable",
+            ) from exc
+
+    def ensure_serving_artifact(self, version: str, *, force: bool = False) -> ServingStatus:
+        """Build and attach a version's serving artifact unless it has one (or ``force``),
+        from its registered package and the holdout its training run logged."""
+        from loopml.registry.artifact import build_serving_artifact
+
+        info = self.version(version)
+        if info.serving_format and not force:
+            return ServingStatus.from_tags(info)
+        package = self.load_package(info.version)
+        holdout = self.load_holdout(info.run_id)
+        with tempfile.TemporaryDirectory(prefix=f"loopml-serving-{info.version}-") as tmp:
+            folder = Path(tmp) / SERVING_ARTIFACT
+            manifest = build_serving_artifact(package, holdout, folder)
+            self.attach_serving_artifact(info.version, folder)
+        return _built_status(info.version, manifest)
+
+    def fetch_serving_artifact(self, version: str, cache_root: Path) -> Path:
+        """The version's serving artifact in ``cache_root/<model>/<version>/``, verified.
+
+        A cached copy is reused when it still matches the version's ``serving_sha256`` tag;
+        otherwise the artifact is downloaded beside it, verified, and renamed into place.
+        Paths that leave ``cache_root`` and symbolic links are refused.
+        """
+        info = self.version(version)
+        sha = info.tags.get(SERVING_SHA_TAG, "")
+        if not info.serving_format or not sha:
+            raise RegistryError(
+                f"version {info.version} of {self.name!r} has no serving artifact",
+                detail=f"tag {SERVING_TAG}: {info.tags.get(SERVING_TAG, 'not set')}",
+                fix=f"run 'loopml models build-artifact {info.version}'",
+            )
+        return fetch_into_cache(
+            cache_root, self.name, info.version, sha, lambda tmp: self._download_serving(info, tmp)
+        )
+
+    def _download_serving(self, info: VersionInfo, tmp: Path) -> Path:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.download_artifacts(info.run_id, SERVING_ARTIFACT, str(tmp))
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"cannot download the serving artifact of version {info.version}",
+                detail=str(exc).splitlines()[0][:300],
+                fix="check the artifact store, or rebuild it with "
+                f"'loopml models build-artifact {info.version} --force'",
+            ) from exc
+        return tmp / SERVING_ARTIFACT
+
+
+def _built_status(version: str, manifest: ArtifactManifest) -> ServingStatus:
+    return ServingStatus(
+        version=version,
+        format=manifest.format,
+        parity_max_diff=manifest.parity.max_abs_diff,
+        rows_checked=manifest.parity.rows_checked,
+        built=True,
+        fallback_reason=manifest.fallback_reason,
+    )
 
 
 def open_registry(project: ProjectConfig) -> ModelRegistry:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,16 @@ from loopml.data.validate import ValidationReport
 from loopml.errors import ConfigError, ContractError
 from loopml.features.pipeline import feature_frame, feature_importance
 from loopml.project import check_table
+from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.audit import AuditLog
 from loopml.registry.package import ModelMeta, ModelPackage
 from loopml.registry.store import (
     CHALLENGER,
     CHAMPION,
     HOLDOUT_ARTIFACT,
+    SERVING_ARTIFACT,
+    SERVING_PENDING,
+    SERVING_TAG,
     TAG_PREFIX,
     ModelRegistry,
 )
@@ -90,6 +95,8 @@ class TrainResult:
     alias: str | None
     report: Path | None = None
     rows: int = 0
+    serving_format: str | None = None
+    """How the registered version is served: ``onnx``, or a fallback (``skops``, ``pickle``)."""
 
     def leaderboard_metric(self) -> float:
         """The chosen model's score on the deciding metric."""
@@ -158,7 +165,7 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
                 project, contract, data, client, experiment_id, run_id, tags, progress
             )
             results = _fit_all(session)
-            chosen, gate, version, alias, report = _gate_and_register(session, results, metric)
+            chosen, gate, registered, report = _gate_and_register(session, results, metric)
         except BaseException:
             shutil.rmtree(report_dir / run_id, ignore_errors=True)
             raise
@@ -169,10 +176,11 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
         leaderboard=tuple(results),
         chosen=chosen,
         gate=gate,
-        version=version,
-        alias=alias,
+        version=registered.version if registered else None,
+        alias=registered.alias if registered else None,
         report=report,
         rows=len(frame),
+        serving_format=registered.serving_format if registered else None,
     )
 
 
@@ -276,7 +284,7 @@ def _log_child(s: _Session, result: ModelResult) -> None:
 
 def _gate_and_register(
     s: _Session, results: list[ModelResult], metric: str
-) -> tuple[str, GateDecision, str | None, str | None, Path]:
+) -> tuple[str, GateDecision, _Registered | None, Path]:
     candidates = {r.name: r.metrics for r in results if r.kind == "candidate"}
     baselines = {r.name: r.metrics for r in results if r.kind == "baseline"}
     chosen = choose_best(candidates or baselines, metric)
@@ -287,13 +295,11 @@ def _gate_and_register(
     s.progress.stage("writing plots, report and artifacts")
     _log_run(s, results, best, gate)
     report = _log_report(s, results, best, gate)
-    version: str | None = None
-    alias: str | None = None
+    registered: _Registered | None = None
     tracking.set_tag(f"{TAG_PREFIX}gate", "passed" if gate.passed else "failed")
     if gate.passed:  # last: nothing after it can fail and strand a version
-        s.progress.stage(f"registering {chosen} as a new version of {s.project.name}")
-        version, alias = _register(s, best, gate)
-    return chosen, gate, version, alias, report
+        registered = _register(s, best, gate)
+    return chosen, gate, registered, report
 
 
 def _log_run(
@@ -376,7 +382,19 @@ def _log_report(
     return html
 
 
-def _register(s: _Session, best: ModelResult, gate: GateDecision) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _Registered:
+    version: str
+    alias: str
+    serving_format: str
+
+
+def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered:
+    """Register ``best`` with its serving artifact and give it an alias.
+
+    The artifact is built (and parity-checked) before the version exists, so a build
+    failure registers nothing; a failure after the version is created deletes it again.
+    """
     project, contract = s.project, s.contract
     audit = AuditLog(project.resolve(project.registry.audit_log))
     registry = ModelRegistry(s.client, project.name, audit)
@@ -393,18 +411,24 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> tuple[str, 
         data_fingerprint=s.tags[f"{TAG_PREFIX}data_fingerprint"],
     )
     package = ModelPackage(pipeline=best.pipeline, contract=contract, meta=meta)
-    model_uri = registry.log_model(package)
-    version_tags = {
-        **s.tags,
-        f"{TAG_PREFIX}candidate": best.name,
-        f"{TAG_PREFIX}serving_artifact": "pending",
-        **{f"{TAG_PREFIX}metric.{k}": f"{v:.6g}" for k, v in meta.metrics.items()},
-    }
-    version = registry.register(model_uri, s.run_id, version_tags)
-    try:
-        alias = CHALLENGER if registry.alias(CHAMPION) else CHAMPION
-        registry.move_alias(alias, version, action="register", reason=gate.reason)
-    except BaseException:
-        registry.delete_version(version)  # a version without its alias is a half-write
-        raise
-    return version, alias
+    with tempfile.TemporaryDirectory(prefix="loopml-serving-") as tmp:
+        s.progress.stage("building the serving artifact")
+        serving = Path(tmp) / SERVING_ARTIFACT
+        manifest = build_serving_artifact(package, s.data.holdout, serving)
+        s.progress.stage(f"registering {best.name} as a new version of {project.name}")
+        model_uri = registry.log_model(package)
+        version_tags = {
+            **s.tags,
+            f"{TAG_PREFIX}candidate": best.name,
+            SERVING_TAG: SERVING_PENDING,
+            **{f"{TAG_PREFIX}metric.{k}": f"{v:.6g}" for k, v in meta.metrics.items()},
+        }
+        version = registry.register(model_uri, s.run_id, version_tags)
+        try:
+            registry.attach_serving_artifact(version, serving)
+            alias = CHALLENGER if registry.alias(CHAMPION) else CHAMPION
+            registry.move_alias(alias, version, action="register", reason=gate.reason)
+        except BaseException:
+            registry.delete_version(version)  # a version without its alias is a half-write
+            raise
+    return _Registered(version, alias, manifest.format)

@@ -1,0 +1,84 @@
+"""The demo's client: sends predictions to a running `loopml serve` in all three dialects.
+
+    python scripts/demo_client.py --port 8080 --table fresh.parquet --requests 200
+
+Uses only the standard library (plus pandas to read the table), as a team's own client would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import time
+from typing import Any
+
+import pandas as pd
+
+
+def post(conn: http.client.HTTPConnection, path: str, payload: Any) -> dict[str, Any]:
+    conn.request("POST", path, json.dumps(payload), {"content-type": "application/json"})
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    if response.status != 200:
+        raise SystemExit(f"{path} answered {response.status}: {body}")
+    return dict(body)
+
+
+def records(table: str, n: int) -> tuple[list[dict[str, Any]], list[int]]:
+    """Rows as JSON records, and their true labels (which arrive later, as feedback)."""
+    frame = pd.read_parquet(table).head(n)
+    labels = frame.pop("engaged").astype(int).tolist()
+    frame["ts"] = frame["ts"].astype(str)
+    return list(json.loads(frame.to_json(orient="records"))), labels
+
+
+def oip_inputs(metadata: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": spec["name"],
+            "shape": [len(rows), 1],
+            "datatype": spec["datatype"],
+            "data": [row[spec["name"]] for row in rows],
+        }
+        for spec in metadata["inputs"]
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    rows, truth = records(args.table, args.requests)
+    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+
+    started = time.perf_counter()
+    first = {}
+    for i, row in enumerate(rows):
+        answer = post(conn, "/predict", {"records": [row], "request_id": f"demo-predict-{i}"})
+        first = first or answer
+    print(f"/predict      {len(rows)} requests; first answer: {json.dumps(first)[:160]}...")
+
+    for i in range(0, len(rows), 10):
+        answer = post(conn, "/invocations", {"dataframe_records": rows[i : i + 10]})
+    print(f"/invocations  {len(rows) // 10} MLflow-format requests of 10 rows; "
+          f"last: {json.dumps(answer['predictions'][0])}")  # fmt: skip
+
+    conn.request("GET", "/v2/models/feed-engagement")
+    metadata = json.loads(conn.getresponse().read())
+    for i in range(0, len(rows), 10):
+        payload = {"id": f"demo-v2-{i}", "inputs": oip_inputs(metadata, rows[i : i + 10])}
+        answer = post(conn, "/v2/models/feed-engagement/infer", payload)
+    print(f"/v2 infer     {len(rows) // 10} Open Inference Protocol requests; outputs: "
+          f"{[o['name'] for o in answer['outputs']]}")  # fmt: skip
+
+    labels = [{"request_id": f"demo-predict-{i}", "label": truth[i]} for i in range(len(rows))]
+    answer = post(conn, "/feedback", {"labels": labels})
+    print(f"/feedback     {answer['recorded']} labels recorded")
+    print(f"all in {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""``loopml ledger ...``: export and inspect the prediction ledger (``serve.ledger.url``)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loopml.cli.output import console, print_json, progress_display
+from loopml.cli.state import State
+
+ledger_app = typer.Typer(
+    help="The prediction ledger: every prediction served, with its label.", no_args_is_help=True
+)
+
+_TIME_HELP = "ISO date/datetime (UTC unless a zone is given) or a duration back: 30m, 24h, 7d."
+
+
+@ledger_app.command("export")
+def export(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The Parquet file to write.")],
+    since: Annotated[str | None, typer.Option(help=f"From this time on. {_TIME_HELP}")] = None,
+    until: Annotated[str | None, typer.Option(help=f"Before this time. {_TIME_HELP}")] = None,
+    version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Export predictions with their labels to Parquet (one column per feature and output)."""
+    from loopml.serve.ledger import export_ledger, open_backend, parse_time
+
+    state: State = ctx.obj
+    project = state.project()
+    now = datetime.now(UTC)
+    start = parse_time(since, now) if since else None
+    end = parse_time(until, now) if until else None
+    started = time.perf_counter()
+    backend = open_backend(project.serve.ledger.url, project.root)
+    try:
+        with progress_display(enabled=not as_json) as progress:
+            result = export_ledger(
+                backend, out, since=start, until=end, version=version, progress=progress
+            )
+    finally:
+        backend.close()
+    seconds = time.perf_counter() - started
+    if as_json:
+        print_json(
+            {
+                "path": str(result.path),
+                "rows": result.rows,
+                "labelled": result.labelled,
+                "columns": list(result.columns),
+                "since": start.isoformat() if start else None,
+                "until": end.isoformat() if end else None,
+                "version": version,
+                "seconds": round(seconds, 3),
+            }
+        )
+        return
+    console.print(
+        f"[green]wrote[/] {result.path}: {result.rows:,} predictions, {result.labelled:,} "
+        f"labelled, {len(result.columns)} columns, in {seconds:.1f} s"
+    )
+
+
+@ledger_app.command("stats")
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """How many predictions are recorded and labelled, over what time, per version and arm."""
+    from loopml.serve.ledger import open_backend
+
+    state: State = ctx.obj
+    project = state.project()
+    backend = open_backend(project.serve.ledger.url, project.root)
+    try:
+        with backend.reader() as reader:
+            summary = reader.summary()
+    finally:
+        backend.close()
+    first, last = _when(summary.first_ts), _when(summary.last_ts)
+    if as_json:
+        print_json(
+            {
+                "url": summary.url,
+                "rows": summary.rows,
+                "labelled": summary.labelled,
+                "first": first,
+                "last": last,
+                "by_version_arm": [
+                    {"version": v, "arm": a, "rows": n} for v, a, n in summary.by_version_arm
+                ],
+            }
+        )
+        return
+    share = f" ({summary.labelled / summary.rows:.1%})" if summary.rows else ""
+    console.print(f"ledger {summary.url}")
+    console.print(
+        f"  {summary.rows:,} predictions, {summary.labelled:,} labelled{share}"
+        + (f", from {first} to {last}" if first else "")
+    )
+    if summary.by_version_arm:
+        table = Table(title_justify="left")
+        table.add_column("version")
+        table.add_column("arm")
+        table.add_column("rows", justify="right")
+        for version, arm, rows in summary.by_version_arm:
+            table.add_row(version, arm, f"{rows:,}")
+        console.print(table)
+
+
+def _when(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,242 @@
+"""Convert a fitted loopml pipeline (ColumnTransformer + model) into one ONNX graph.
+
+skl2onnx converts the scikit-learn parts, onnxmltools the LightGBM and XGBoost models.
+Choices, each checked against the native pipeline by the parity test of the builder:
+
+- numeric columns enter as float32: skl2onnx's imputer and onnxruntime's tree ensembles
+  only have float kernels (a double graph fails to load), and float32 keeps probabilities
+  within ~1e-7 of scikit-learn on our candidates;
+- probabilities come out as a plain (n, k) tensor (``zipmap`` off);
+- scikit-learn's HistGradientBoosting converts once a bug in skl2onnx 1.20 is worked
+  around: it writes Python ``False`` into the integer attribute
+  ``nodes_missing_value_tracks_true`` of leaf nodes, which onnx >= 1.17 rejects
+  ("Expected an int, got a boolean"); :func:`_hist_gb_converters` casts them;
+- the graph skl2onnx builds has one ``[None, 1]`` input per feature column. Feeding 14
+  inputs costs onnxruntime's Python binding ~1 µs each, more than the model itself, so
+  :func:`pack_inputs` puts one ``Split`` in front: the graph takes one float32 block of all
+  numeric columns and one string block of all categorical columns.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from loopml.registry.manifest import InputSpec
+
+OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
+"""The highest opsets the converters may use; the graph records the lowest it needs."""
+NUMERIC_INPUT = "loopml_numeric"
+CATEGORICAL_INPUT = "loopml_categorical"
+PROBABILITIES_OUTPUT = "probabilities"
+CONVERTER_PACKAGES = (
+    "skl2onnx", "onnxmltools", "onnx", "onnxruntime", "skops", "scikit-learn", "lightgbm",
+    "xgboost-cpu", "numpy",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """An ONNX graph of a whole pipeline, ready to write as ``model.onnx``."""
+
+    data: bytes
+    inputs: tuple[InputSpec, ...]
+    outputs: dict[str, str]
+    opset: dict[str, int]
+
+
+def converter_versions() -> dict[str, str]:
+    """Installed versions of the packages that build or read serving artifacts."""
+    versions: dict[str, str] = {}
+    for name in CONVERTER_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@functools.cache
+def register_converters() -> None:
+    """Teach skl2onnx LightGBM's and XGBoost's scikit-learn models (once per process)."""
+    import lightgbm
+    import xgboost
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    for model, alias, shape, convert, options in (
+        (lightgbm.LGBMClassifier, "LightGbmLGBMClassifier",
+         calculate_linear_classifier_output_shapes, convert_lightgbm, classifier_options),
+        (lightgbm.LGBMRegressor, "LightGbmLGBMRegressor",
+         calculate_linear_regressor_output_shapes, convert_lightgbm, {"split": None}),
+        (xgboost.XGBClassifier, "XGBoostXGBClassifier",
+         calculate_linear_classifier_output_shapes, convert_xgboost, classifier_options),
+        (xgboost.XGBRegressor, "XGBoostXGBRegressor",
+         calculate_linear_regressor_output_shapes, convert_xgboost, None),
+    ):  # fmt: skip
+        update_registered_converter(model, alias, shape, convert, options=options)
+
+
+class _IntTracks:
+    """A converter container that casts ``nodes_missing_value_tracks_true`` to ints."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+    def add_node(self, *args: Any, **attrs: Any) -> Any:
+        key = "nodes_missing_value_tracks_true"
+        if key in attrs:
+            attrs[key] = [int(v) for v in attrs[key]]
+        return self._container.add_node(*args, **attrs)
+
+
+def _hist_gb_converters() -> dict[type, Callable[[Any, Any, Any], None]]:
+    from skl2onnx.operator_converters.random_forest import (
+        convert_sklearn_random_forest_classifier,
+        convert_sklearn_random_forest_regressor_converter,
+    )
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    def classifier(scope: Any, operator: Any, container: Any) -> None:
+        convert_sklearn_random_forest_classifier(scope, operator, _IntTracks(container))
+
+    def regressor(scope: Any, operator: Any, container: Any) -> None:
+        convert_sklearn_random_forest_regressor_converter(scope, operator, _IntTracks(container))
+
+    return {HistGradientBoostingClassifier: classifier, HistGradientBoostingRegressor: regressor}
+
+
+def convert_pipeline(
+    pipeline: Any, features: Sequence[tuple[str, str]], task: str
+) -> ConvertedModel:
+    """One ONNX graph of ``pipeline`` with packed inputs (see :func:`pack_inputs`).
+
+    ``features`` are ``(name, "numeric" | "categorical")`` in model order. Raises whatever
+    the converters raise when a step has no converter; the caller falls back.
+    """
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    register_converters()
+    initial = [
+        (name, FloatTensorType([None, 1]) if kind == "numeric" else StringTensorType([None, 1]))
+        for name, kind in features
+    ]
+    estimator = pipeline.steps[-1][1]
+    options = None if task == "regression" else {id(estimator): {"zipmap": False}}
+    model = convert_sklearn(
+        pipeline,
+        initial_types=initial,
+        options=options,
+        target_opset=dict(OPSET),
+        custom_conversion_functions=_hist_gb_converters(),
+    )
+    outputs = _output_names(model, task)
+    numeric = [name for name, kind in features if kind == "numeric"]
+    categorical = [name for name, kind in features if kind == "categorical"]
+    packed, inputs = pack_inputs(model, numeric, categorical)
+    onnx.checker.check_model(packed)
+    opset = {o.domain or "": int(o.version) for o in packed.opset_import}
+    return ConvertedModel(packed.SerializeToString(), inputs, outputs, opset)
+
+
+def _output_names(model: Any, task: str) -> dict[str, str]:
+    names = [output.name for output in model.graph.output]
+    if task == "regression":
+        if len(names) != 1:
+            raise ValueError(f"a regression graph should have one output, not {names}")
+        return {"values": names[0]}
+    if PROBABILITIES_OUTPUT not in names:
+        raise ValueError(f"the classifier graph has no {PROBABILITIES_OUTPUT!r} output: {names}")
+    return {"probabilities": PROBABILITIES_OUTPUT}
+
+
+def pack_inputs(
+    model: Any, numeric: Sequence[str], categorical: Sequence[str]
+) -> tuple[Any, tuple[InputSpec, ...]]:
+    """Replace the per-column inputs of ``model`` by one 2-D block per kind.
+
+    A ``Split`` along axis 1 turns each block back into the ``[None, 1]`` tensors the
+    converted graph reads, under their original names, so the rest of the graph is
+    untouched.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    taken = _tensor_names(graph)
+    # skl2onnx stamps the lowest opset the graph needs (11 for some XGBoost graphs), and
+    # Split takes its sizes as an attribute before opset 13, as an input from 13 on.
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    new_inputs: list[Any] = []
+    nodes: list[Any] = []
+    initializers = list(graph.initializer)
+    specs: list[InputSpec] = []
+    for base, columns, elem, dtype in (
+        (NUMERIC_INPUT, list(numeric), TensorProto.FLOAT, "float32"),
+        (CATEGORICAL_INPUT, list(categorical), TensorProto.STRING, "string"),
+    ):
+        if not columns:
+            continue
+        name = _fresh(base, taken)
+        new_inputs.append(helper.make_tensor_value_info(name, elem, [None, len(columns)]))
+        ones = np.ones(len(columns), dtype=np.int64)
+        node_name = _fresh("Split", taken)
+        if opset < 13:
+            split = helper.make_node(
+                "Split", [name], columns, axis=1, split=ones.tolist(), name=node_name
+            )
+        else:
+            sizes = _fresh(f"{name}_split", taken)
+            initializers.append(numpy_helper.from_array(ones, name=sizes))
+            split = helper.make_node("Split", [name, sizes], columns, axis=1, name=node_name)
+        nodes.append(split)
+        specs.append(InputSpec(name, dtype, tuple(columns)))  # type: ignore[arg-type]
+    packed_graph = helper.make_graph(
+        [*nodes, *graph.node],
+        graph.name,
+        new_inputs,
+        list(graph.output),
+        initializers,
+        value_info=list(graph.value_info),
+    )
+    packed = helper.make_model(
+        packed_graph, opset_imports=list(model.opset_import), ir_version=model.ir_version
+    )
+    packed.producer_name = model.producer_name
+    packed.producer_version = model.producer_version
+    return packed, tuple(specs)
+
+
+def _tensor_names(graph: Any) -> set[str]:
+    names = {i.name for i in graph.input} | {o.name for o in graph.output}
+    names |= {t.name for t in graph.initializer}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+        names.add(node.name)
+    return names
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... whichever no tensor of the graph uses yet."""
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name

@@ -1,0 +1,200 @@
+"""The one interface both ledger databases implement, and what they share.
+
+The :class:`~loopml.serve.ledger.writer.Ledger` writer thread is the only caller of
+:meth:`LedgerBackend.commit`; it hands over every submission it took from the queue, in
+queue order, and the backend writes them in as few transactions as it can (group commit).
+Readers (export, stats, monitoring) open their own connection through
+:meth:`LedgerBackend.reader`, so they never touch the writer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from loopml.serve.ledger.records import (
+    SCHEMA_VERSION,
+    DuplicateRequest,
+    Feedback,
+    FeedbackResult,
+    LedgerError,
+    LedgerQuery,
+    LedgerRecord,
+    LedgerSummary,
+    PredictionRow,
+)
+
+# Column order of ``predictions``; the backends insert and select in this order.
+PREDICTION_COLUMNS = (
+    "request_id",
+    '"row"',
+    "ts",
+    "model",
+    "version",
+    "arm",
+    "entity_key",
+    "features",
+    "outputs",
+    "latency_ms",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionOp:
+    """One submission of predictions: recorded all together, or not at all."""
+
+    rows: Sequence[PredictionRow]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackOp:
+    """One submission of labels."""
+
+    items: Sequence[Feedback]
+
+
+Op = PredictionOp | FeedbackOp
+# Per op: None (predictions recorded), DuplicateRequest (nothing of it recorded),
+# or the FeedbackResult of a FeedbackOp.
+OpResult = DuplicateRequest | FeedbackResult | None
+
+
+class LedgerReader(Protocol):
+    """Reads over one consistent snapshot of the ledger."""
+
+    def count(self, query: LedgerQuery) -> int:
+        """How many predictions match ``query``."""
+        ...
+
+    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
+        """The matching predictions with their labels, oldest first, ``chunk_rows`` at a time."""
+        ...
+
+    def summary(self) -> LedgerSummary:
+        """Counts for ``loopml ledger stats``."""
+        ...
+
+
+class LedgerBackend(Protocol):
+    """A database that records predictions and labels (SQLite or PostgreSQL)."""
+
+    @property
+    def url(self) -> str:
+        """Where the ledger is, safe to show (no password)."""
+        ...
+
+    def commit(self, ops: Sequence[Op]) -> list[OpResult]:
+        """Write ``ops`` in order as one group; one result per op.
+
+        A duplicate ``(request_id, row)`` fails only its own :class:`PredictionOp`. A
+        database failure raises :class:`~loopml.serve.ledger.records.LedgerError` and
+        nothing of the group is kept; the next call reconnects if it has to.
+        """
+        ...
+
+    def reader(self) -> AbstractContextManager[LedgerReader]:
+        """A reader on its own connection, over one snapshot; usable from any thread."""
+        ...
+
+    def close(self) -> None:
+        """Close the writer's connection."""
+        ...
+
+
+def prediction_runs(ops: Sequence[Op]) -> Iterator[tuple[bool, list[int]]]:
+    """Consecutive ops of one kind: ``(is_prediction, indexes)``, in order.
+
+    >>> ops = [FeedbackOp([]), PredictionOp([]), PredictionOp([]), FeedbackOp([])]
+    >>> list(prediction_runs(ops))
+    [(False, [0]), (True, [1, 2]), (False, [3])]
+    """
+    run: list[int] = []
+    kind = False
+    for index, op in enumerate(ops):
+        is_prediction = isinstance(op, PredictionOp)
+        if run and is_prediction != kind:
+            yield kind, run
+            run = []
+        kind = is_prediction
+        run.append(index)
+    if run:
+        yield kind, run
+
+
+def prediction_params(rows: Sequence[PredictionRow]) -> list[tuple[object, ...]]:
+    """Insert parameters in :data:`PREDICTION_COLUMNS` order."""
+    return [
+        (
+            r.request_id,
+            r.row,
+            r.ts,
+            r.model,
+            r.version,
+            r.arm,
+            r.entity_key,
+            r.features,
+            r.outputs,
+            r.latency_ms,
+        )
+        for r in rows
+    ]
+
+
+def latest_labels(items: Sequence[Feedback]) -> list[Feedback]:
+    """One label per key, the last one given winning (later feedback replaces earlier).
+
+    >>> items = [Feedback("a", 0, "1", 1.0), Feedback("a", 0, "0", 2.0)]
+    >>> latest_labels(items)[0].label
+    '0'
+    """
+    return list({item.key: item for item in items}.values())
+
+
+def where_clause(query: LedgerQuery, placeholder: str) -> tuple[str, list[object]]:
+    """``WHERE ...`` over ``p`` (predictions) for a query, and its parameters.
+
+    >>> where_clause(LedgerQuery(since=1.0, version="3"), "?")
+    (' WHERE p.ts >= ? AND p.version = ?', [1.0, '3'])
+    """
+    parts: list[str] = []
+    params: list[object] = []
+    for condition, value in (
+        ("p.ts >= ", query.since),
+        ("p.ts < ", query.until),
+        ("p.version = ", query.version),
+    ):
+        if value is not None:
+            parts.append(condition + placeholder)
+            params.append(value)
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def select_records(query: LedgerQuery, placeholder: str) -> tuple[str, list[object]]:
+    """The SELECT behind :meth:`LedgerReader.chunks` (same SQL on both databases)."""
+    where, params = where_clause(query, placeholder)
+    columns = ", ".join(f"p.{c}" for c in PREDICTION_COLUMNS)
+    sql = (
+        f"SELECT {columns}, l.label, l.ts FROM predictions p "
+        'LEFT JOIN labels l ON l.request_id = p.request_id AND l."row" = p."row"'
+        f"{where} ORDER BY p.ts"
+    )
+    return sql, params
+
+
+SUMMARY_TOTALS = "SELECT COUNT(*), MIN(ts), MAX(ts) FROM predictions"
+SUMMARY_LABELLED = "SELECT COUNT(*) FROM labels"
+SUMMARY_GROUPS = (
+    "SELECT version, arm, COUNT(*) FROM predictions GROUP BY version, arm "
+    "ORDER BY COUNT(*) DESC, version, arm"
+)
+
+
+def check_schema_version(found: int, url: str) -> None:
+    """Refuse a ledger written by a newer loopml (its tables may mean something else)."""
+    if found > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger {url} has schema version {found}; this loopml knows {SCHEMA_VERSION}",
+            fix="upgrade loopml, or point serve.ledger.url at another database",
+        )

@@ -1,0 +1,177 @@
+"""The I/O shell of ``loopml serve``: registry → deployment, ledger, reloader, uvicorn.
+
+Everything that can fail for a reason the operator can fix (no champion, no serving
+artifact, a corrupt artifact, an unreachable ledger) fails here, before the port opens,
+as a :class:`~loopml.errors.LoopmlError`. SIGTERM is graceful: readiness flips to
+not-ready first, the listener closes after ``serve.drain_seconds``, requests in flight
+finish and are written to the ledger, the ledger queue is drained, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from loopml.config import ProjectConfig, load_project
+from loopml.errors import RegistryError
+from loopml.registry.store import ModelRegistry, open_registry
+from loopml.serve.app import ServerParts, create_app
+from loopml.serve.ledger import Ledger, open_ledger
+from loopml.serve.metrics import LedgerGauges, ServeMetrics
+from loopml.serve.reload import Reloader, ReloadOutcome
+from loopml.serve.runtime import load_runtime
+from loopml.serve.security import ensure_token
+from loopml.serve.service import Deployment, PredictionService
+
+log = logging.getLogger("loopml.serve")
+PROJECT_ENV = "LOOPML_SERVE_PROJECT_FILE"
+
+
+def load_deployment(
+    registry: ModelRegistry, version: str, cache_root: Path, *, trust_pickle: bool
+) -> Deployment:
+    """Fetch, verify, load, warm and parity-check one version."""
+    folder = registry.fetch_serving_artifact(version, cache_root)
+    runtime = load_runtime(folder, trust_pickle=trust_pickle)
+    runtime.warm()
+    runtime.check_parity()
+    return Deployment.of(registry.name, version, runtime)
+
+
+def champion_version(registry: ModelRegistry, alias: str) -> str:
+    version = registry.alias(alias)
+    if version is None:
+        raise RegistryError(
+            f"model {registry.name!r} has no {alias!r} version to serve",
+            fix="run 'loopml train' (the first version becomes champion), or point "
+            "serve.alias at an alias that is set",
+        )
+    return version
+
+
+def build_parts(project: ProjectConfig) -> ServerParts:
+    """Load the served version and open everything the server needs (not started yet)."""
+    settings = project.serve
+    registry = open_registry(project)
+    cache = project.resolve(settings.cache_dir)
+    trust = settings.trust_pickle
+    version = champion_version(registry, settings.alias)
+    deployment = load_deployment(registry, version, cache, trust_pickle=trust)
+    token, _ = ensure_token(project.resolve(settings.token_file))
+    ledger = open_ledger(settings.ledger, project.root) if settings.ledger.enabled else None
+    service = PredictionService(deployment, ledger, max_rows=settings.max_rows)
+    metrics = ServeMetrics(_gauges(ledger))
+    metrics.served(deployment.model, deployment.version)
+    parts = ServerParts(
+        service, metrics, settings, token, durable=settings.ledger.mode == "durable"
+    )
+    if ledger is not None:
+        parts.on_start.append(ledger.start)
+        parts.on_stop.append(ledger.close)
+    if settings.follow_alias:
+        parts.reloader = _reloader(registry, service, metrics, project, trust)
+        parts.on_start.append(parts.reloader.start)
+        parts.on_stop.insert(0, parts.reloader.stop)
+    return parts
+
+
+def _reloader(
+    registry: ModelRegistry,
+    service: PredictionService,
+    metrics: ServeMetrics,
+    project: ProjectConfig,
+    trust: bool,
+) -> Reloader:
+    settings = project.serve
+    cache = project.resolve(settings.cache_dir)
+
+    def on_outcome(kind: str, outcome: ReloadOutcome) -> None:
+        metrics.reloads.labels(kind).inc()
+        if kind == "swapped":
+            metrics.served(service.deployment.model, outcome.serving)
+
+    return Reloader(
+        service,
+        lambda version: load_deployment(registry, version, cache, trust_pickle=trust),
+        lambda: registry.alias(settings.alias),
+        poll_seconds=settings.poll_seconds,
+        on_outcome=on_outcome,
+    )
+
+
+def _gauges(ledger: Ledger | None) -> Any:
+    if ledger is None:
+        return None
+
+    def read() -> LedgerGauges:
+        s = ledger.stats()
+        return LedgerGauges(
+            s.queue_rows, s.queue_capacity, s.oldest_wait_seconds, s.committed_rows, s.failed_rows
+        )
+
+    return read
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn, with readiness flipped before the listener closes on SIGTERM / SIGINT."""
+
+    def __init__(self, config: uvicorn.Config, parts: ServerParts, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.parts = parts
+        self.drain_seconds = drain_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.parts.service.draining or self.drain_seconds <= 0:
+            self.parts.service.draining = True
+            super().handle_exit(sig, frame)
+            return
+        self.parts.service.draining = True
+        log.info("draining: not ready; closing in %.1f s", self.drain_seconds)
+        timer = threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame))
+        timer.daemon = True
+        timer.start()
+
+
+def run_server(project: ProjectConfig, *, project_file: Path, access_log: bool = False) -> None:
+    """Serve until SIGTERM / SIGINT. With several workers each loads its own copy.
+
+    Worker processes rebuild everything from the project file and the ``LOOPML_``
+    environment, so command-line flags must have been turned into environment overrides.
+    """
+    settings = project.serve
+    host, port, workers = settings.host, settings.port, settings.workers
+    if workers > 1:
+        os.environ[PROJECT_ENV] = str(project_file.resolve())
+        uvicorn.run(
+            "loopml.serve.server:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            log_level="info",
+        )
+        return
+    parts = build_parts(project)
+    config = uvicorn.Config(
+        create_app(parts),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
+    GracefulServer(config, parts, project.serve.drain_seconds).run()
+
+
+def worker_app() -> FastAPI:
+    """The app factory uvicorn calls in each worker process (``--workers N``)."""
+    project = load_project(os.environ[PROJECT_ENV], os.environ)
+    return create_app(build_parts(project))

@@ -1,0 +1,227 @@
+"""The prediction service: validate, predict, record. No HTTP here (routes are adapters).
+
+A :class:`Deployment` is one loaded, checked version; the service holds exactly one and
+replaces it with a single reference assignment, so a request sees either the old version
+or the new one, never a mix. Every prediction becomes one ledger row per input row; the
+caller decides whether to wait for the commit (``durable`` mode) or not (``async``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from loopml.errors import InputError
+from loopml.serve.ledger import Feedback, FeedbackResult, Ledger, PredictionRow
+from loopml.serve.runtime import Outputs, Runtime
+from loopml.serve.table import Table
+from loopml.serve.validation import InputSchema, ModelInput, validate
+
+MAX_REQUEST_ID = 128
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One loaded, warmed and parity-checked version, ready to answer."""
+
+    model: str
+    version: str
+    runtime: Runtime
+    schema: InputSchema
+    loaded_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, model: str, version: str, runtime: Runtime) -> Deployment:
+        return cls(model, version, runtime, InputSchema.from_contract(runtime.contract))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.runtime.meta.classes)
+
+    @property
+    def task(self) -> str:
+        return str(self.runtime.meta.task)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    request_id: str
+    deployment: Deployment
+    outputs: Outputs
+    n_rows: int
+    unseen: Mapping[str, int]
+    committed: Awaitable[None] | None
+    """Resolves when the ledger has committed every row (None: ledger off or not awaited)."""
+
+
+class PredictionService:
+    """Validate → predict → record, for whichever version is deployed right now."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        ledger: Ledger | None,
+        *,
+        max_rows: int = 10_000,
+        arm: str = "champion",
+    ) -> None:
+        self._deployment = deployment
+        self.ledger = ledger
+        self.max_rows = max_rows
+        self.arm = arm
+        self.draining = False
+
+    @property
+    def deployment(self) -> Deployment:
+        return self._deployment
+
+    def swap(self, new: Deployment) -> Deployment:
+        """Serve ``new`` from the next request on; returns the version it replaced."""
+        old, self._deployment = self._deployment, new
+        return old
+
+    @property
+    def ready(self) -> bool:
+        return not self.draining
+
+    def predict(
+        self, table: Table, request_id: str | None = None, *, durable: bool = False
+    ) -> Prediction:
+        """Score one request. Raises :class:`InputError` for bad input and the ledger's
+        ``LedgerFull`` when the ledger cannot take the rows (the caller answers 503).
+
+        ``durable``: return an awaitable that resolves once the rows are committed (call
+        from the event loop's thread); otherwise the rows are queued and not waited for.
+        """
+        started = time.perf_counter()
+        deployment = self._deployment
+        rid = check_request_id(request_id) if request_id is not None else uuid.uuid4().hex
+        checked = validate(table, deployment.schema, max_rows=self.max_rows)
+        outputs = deployment.runtime.predict(checked.features)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        committed = None
+        if self.ledger is not None:
+            rows = ledger_rows(rid, deployment, self.arm, checked, outputs, latency_ms)
+            if durable:
+                committed = self.ledger.submit_async(rows)
+            else:
+                self.ledger.submit(rows)
+        return Prediction(rid, deployment, outputs, checked.n_rows, checked.unseen, committed)
+
+    def feedback(self, items: Sequence[Mapping[str, Any]]) -> Awaitable[FeedbackResult]:
+        """Record labels for earlier predictions (joined by request id and row)."""
+        if self.ledger is None:
+            raise InputError(
+                "this server runs without a ledger, so labels cannot be recorded",
+                error="no_ledger",
+                status=409,
+            )
+        deployment = self._deployment
+        parsed = [parse_feedback(item, i, deployment) for i, item in enumerate(items)]
+        return self.ledger.submit_feedback_async(parsed)
+
+
+def check_request_id(value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_REQUEST_ID:
+        raise InputError(
+            f"a request id must be a non-empty string of at most {MAX_REQUEST_ID} characters",
+            error="bad_request_id",
+            field="request_id",
+        )
+    if not value.isprintable():
+        raise InputError(
+            "a request id must be printable text", error="bad_request_id", field="request_id"
+        )
+    return value
+
+
+def output_records(outputs: Outputs, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Per-row outputs as the ledger stores them: label + ``proba_<class>``, or value."""
+    if outputs.probabilities is None:
+        values = outputs.values if outputs.values is not None else np.asarray(outputs.labels)
+        return [{"value": float(v)} for v in values.tolist()]
+    keys = [f"proba_{c}" for c in classes]
+    return [
+        {"label": label, **dict(zip(keys, probs, strict=True))}
+        for label, probs in zip(outputs.labels, outputs.probabilities.tolist(), strict=True)
+    ]
+
+
+def ledger_rows(
+    request_id: str,
+    deployment: Deployment,
+    arm: str,
+    checked: ModelInput,
+    outputs: Outputs,
+    latency_ms: float,
+) -> list[PredictionRow]:
+    names = list(checked.features)
+    columns = [checked.features[name].tolist() for name in names]
+    keys = checked.entity_keys or [None] * checked.n_rows
+    now = time.time()
+    return [
+        PredictionRow(
+            request_id=request_id,
+            row=i,
+            ts=now,
+            model=deployment.model,
+            version=deployment.version,
+            arm=arm,
+            entity_key=keys[i],
+            # orjson writes NaN as null: a null numeric feature round-trips as null.
+            features=orjson.dumps(dict(zip(names, (c[i] for c in columns), strict=True))).decode(),
+            outputs=orjson.dumps(out).decode(),
+            latency_ms=latency_ms,
+        )
+        for i, out in enumerate(output_records(outputs, deployment.classes))
+    ]
+
+
+def parse_feedback(item: Mapping[str, Any], index: int, deployment: Deployment) -> Feedback:
+    """One label, checked against the served model's target (a known class, or a number)."""
+    if not isinstance(item, Mapping):
+        raise InputError("each label must be an object", error="wrong_type", row=index)
+    request_id = check_request_id(item.get("request_id"))
+    row = item.get("row", 0)
+    if not isinstance(row, int) or isinstance(row, bool) or row < 0:
+        raise InputError("'row' must be a non-negative integer", field="row", row=index)
+    if "label" not in item:
+        raise InputError("missing 'label'", error="missing_field", field="label", row=index)
+    label = normalize_label(item["label"], deployment, index)
+    return Feedback(request_id, row, orjson.dumps(label).decode(), time.time())
+
+
+def normalize_label(value: object, deployment: Deployment, index: int) -> object:
+    if deployment.task == "regression":
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):  # type: ignore[arg-type]
+            raise InputError(
+                "a regression label must be a finite number",
+                error="wrong_type",
+                field="label",
+                row=index,
+            )
+        return float(value)  # type: ignore[arg-type]
+    key = class_key(value)
+    if key not in deployment.classes:
+        raise InputError(
+            f"label {value!r} is not one of the model's classes {list(deployment.classes)}",
+            error="unknown_class",
+            field="label",
+            row=index,
+        )
+    return value
+
+
+def class_key(value: object) -> str:
+    """A label spelled the way class names are stored (``1.0`` -> ``"1"``, True -> "True")."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
