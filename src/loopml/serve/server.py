@@ -128,15 +128,21 @@ class GracefulServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.parts.service.draining or self.drain_seconds <= 0:
-            self.parts.service.draining = True
-            super().handle_exit(sig, frame)
-            return
+        first = not self.parts.service.draining
         self.parts.service.draining = True
-        log.info("draining: not ready; closing in %.1f s", self.drain_seconds)
-        timer = threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame))
-        timer.daemon = True
-        timer.start()
+        if first and self.drain_seconds > 0:
+            log.info("draining: not ready; closing in %.1f s", self.drain_seconds)
+            timer = threading.Timer(self.drain_seconds, self._close, (sig, frame))
+            timer.daemon = True
+            timer.start()
+            return
+        self._close(sig, frame)
+
+    def _close(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after shutting down; a drained, clean stop is a
+        # success (exit 0), which is what process supervisors expect.
+        self._captured_signals.clear()
 
 
 def run_server(project: ProjectConfig, *, project_file: Path, access_log: bool = False) -> None:
