@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_feed.py --rows 1000000
 	$(PY) bench/bench_train.py --rows 1000000
+	$(PY) bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

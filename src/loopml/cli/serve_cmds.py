@@ -101,7 +101,9 @@ def score(
     registry = open_registry(project)
     chosen = version or champion_version(registry, project.serve.alias)
     folder = registry.fetch_serving_artifact(chosen, project.resolve(project.serve.cache_dir))
-    runtime = load_runtime(folder, trust_pickle=project.serve.trust_pickle)
+    # A batch job has the machine to itself: let onnxruntime use every core.
+    threads = max(1, os.cpu_count() or 1)
+    runtime = load_runtime(folder, trust_pickle=project.serve.trust_pickle, threads=threads)
     runtime.check_parity()
     with Progress(
         TextColumn("scoring {task.description}"),

@@ -44,6 +44,7 @@ def train(
                     }
                     for r in result.leaderboard
                 ],
+                "serving_format": result.serving_format,
             }
         )
     else:
@@ -73,6 +74,7 @@ def _print_leaderboard(result: object) -> None:
     if result.version:
         console.print(
             f"registered version [bold]{result.version}[/] with alias [bold]{result.alias}[/]"
+            f"; serving artifact: {result.serving_format or 'none'}"
         )
     else:
         console.print("nothing registered; the run is kept in MLflow for inspection")
