@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--table", required=True)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--model", default="feed-engagement")
     args = parser.parse_args()
     rows, truth = records(args.table, args.requests)
     conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
@@ -66,11 +67,11 @@ def main() -> None:
     print(f"/invocations  {len(rows) // 10} MLflow-format requests of 10 rows; "
           f"last: {json.dumps(answer['predictions'][0])}")  # fmt: skip
 
-    conn.request("GET", "/v2/models/feed-engagement")
+    conn.request("GET", f"/v2/models/{args.model}")
     metadata = json.loads(conn.getresponse().read())
     for i in range(0, len(rows), 10):
         payload = {"id": f"demo-v2-{i}", "inputs": oip_inputs(metadata, rows[i : i + 10])}
-        answer = post(conn, "/v2/models/feed-engagement/infer", payload)
+        answer = post(conn, f"/v2/models/{args.model}/infer", payload)
     print(f"/v2 infer     {len(rows) // 10} Open Inference Protocol requests; outputs: "
           f"{[o['name'] for o in answer['outputs']]}")  # fmt: skip
 
