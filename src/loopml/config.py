@@ -148,6 +148,15 @@ class ServeConfig(_Section):
     )
     ledger: LedgerConfig = LedgerConfig()
 
+    @model_validator(mode="after")
+    def _queue_holds_a_request(self) -> ServeConfig:
+        if self.ledger.queue_size < self.max_rows:
+            raise ValueError(
+                f"ledger.queue_size ({self.ledger.queue_size}) must be at least max_rows "
+                f"({self.max_rows}), or the largest request could never be recorded"
+            )
+        return self
+
 
 class ProjectConfig(_Section):
     """The whole project file. ``root`` is the folder relative paths are resolved in."""

@@ -139,7 +139,11 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(served_project: Project
 
 def test_full_ledger_queue_answers_503_with_retry_after(served_project: Project) -> None:
     record = served_project.records(1)[0]
-    env = {"LOOPML_SERVE__LEDGER__MODE": "async", "LOOPML_SERVE__LEDGER__QUEUE_SIZE": "3"}
+    env = {
+        "LOOPML_SERVE__LEDGER__MODE": "async",
+        "LOOPML_SERVE__LEDGER__QUEUE_SIZE": "3",
+        "LOOPML_SERVE__MAX_ROWS": "3",
+    }
     with running(served_project, "full", **env) as server:
         lock = sqlite3.connect(server.ledger_path, isolation_level=None, timeout=30)
         statuses: list[int] = []

@@ -92,3 +92,13 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     project = load_project(write(tmp_path, MINIMAL), environ={})
     again = load_project(write(tmp_path, project.to_yaml()), environ={})
     assert again == project
+
+
+def test_ledger_queue_must_hold_the_largest_request() -> None:
+    from pydantic import ValidationError
+
+    from loopml.config import LedgerConfig, ServeConfig
+
+    with pytest.raises(ValidationError, match="queue_size"):
+        ServeConfig(max_rows=100, ledger=LedgerConfig(queue_size=10))
+    assert ServeConfig(max_rows=10, ledger=LedgerConfig(queue_size=10)).max_rows == 10
