@@ -3,11 +3,12 @@
 ``pipeline.joblib``  the fitted scikit-learn pipeline (features + model), for MLflow's pyfunc
 ``contract.yaml``    the data contract the pipeline was trained under
 ``model.json``       task, classes, target type, candidate, params, metrics, lineage
-``serving/``         reserved for the serving artifact (one ONNX graph of the whole pipeline,
-                     added at registration by the serving stage; see DESIGN.md decision 3)
+``serving/``         an empty folder (unused; the serving artifact lives beside the package)
 
 The joblib file is only ever loaded by MLflow's pyfunc loader or by loopml's own
-evaluation of versions it registered itself; the server loads ``serving/`` instead.
+evaluation of versions it registered itself. The server loads the version's serving
+artifact instead — one ONNX graph of the whole pipeline, logged to the training run's
+``serving/`` artifact path (see :mod:`loopml.registry.artifact`).
 """
 
 from __future__ import annotations
