@@ -158,6 +158,110 @@ class ServeConfig(_Section):
         return self
 
 
+class DriftTestConfig(_Section):
+    """Override the drift test chosen for one column (see ``loopml.monitor.stattests``)."""
+
+    test: str | None = Field(
+        None, description="ks, chi_square, z, wasserstein, jensen_shannon or psi (default: "
+        "chosen by column type and reference size, as Evidently does)",
+    )
+    threshold: float | None = Field(None, gt=0, description="default: the test's own")
+    enabled: bool = Field(True, description="false: never test this column for drift")
+
+
+class AlertRule(_Section):
+    """One alert: a window metric against a threshold, with evidence and hysteresis.
+
+    ``metric`` names a value of each window (``drift_share``, ``dataset_drift``,
+    ``prediction_drift``, ``drift.<feature>``, ``missing_increase.<feature>``,
+    ``unseen_rate.<feature>``, ``realized.<metric>``, ``estimated.<metric>``,
+    ``realized_drop.<metric>``, ``estimated_drop.<metric>``, ``rows`` ...). A ``*`` in
+    it matches every feature and makes one alert per feature.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    metric: str
+    above: float | None = Field(None, description="breached when the metric is above this")
+    below: float | None = Field(None, description="breached when the metric is below this")
+    min_rows: int = Field(
+        500, ge=1, description="windows with fewer rows (labelled rows for realized.*) "
+        "neither raise nor clear the alert",
+    )
+    raise_after: int = Field(2, ge=1, description="consecutive breaching windows to raise")
+    clear_after: int = Field(2, ge=1, description="consecutive healthy windows to clear")
+    severity: Literal["warning", "critical"] = "warning"
+    sinks: tuple[Literal["log", "file", "webhook"], ...] = ("log", "file", "webhook")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"alert {self.name!r}: set exactly one of 'above' or 'below'")
+        return self
+
+
+def default_alerts() -> tuple[AlertRule, ...]:
+    """The alerts a project gets when its file declares none."""
+    return (
+        AlertRule(name="dataset-drift", metric="dataset_drift", above=0.5, severity="critical"),
+        AlertRule(name="prediction-drift", metric="prediction_drift", above=0.5),
+        AlertRule(name="missing-values", metric="missing_increase.*", above=0.1),
+        AlertRule(name="unseen-categories", metric="unseen_rate.*", above=0.1),
+        AlertRule(
+            name="performance-drop", metric="realized_drop.*", above=0.05, min_rows=200,
+            severity="critical",
+        ),
+        AlertRule(name="estimated-performance-drop", metric="estimated_drop.*", above=0.05),
+    )  # fmt: skip
+
+
+class MonitorConfig(_Section):
+    """``loopml monitor``: windows over the ledger, drift tests, performance and alerts."""
+
+    window: str = Field(
+        "5000", description="a window: a row count ('5000') or a duration ('30m', '1h', '1d')"
+    )
+    min_rows: int = Field(
+        100, ge=1, description="smaller windows are reported as 'not enough data'"
+    )
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="dataset drift when this share of features drift"
+    )
+    features: dict[str, DriftTestConfig] = Field(
+        default_factory=dict, description="per-feature test / threshold overrides"
+    )
+    prediction: DriftTestConfig = DriftTestConfig()
+    slices: tuple[str, ...] | None = Field(
+        None, description="columns to slice realized performance by (default: categoricals)"
+    )
+    alerts: tuple[AlertRule, ...] | None = Field(
+        None, description="default: dataset and prediction drift, missing values, unseen "
+        "categories, realized and estimated performance drops",
+    )
+    alert_log: str = Field(f"{STATE_DIR}/alerts.jsonl", description="the 'file' sink")
+    webhook_url: str | None = Field(None, description="the 'webhook' sink: POST JSON here")
+    webhook_timeout_seconds: float = Field(5.0, gt=0)
+    store: str = Field(
+        f"sqlite:///{STATE_DIR}/monitor.db",
+        description="where windows and alerts are kept (sqlite:///path or postgresql://...)",
+    )
+    reports_dir: str = Field(f"{STATE_DIR}/monitor", description="JSON and HTML reports")
+    interval_seconds: float = Field(
+        60.0, ge=0, description="loopml serve: monitor this often in the background (0: never)"
+    )
+
+    @property
+    def rules(self) -> tuple[AlertRule, ...]:
+        return default_alerts() if self.alerts is None else self.alerts
+
+    @model_validator(mode="after")
+    def _unique_alert_names(self) -> MonitorConfig:
+        names = [rule.name for rule in self.rules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"alert names must be unique; repeated: {', '.join(twice)}")
+        return self
+
+
 class ProjectConfig(_Section):
     """The whole project file. ``root`` is the folder relative paths are resolved in."""
 
@@ -169,6 +273,7 @@ class ProjectConfig(_Section):
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
     root: Path = Field(Path("."), exclude=True)
 
     def resolve(self, relative: str) -> Path:

@@ -1,0 +1,178 @@
+"""What monitoring computes, as plain typed values: per column, per window, per run.
+
+Every result serialises to JSON with :meth:`to_dict` (no NaN: a value that cannot be
+computed is ``None`` with a ``status`` and a ``reason`` saying why). The JSON report, the
+HTML report, the Prometheus gauges and the alert rules all read these.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ColumnDrift",
+    "FeatureReport",
+    "Histogram",
+    "PerformanceReport",
+    "Status",
+    "WindowReport",
+]
+
+Status = Literal["ok", "not_enough_data", "not_computable"]
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's drift test in one window.
+
+    ``statistic`` is a p-value for ``kind == "p_value"`` tests (drift when it is below
+    ``threshold``) and a distance for ``kind == "distance"`` tests (drift when it reaches
+    ``threshold``). When ``status`` is not ``"ok"``, ``statistic`` is ``None``,
+    ``drifted`` is ``False`` and ``reason`` says why, e.g. ``"not enough data: 3 rows,
+    the test needs 30"`` or ``"not computable: constant reference"``.
+    """
+
+    name: str
+    test: str
+    kind: Literal["p_value", "distance"]
+    threshold: float
+    statistic: float | None
+    drifted: bool
+    status: Status = "ok"
+    reason: str | None = None
+    reference_rows: int = 0
+    current_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Reference and current shares over the same bins, for the report's charts.
+
+    Numeric columns: ``edges`` has one more entry than the shares, and ``labels`` names
+    each bin. Categorical columns: ``edges`` is ``None`` and ``labels`` are categories
+    (the most frequent ones, then ``"(other)"``). Shares are fractions of non-null rows.
+    """
+
+    labels: list[str]
+    reference: list[float]
+    current: list[float]
+    edges: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+
+@dataclass(frozen=True)
+class FeatureReport:
+    """Everything about one input column (or the prediction) in one window."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    drift: ColumnDrift
+    missing_rate: float | None  # None when the window has no rows
+    reference_missing_rate: float
+    unseen_rate: float | None = None  # categorical: share of values never seen in training
+    unseen_examples: list[str] = field(default_factory=list)
+    histogram: Histogram | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _clean(asdict(self))
+        out["drift"] = self.drift.to_dict()
+        out["histogram"] = None if self.histogram is None else self.histogram.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class PerformanceReport:
+    """Quality in one window: realized where labels arrived, estimated where they did not.
+
+    ``slices`` holds ``{"column", "value", "rows", "metrics"}`` records of realized
+    metrics per slice. ``estimated`` comes from confidence-based performance estimation
+    (classification only) over every row of the window, labelled or not, and is always
+    reported as an estimate. ``reference`` is the version's holdout metrics.
+    """
+
+    labelled_rows: int
+    realized: dict[str, float | None]
+    estimated: dict[str, float | None]
+    reference: dict[str, float | None]
+    slices: list[dict[str, Any]] = field(default_factory=list)
+    status: Status = "ok"
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    """One window of one model version and arm.
+
+    ``metrics`` is the flat ``{name: value}`` view that alert rules and gauges read, e.g.
+    ``rows``, ``drift_share``, ``dataset_drift``, ``prediction_drift``,
+    ``drift.<feature>``, ``drift_score.<feature>``, ``missing_rate.<feature>``,
+    ``missing_increase.<feature>``, ``unseen_rate.<feature>``, ``labelled_rows``,
+    ``realized.<metric>``, ``estimated.<metric>``, ``realized_drop.<metric>``,
+    ``estimated_drop.<metric>``. Metrics that cannot be computed are absent.
+    """
+
+    model: str
+    version: str
+    arm: str
+    window: str  # the window spec, e.g. "5000 rows" or "1h"
+    index: int  # 0, 1, ... in time order within this version and arm
+    start_ts: float
+    end_ts: float
+    rows: int
+    status: Status
+    reason: str | None
+    features: list[FeatureReport]
+    prediction: FeatureReport | None
+    drift_share: float | None
+    drifted_features: list[str]
+    dataset_drift: bool
+    performance: PerformanceReport
+    metrics: dict[str, float]
+    complete: bool = True  # False for the newest window of a run that is still filling
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "arm": self.arm,
+            "window": self.window,
+            "index": self.index,
+            "start_ts": self.start_ts,
+            "end_ts": self.end_ts,
+            "rows": self.rows,
+            "status": self.status,
+            "reason": self.reason,
+            "complete": self.complete,
+            "drift_share": _value(self.drift_share),
+            "drifted_features": list(self.drifted_features),
+            "dataset_drift": self.dataset_drift,
+            "features": [f.to_dict() for f in self.features],
+            "prediction": None if self.prediction is None else self.prediction.to_dict(),
+            "performance": self.performance.to_dict(),
+            "metrics": {k: v for k, v in self.metrics.items() if math.isfinite(v)},
+        }
+
+
+def _value(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _clean(data: Any) -> Any:
+    """Non-finite floats become ``None`` all the way down (JSON has no NaN)."""
+    if isinstance(data, float):
+        return _value(data)
+    if isinstance(data, dict):
+        return {k: _clean(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_clean(v) for v in data]
+    return data
