@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loopml.data.contract import Task
 from loopml.errors import ConfigError
@@ -204,13 +211,14 @@ def default_alerts() -> tuple[AlertRule, ...]:
     return (
         AlertRule(name="dataset-drift", metric="dataset_drift", above=0.5, severity="critical"),
         AlertRule(name="prediction-drift", metric="prediction_drift", above=0.5),
+        AlertRule(name="feature-drift", metric="drift.*", above=0.5),
         AlertRule(name="missing-values", metric="missing_increase.*", above=0.1),
         AlertRule(name="unseen-categories", metric="unseen_rate.*", above=0.1),
         AlertRule(
-            name="performance-drop", metric="realized_drop.*", above=0.05, min_rows=200,
+            name="performance-drop", metric="realized_drop", above=0.05, min_rows=200,
             severity="critical",
         ),
-        AlertRule(name="estimated-performance-drop", metric="estimated_drop.*", above=0.05),
+        AlertRule(name="estimated-performance-drop", metric="estimated_drop", above=0.05),
     )  # fmt: skip
 
 
@@ -234,8 +242,8 @@ class MonitorConfig(_Section):
         None, description="columns to slice realized performance by (default: categoricals)"
     )
     alerts: tuple[AlertRule, ...] | None = Field(
-        None, description="default: dataset and prediction drift, missing values, unseen "
-        "categories, realized and estimated performance drops",
+        None, description="default: dataset, prediction and per-feature drift, missing "
+        "values, unseen categories, realized and estimated performance drops",
     )
     alert_log: str = Field(f"{STATE_DIR}/alerts.jsonl", description="the 'file' sink")
     webhook_url: str | None = Field(None, description="the 'webhook' sink: POST JSON here")
@@ -248,6 +256,12 @@ class MonitorConfig(_Section):
     interval_seconds: float = Field(
         60.0, ge=0, description="loopml serve: monitor this often in the background (0: never)"
     )
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _count_as_text(cls, value: Any) -> Any:
+        """``window: 5000`` in YAML is a number; it means 5000 rows."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @property
     def rules(self) -> tuple[AlertRule, ...]:

@@ -17,7 +17,15 @@ from typing import Annotated, NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from loopml.cli import contract_cmds, data_cmds, ledger_cmds, registry_cmds, serve_cmds, train_cmds
+from loopml.cli import (
+    contract_cmds,
+    data_cmds,
+    ledger_cmds,
+    monitor_cmds,
+    registry_cmds,
+    serve_cmds,
+    train_cmds,
+)
 from loopml.cli.output import console, print_error, print_json
 from loopml.cli.state import State
 from loopml.config import PROJECT_FILE
@@ -118,6 +126,8 @@ app.command(name="rollback")(registry_cmds.rollback)
 app.command(name="audit")(registry_cmds.audit)
 app.command(name="serve")(serve_cmds.serve)
 app.command(name="score")(serve_cmds.score)
+app.add_typer(monitor_cmds.monitor_app, name="monitor")
+app.command(name="alerts")(monitor_cmds.alerts)
 
 
 def run() -> None:

@@ -69,6 +69,7 @@ class NumericProfile:
     values: FloatArray = field(repr=False)
     weights: FloatArray = field(repr=False)
     exact: bool = True
+    clock: str | None = None  # "hour", "weekday"...: the column follows the time column
     kind: Literal["numeric"] = "numeric"
 
     @property
@@ -94,6 +95,7 @@ class NumericProfile:
             "min": _num(self.min),
             "max": _num(self.max),
             "exact": self.exact,
+            "clock": self.clock,
             "values": self.values.tolist(),
             "weights": self.weights.tolist(),
         }
@@ -112,6 +114,7 @@ class NumericProfile:
             values=np.asarray(data["values"], dtype=np.float64),
             weights=np.asarray(data["weights"], dtype=np.float64),
             exact=bool(data["exact"]),
+            clock=data.get("clock"),
         )
 
 
@@ -128,6 +131,7 @@ class CategoricalProfile:
     missing: int
     counts: dict[str, int] = field(repr=False)
     other_rows: int = 0  # rows in categories beyond MAX_CATEGORIES, not listed
+    clock: str | None = None  # "weekday"...: the column follows the time column
     kind: Literal["categorical"] = "categorical"
 
     @property
@@ -147,6 +151,7 @@ class CategoricalProfile:
             "missing": self.missing,
             "counts": self.counts,
             "other_rows": self.other_rows,
+            "clock": self.clock,
         }
 
     @classmethod
@@ -157,6 +162,7 @@ class CategoricalProfile:
             missing=int(data["missing"]),
             counts={str(k): int(v) for k, v in dict(data["counts"]).items()},
             other_rows=int(data.get("other_rows", 0)),
+            clock=data.get("clock"),
         )
 
 
@@ -185,15 +191,12 @@ def category_values(values: Any, missing: Sequence[str] = ()) -> np.ndarray[Any,
     ['a', None, '3', 'True', None]
     """
     raw = pd.Series(values, copy=False, dtype=object)
-    out = np.empty(len(raw), dtype=object)
-    absent = set(missing)
-    for i, value in enumerate(raw.to_numpy(dtype=object)):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            out[i] = None
-        else:
-            text = str(value)
-            out[i] = None if text in absent else text
-    return out
+    absent = raw.isna().to_numpy(dtype=bool, copy=True)
+    text = raw.astype(str).to_numpy(dtype=object, copy=True)
+    if missing:
+        absent |= np.isin(text, list(missing))
+    text[absent] = None
+    return text
 
 
 def numeric_profile(name: str, values: Any, points: int | None = DEFAULT_POINTS) -> NumericProfile:

@@ -118,7 +118,8 @@ class WindowReport:
     ``drift.<feature>``, ``drift_score.<feature>``, ``missing_rate.<feature>``,
     ``missing_increase.<feature>``, ``unseen_rate.<feature>``, ``labelled_rows``,
     ``realized.<metric>``, ``estimated.<metric>``, ``realized_drop.<metric>``,
-    ``estimated_drop.<metric>``. Metrics that cannot be computed are absent.
+    ``estimated_drop.<metric>``, and ``realized_drop`` / ``estimated_drop`` for the
+    metric the model is gated by. Metrics that cannot be computed are absent.
     """
 
     model: str

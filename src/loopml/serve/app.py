@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import loopml
 from loopml.config import ServeConfig
-from loopml.errors import InputError
+from loopml.errors import InputError, LoopmlError
 from loopml.serve import oip_routes, routes
 from loopml.serve.ledger import DuplicateRequest, LedgerClosed, LedgerError, LedgerFull
 from loopml.serve.metrics import CONTENT_TYPE, ServeMetrics
@@ -35,6 +35,9 @@ from loopml.serve.responses import JSONBody, problem
 from loopml.serve.schemas import Health, ReloadResponse, component_schemas, problem_responses
 from loopml.serve.security import BodyLimit, bearer_matches
 from loopml.serve.service import PredictionService
+
+if TYPE_CHECKING:
+    from loopml.monitor.loop import MonitorLoop
 
 log = logging.getLogger("loopml.serve")
 
@@ -48,6 +51,7 @@ class ServerParts:
     settings: ServeConfig
     token: str
     reloader: Reloader | None = None
+    monitor: MonitorLoop | None = None
     durable: bool = True
     on_start: list[Callable[[], None]] = field(default_factory=list)
     on_stop: list[Callable[[], None]] = field(default_factory=list)
@@ -193,6 +197,28 @@ def _operations(app: FastAPI, parts: ServerParts) -> None:
         outcome = await asyncio.wrap_future(parts.reloader.reload_now())
         status = 200 if outcome.outcome != "failed" else 409
         return JSONBody(outcome.to_dict(), status_code=status)
+
+
+    @app.post("/admin/monitor", responses=problem_responses(401, 403, 409), tags=["admin"])
+    async def monitor(request: Request) -> Response:
+        """Run the monitor now (as ``loopml monitor run`` does) and answer its summary."""
+        denied = check_admin(request, parts.token)
+        if denied is not None:
+            return denied
+        if parts.monitor is None:
+            return problem(409, "monitor_disabled", "this server runs no monitor")
+        try:
+            result = await asyncio.to_thread(parts.monitor.run_now)
+        except LoopmlError as exc:
+            return problem(409, "monitor_failed", exc.headline)
+        return JSONBody(
+            {
+                "windows": len(result.complete_windows),
+                "events": [e.to_dict() for e in result.events],
+                "active": [a.to_dict() for a in result.active],
+                "errors": result.errors,
+            }
+        )
 
 
 def check_admin(request: Request, token: str) -> Response | None:

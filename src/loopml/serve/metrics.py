@@ -62,7 +62,11 @@ class _LedgerCollector(Collector):
 class ServeMetrics:
     """The server's instruments, labelled by route, model version and arm."""
 
-    def __init__(self, ledger: Callable[[], LedgerGauges | None] | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Callable[[], LedgerGauges | None] | None = None,
+        monitor: Collector | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -103,6 +107,8 @@ class ServeMetrics:
         )
         if ledger is not None:
             r.register(_LedgerCollector(ledger))
+        if monitor is not None:
+            r.register(monitor)
 
     def served(self, model: str, version: str) -> None:
         self.model_info.clear()

@@ -21,6 +21,8 @@ from fastapi import FastAPI
 
 from loopml.config import ProjectConfig, load_project
 from loopml.errors import RegistryError
+from loopml.monitor.gauges import MonitorCollector
+from loopml.monitor.loop import MonitorLoop, stored_snapshot
 from loopml.registry.store import ModelRegistry, open_registry
 from loopml.serve.app import ServerParts, create_app
 from loopml.serve.ledger import Ledger, open_ledger
@@ -67,11 +69,17 @@ def build_parts(project: ProjectConfig) -> ServerParts:
     token, _ = ensure_token(project.resolve(settings.token_file))
     ledger = open_ledger(settings.ledger, project.root) if settings.ledger.enabled else None
     service = PredictionService(deployment, ledger, max_rows=settings.max_rows)
-    metrics = ServeMetrics(_gauges(ledger))
+    monitor = _monitor(project) if settings.ledger.enabled else None
+    collector = None if monitor is None else MonitorCollector(monitor.snapshot)
+    metrics = ServeMetrics(_gauges(ledger), collector)
     metrics.served(deployment.model, deployment.version)
     parts = ServerParts(
-        service, metrics, settings, token, durable=settings.ledger.mode == "durable"
-    )
+        service, metrics, settings, token, durable=settings.ledger.mode == "durable",
+        monitor=monitor,
+    )  # fmt: skip
+    if monitor is not None:
+        parts.on_start.append(monitor.start)
+        parts.on_stop.insert(0, monitor.stop)
     if ledger is not None:
         parts.on_start.append(ledger.start)
         parts.on_stop.append(ledger.close)
@@ -103,6 +111,17 @@ def _reloader(
         lambda: registry.alias(settings.alias),
         poll_seconds=settings.poll_seconds,
         on_outcome=on_outcome,
+    )
+
+
+def _monitor(project: ProjectConfig) -> MonitorLoop:
+    """The background monitor, seeded with the stored results so gauges show at once."""
+    from loopml.monitor.run import run_monitor
+
+    return MonitorLoop(
+        lambda: run_monitor(project),
+        project.monitor.interval_seconds,
+        initial=stored_snapshot(project),
     )
 
 

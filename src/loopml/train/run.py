@@ -25,6 +25,9 @@ from loopml.data.sources import fingerprint
 from loopml.data.validate import ValidationReport
 from loopml.errors import ConfigError, ContractError
 from loopml.features.pipeline import feature_frame, feature_importance
+from loopml.monitor.profile import ReferenceProfile
+from loopml.monitor.profile_store import attach_profile
+from loopml.monitor.reference import build_profile
 from loopml.project import check_table
 from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.audit import AuditLog
@@ -411,6 +414,8 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
         data_fingerprint=s.tags[f"{TAG_PREFIX}data_fingerprint"],
     )
     package = ModelPackage(pipeline=best.pipeline, contract=contract, meta=meta)
+    s.progress.stage("profiling the training data for monitoring")
+    profile = _profile(s, best)
     with tempfile.TemporaryDirectory(prefix="loopml-serving-") as tmp:
         s.progress.stage("building the serving artifact")
         serving = Path(tmp) / SERVING_ARTIFACT
@@ -426,9 +431,24 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
         version = registry.register(model_uri, s.run_id, version_tags)
         try:
             registry.attach_serving_artifact(version, serving)
+            attach_profile(registry, version, profile)
             alias = CHALLENGER if registry.alias(CHAMPION) else CHAMPION
             registry.move_alias(alias, version, action="register", reason=gate.reason)
         except BaseException:
             registry.delete_version(version)  # a version without its alias is a half-write
             raise
     return _Registered(version, alias, manifest.format)
+
+
+def _profile(s: _Session, best: ModelResult) -> ReferenceProfile:
+    """The reference monitoring compares live traffic with (DESIGN.md decision 7)."""
+    data = s.data
+    return build_profile(
+        s.contract,
+        data.x_train,
+        model_scores(best.pipeline, data.x_holdout, s.contract.task),
+        data.y_holdout,
+        best.metrics,
+        model=s.project.name,
+        times=data.train[s.contract.time_column] if s.contract.time_column else None,
+    )

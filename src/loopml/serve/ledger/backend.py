@@ -164,6 +164,8 @@ def where_clause(query: LedgerQuery, placeholder: str) -> tuple[str, list[object
         ("p.ts >= ", query.since),
         ("p.ts < ", query.until),
         ("p.version = ", query.version),
+        ("p.arm = ", query.arm),
+        ("p.model = ", query.model),
     ):
         if value is not None:
             parts.append(condition + placeholder)
@@ -178,7 +180,8 @@ def select_records(query: LedgerQuery, placeholder: str) -> tuple[str, list[obje
     sql = (
         f"SELECT {columns}, l.label, l.ts FROM predictions p "
         'LEFT JOIN labels l ON l.request_id = p.request_id AND l."row" = p."row"'
-        f"{where} ORDER BY p.ts"
+        # Rows of one request share their ts: the key breaks ties, so the order is stable.
+        f'{where} ORDER BY p.ts, p.request_id, p."row"'
     )
     return sql, params
 

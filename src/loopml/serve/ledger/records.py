@@ -108,11 +108,14 @@ class LedgerRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class LedgerQuery:
-    """Which predictions to read: ``since <= ts < until`` (unix seconds) and a version."""
+    """Which predictions to read: ``since <= ts < until`` (unix seconds), a model, a
+    version and an arm."""
 
     since: float | None = None
     until: float | None = None
     version: str | None = None
+    arm: str | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,196 @@
+"""``loopml monitor ...`` and ``loopml alerts``: drift, performance and alerts."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from loopml.cli.output import console, fmt, print_json, progress_display
+from loopml.cli.state import State
+
+monitor_app = typer.Typer(
+    help="Watch the served model: drift, realized and estimated performance, alerts.",
+    no_args_is_help=True,
+)
+
+
+@monitor_app.command("run")
+def run(
+    ctx: typer.Context,
+    window: Annotated[
+        str | None,
+        typer.Option(help="A row count (5000) or a duration (30m, 1h, 1d); default monitor.window."),
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    arm: Annotated[str | None, typer.Option(help="Only this arm (champion, challenger...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Compare new ledger windows with the reference, raise or clear alerts, write reports.
+
+    Each run continues where the last one stopped. Exit code 1 while any alert is raised.
+    """
+    from loopml.monitor.run import run_monitor
+
+    state: State = ctx.obj
+    project = state.project()
+    started = time.perf_counter()
+    with progress_display(enabled=not as_json) as progress:
+        result = run_monitor(project, window=window, version=version, arm=arm, progress=progress)
+    seconds = time.perf_counter() - started
+    if as_json:
+        print_json(
+            {
+                "model": result.model,
+                "window": result.window,
+                "windows": [w.to_dict() for w in result.windows],
+                "events": [e.to_dict() for e in result.events],
+                "active": [a.to_dict() for a in result.active],
+                "deliveries": [d.to_dict() for d in result.deliveries],
+                "errors": result.errors,
+                "report_json": str(result.report_json) if result.report_json else None,
+                "report_html": str(result.report_html) if result.report_html else None,
+                "seconds": round(seconds, 3),
+            }
+        )
+    else:
+        _show_run(result, seconds)
+    if result.active:
+        raise typer.Exit(1)
+
+
+def _show_run(result: Any, seconds: float) -> None:
+    for error in result.errors:
+        console.print(f"[yellow]warning[/] {error}")
+    done = result.complete_windows
+    filling = [w for w in result.windows if not w.complete]
+    console.print(
+        f"{len(done)} new complete window(s) of {result.window}"
+        + (f", {len(filling)} still filling" if filling else "")
+        + f", in {seconds:.1f} s"
+    )
+    if result.windows:
+        table = Table(title_justify="left")
+        for name in ("version", "arm", "window", "rows", "drift share", "drifted", "prediction",
+                     "realized", "estimated"):  # fmt: skip
+            table.add_column(name, justify="right" if name == "rows" else "left")
+        for w in result.windows[-12:]:
+            table.add_row(*_window_row(w))
+        console.print(table)
+    for event in result.events:
+        colour = "red" if event.state == "raised" else "green"
+        console.print(f"[{colour}]{event.state}[/] {event.message}")
+    for delivery in result.deliveries:
+        if delivery.failed:
+            console.print(f"[yellow]alert not delivered[/] to {delivery.sink}: {delivery.error}")
+    if result.active:
+        names = ", ".join(f"{a.rule} ({a.metric})" for a in result.active)
+        console.print(f"[red]{len(result.active)} alert(s) raised:[/] {names}")
+    else:
+        console.print("[green]no alert raised[/]")
+    if result.report_html:
+        console.print(f"report: {result.report_html}")
+
+
+def _window_row(w: Any) -> list[str]:
+    perf = w.performance
+    realized = ", ".join(f"{k} {fmt(v)}" for k, v in list(perf.realized.items())[:1])
+    estimated = ", ".join(f"{k} {fmt(v)}" for k, v in list(perf.estimated.items())[:1])
+    prediction = "—"
+    if w.prediction is not None and w.prediction.drift.status == "ok":
+        prediction = "drift" if w.prediction.drift.drifted else "ok"
+    index = f"#{w.index}" + ("" if w.complete else " (filling)")
+    if w.status != "ok":
+        index += f" {w.reason}"
+    return [
+        w.version,
+        w.arm,
+        index,
+        f"{w.rows:,}",
+        "—" if w.drift_share is None else f"{w.drift_share:.0%}",
+        ", ".join(w.drifted_features[:4]) + ("…" if len(w.drifted_features) > 4 else ""),
+        prediction,
+        realized or "—",
+        estimated or "—",
+    ]
+
+
+@monitor_app.command("profile")
+def profile(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The model version to (re)build it for.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Build a version's reference profile from the project's training table.
+
+    Versions trained by this loopml have one already; older ones need this once.
+    """
+    from loopml.monitor.backfill import rebuild_profile
+
+    state: State = ctx.obj
+    project = state.project()
+    with progress_display(enabled=not as_json) as progress:
+        result = rebuild_profile(project, version, progress=progress)
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        f"[green]stored[/] the reference profile of version {result['version']}: "
+        f"{result['features']} features from {result['train_rows']:,} training rows"
+    )
+
+
+def alerts(
+    ctx: typer.Context,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Every alert event, not only the raised alerts.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Most events listed with --all.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
+    """The alerts raised now (or, with --all, every raise and clear) with their evidence."""
+    from loopml.monitor.store import MonitorStore
+
+    state: State = ctx.obj
+    project = state.project()
+    store = MonitorStore.open(project.monitor.store, project.root)
+    try:
+        raised = store.active_alerts(project.name)
+        events = store.events(project.name, limit=limit) if show_all else []
+    finally:
+        store.close()
+    if as_json:
+        print_json(
+            {
+                "active": [a.to_dict() for a in raised],
+                "events": [e.to_dict() for e in events],
+            }
+        )
+        return
+    if not raised:
+        console.print("[green]no alert raised[/]")
+    else:
+        table = Table(title="raised alerts", title_justify="left")
+        for name in ("rule", "metric", "arm", "version", "since", "value"):
+            table.add_column(name)
+        for a in raised:
+            table.add_row(a.rule, a.metric, a.arm, a.version or "—", _when(a.raised_at),
+                          fmt(a.last_value))  # fmt: skip
+        console.print(table)
+    if show_all:
+        table = Table(title="alert events, newest first", title_justify="left")
+        for name in ("when", "state", "message"):
+            table.add_column(name)
+        for e in events:
+            event = e.event
+            table.add_row(_when(event.ts), event.state, event.message)
+        console.print(table)
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")

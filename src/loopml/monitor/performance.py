@@ -1,0 +1,538 @@
+"""Model quality in a window: realized once labels arrive, estimated before they do.
+
+Realized performance is the training metric registry (:mod:`loopml.train.metrics`) run
+over the rows whose labels came back, overall and per slice, so ``holdout - realized``
+compares like with like.
+
+Estimated performance is confidence-based performance estimation (CBPE, as NannyML does
+it). At training time :func:`fit_calibration` fits, on the holdout, an isotonic map from
+each class's predicted probability to the frequency the class was observed with. In a
+window without labels, each row's calibrated probability ``c`` stands for its unknown
+label: the row is counted as a positive with weight ``c`` and as a negative with weight
+``1 - c``, and every metric is computed from those expected counts. The hard label stays
+the model's own (``p >= 0.5`` for binary, the argmax otherwise), exactly as the
+registry's metrics define it.
+
+CBPE holds when ``P(y | scores)`` is the same in the window as on the holdout: under
+covariate shift (the inputs move, the relation between inputs and target does not) the
+estimate follows the real change. It does *not* hold under label shift or concept drift
+(the share of classes, or what the inputs mean for the target, changes): the calibrated
+probabilities are then wrong and the estimate misses the drop. Realized performance is
+the check for those; the estimate is always reported as an estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sklearn.isotonic import IsotonicRegression
+
+from loopml.data.contract import Task
+from loopml.errors import ConfigError, RegistryError
+from loopml.monitor.results import PerformanceReport
+from loopml.train.evaluate import slice_metrics
+from loopml.train.metrics import FloatArray, compute_metrics, higher_is_better
+
+__all__ = [
+    "CALIBRATION_METHOD",
+    "LabelCodes",
+    "apply_calibration",
+    "drops",
+    "encode_labels",
+    "estimate_performance",
+    "fit_calibration",
+    "performance_report",
+    "realized_performance",
+]
+
+CALIBRATION_METHOD = "isotonic"
+CALIBRATION_VERSION = 1
+_EPS = float(np.finfo(np.float64).eps)
+_TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
+
+
+# --- calibration (fitted at training time on the holdout) ---------------------------
+
+
+def fit_calibration(
+    task: str, scores: np.ndarray[Any, Any], y: np.ndarray[Any, Any], *, max_points: int = 512
+) -> dict[str, Any] | None:
+    """Fit the isotonic calibration CBPE needs, on holdout probabilities and labels.
+
+    ``scores`` are class probabilities ``(n, k)`` (binary: column 1 is the positive
+    class; a vector of positive-class probabilities is accepted too), ``y`` class indices
+    ``0..k-1``. One increasing isotonic map per class (binary: the positive class only)
+    from predicted probability to observed frequency. The result is JSON-safe and holds at
+    most ``max_points`` breakpoints per class whatever the holdout size; ``None`` for
+    regression or an empty holdout.
+
+    >>> import numpy as np
+    >>> scores = np.array([[0.8, 0.2], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]])
+    >>> cal = fit_calibration("binary", scores, np.array([0, 1, 0, 1]))
+    >>> apply_calibration(cal, scores)[:, 1].tolist()
+    [0.0, 0.5, 0.5, 1.0]
+    """
+    kind = _task(task)
+    if kind == "regression":
+        return None
+    if max_points < 4:
+        raise ValueError(f"max_points must be at least 4, got {max_points}")
+    p = _proba(kind, scores)
+    labels = np.asarray(y).astype(np.int64)
+    if labels.shape != (p.shape[0],):
+        raise ValueError(f"{p.shape[0]} score rows but labels of shape {labels.shape}")
+    finite = np.isfinite(p).all(axis=1)
+    p, labels = p[finite], labels[finite]
+    if p.shape[0] == 0:
+        return None
+    fitted = [1] if kind == "binary" else list(range(p.shape[1]))
+    curves = [_fit_curve(i, p[:, i], labels == i, max_points) for i in fitted]
+    return {
+        "method": CALIBRATION_METHOD,
+        "version": CALIBRATION_VERSION,
+        "task": kind,
+        "n_classes": int(p.shape[1]),
+        "rows": int(p.shape[0]),
+        "curves": curves,
+    }
+
+
+def _fit_curve(
+    index: int, score: FloatArray, hit: NDArray[np.bool_], max_points: int
+) -> dict[str, Any]:
+    model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    model.fit(score, hit.astype(np.float64))
+    x = np.asarray(model.X_thresholds_, dtype=np.float64)
+    fy = np.asarray(model.y_thresholds_, dtype=np.float64)
+    keep = _breakpoints_to_keep(x, fy, max_points)
+    return {"class": index, "x": x[keep].tolist(), "y": fy[keep].tolist()}
+
+
+def _breakpoints_to_keep(x: FloatArray, y: FloatArray, max_points: int) -> NDArray[np.intp]:
+    """At most ``max_points`` of the isotonic breakpoints, the curve's shape kept.
+
+    The isotonic map is linear between its breakpoints (scikit-learn already drops the
+    inner points of flat runs), so the largest error of a coarser curve through a subset
+    is at a dropped breakpoint. Starting from both ends, the breakpoint the current subset
+    misses most is added until ``max_points`` are kept (Douglas-Peucker by insertion).
+    A holdout of a few hundred thousand rows rarely yields more than 512 breakpoints;
+    on 2M rows the 512 kept ones stay within 0.002 of the full curve.
+    """
+    n = x.shape[0]
+    if n <= max_points:
+        return np.arange(n)
+    keep = np.array([0, n - 1])
+    while keep.size < max_points:
+        error = np.abs(np.interp(x, x[keep], y[keep]) - y)
+        worst = int(np.argmax(error))
+        if error[worst] <= 1e-12:
+            break
+        keep = np.insert(keep, np.searchsorted(keep, worst), worst)
+    return keep
+
+
+def apply_calibration(calibration: Mapping[str, Any], scores: np.ndarray[Any, Any]) -> FloatArray:
+    """Calibrated class probabilities ``(n, k)`` for the model's ``scores``.
+
+    Binary returns ``[1 - c, c]``. Multiclass rows are renormalised to sum to 1; a row
+    whose every class calibrates to 0 keeps the model's own probabilities.
+
+    >>> import numpy as np
+    >>> identity = {"method": "isotonic", "version": 1, "task": "binary", "n_classes": 2,
+    ...             "curves": [{"class": 1, "x": [0.0, 1.0], "y": [0.0, 1.0]}]}
+    >>> apply_calibration(identity, np.array([0.25, 0.9])).tolist()
+    [[0.75, 0.25], [0.09999999999999998, 0.9]]
+    """
+    kind, n_classes, curves = _read_calibration(calibration)
+    p = _proba(kind, scores)
+    if p.shape[1] != n_classes:
+        raise ValueError(f"the calibration is for {n_classes} classes, scores have {p.shape[1]}")
+    if kind == "binary":
+        x, fy = curves[1]
+        c = np.interp(p[:, 1], x, fy)
+        return np.column_stack([1.0 - c, c])
+    out = np.column_stack([np.interp(p[:, i], *curves[i]) for i in range(n_classes)])
+    total = out.sum(axis=1, keepdims=True)
+    dead = total[:, 0] <= 0
+    # A row every class calibrates to 0 for: keep the model's own probabilities.
+    out[dead], total[dead] = p[dead], p[dead].sum(axis=1, keepdims=True)
+    return np.asarray(out / total, dtype=np.float64)
+
+
+def _read_calibration(
+    calibration: Mapping[str, Any],
+) -> tuple[Task, int, dict[int, tuple[FloatArray, FloatArray]]]:
+    """Validate a stored calibration; a corrupt one is a :class:`RegistryError`."""
+    try:
+        if calibration.get("method") != CALIBRATION_METHOD:
+            raise ValueError(f"unknown method {calibration.get('method')!r}")
+        if int(calibration.get("version", 0)) > CALIBRATION_VERSION:
+            raise ValueError(f"format version {calibration['version']} is newer than this loopml")
+        kind = _task(str(calibration["task"]))
+        n_classes = int(calibration["n_classes"])
+        curves: dict[int, tuple[FloatArray, FloatArray]] = {}
+        for curve in calibration["curves"]:
+            x = np.asarray(curve["x"], dtype=np.float64)
+            fy = np.asarray(curve["y"], dtype=np.float64)
+            if x.ndim != 1 or x.shape != fy.shape or x.size == 0:
+                raise ValueError("a curve's x and y must be equally long, non-empty lists")
+            curves[int(curve["class"])] = (x, fy)
+        needed = {1} if kind == "binary" else set(range(n_classes))
+        if kind == "regression" or not needed <= set(curves):
+            raise ValueError(f"curves for classes {sorted(needed)} expected, got {sorted(curves)}")
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise RegistryError(
+            "the calibration stored with the model version is malformed",
+            detail=f"{type(exc).__name__}: {exc}",
+            fix="rebuild the reference profile with 'loopml monitor profile VERSION'",
+        ) from exc
+    return kind, n_classes, curves
+
+
+# --- estimated performance (CBPE) ---------------------------------------------------
+
+
+def estimate_performance(
+    task: str, calibration: Mapping[str, Any] | None, scores: np.ndarray[Any, Any]
+) -> dict[str, float]:
+    """Expected metrics from calibrated confidence, without labels (CBPE).
+
+    Binary: every metric of the registry (``roc_auc``, ``pr_auc``, ``log_loss``,
+    ``brier``, ``accuracy``, ``precision``, ``recall``, ``f1``) on the rows counted once
+    as positive with weight ``c`` and once as negative with weight ``1 - c``: ROC AUC is
+    the trapezoid under the expected TPR/FPR curve (ties in score grouped), the others
+    are ratios of expected confusion counts. Multiclass: ``accuracy``, ``f1_macro`` and
+    ``log_loss`` from the expected confusion matrix. Regression, no calibration or no
+    rows: ``{}``. A metric that cannot be computed (e.g. ROC AUC when every ``c`` is 0)
+    is left out; the result never holds NaN.
+
+    Known limitation: the estimate assumes ``P(y | scores)`` did not change since the
+    holdout. It tracks covariate shift but not label shift or concept drift (see the
+    module doc).
+
+    >>> import numpy as np
+    >>> scores = np.array([[0.8, 0.2], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]])
+    >>> cal = fit_calibration("binary", scores, np.array([0, 1, 0, 1]))
+    >>> estimate_performance("binary", cal, scores)["accuracy"]
+    0.75
+    """
+    kind = _task(task)
+    if kind == "regression" or calibration is None:
+        return {}
+    p = _proba(kind, scores)
+    p = p[np.isfinite(p).all(axis=1)]
+    if p.shape[0] == 0:
+        return {}
+    c = apply_calibration(calibration, p)
+    values = _expected_binary(p, c[:, 1]) if kind == "binary" else _expected_multiclass(p, c)
+    return {name: value for name, value in values.items() if math.isfinite(value)}
+
+
+def _expected_binary(p: FloatArray, c: FloatArray) -> dict[str, float]:
+    """The registry's binary metrics on the rows doubled into weighted positive/negative."""
+    n = p.shape[0]
+    y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+    weight = np.concatenate([c, 1.0 - c])
+    return compute_metrics("binary", y, np.vstack([p, p]), 2, weight=weight)
+
+
+def _expected_multiclass(p: FloatArray, c: FloatArray) -> dict[str, float]:
+    """Accuracy, macro F1 and log loss from the expected confusion matrix.
+
+    Computed directly rather than on rows repeated ``k`` times, which would cost
+    ``n * k * k`` memory.
+    """
+    n, k = p.shape
+    predicted = np.argmax(p, axis=1)
+    cells = c.T @ np.eye(k)[predicted]  # cells[true, predicted] = expected rows
+    tp = np.diag(cells)
+    denom = cells.sum(axis=0) + cells.sum(axis=1)
+    per_class = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
+    log_p = -np.log(np.clip(p, _EPS, 1.0 - _EPS))
+    return {
+        "accuracy": float(tp.sum() / n),
+        "f1_macro": float(per_class.mean()),
+        "log_loss": float(np.sum(c * log_p) / n),
+    }
+
+
+# --- realized performance (labels arrived) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelCodes:
+    """Feedback labels as model targets.
+
+    ``values`` are class indices (classification, -1 where unusable) or floats
+    (regression, NaN where unusable); ``labelled`` marks the usable rows. ``unknown``
+    counts labels that were given but are not among the classes (or not numbers, for
+    regression), with a few ``examples``.
+    """
+
+    values: NDArray[Any]
+    labelled: NDArray[np.bool_]
+    unknown: int
+    examples: tuple[str, ...] = ()
+
+
+def encode_labels(
+    task: str, classes: Sequence[str], labels: Sequence[Any] | NDArray[Any]
+) -> LabelCodes:
+    """Map feedback labels (strings, ints, bools, as JSON gave them) to model targets.
+
+    A label matches a class by its text; ``1`` and ``1.0`` also match ``"1"``, ``True``
+    also matches ``"1"`` or ``"true"``. ``None`` and NaN mean "no label yet".
+
+    >>> codes = encode_labels("binary", ["0", "1"], [1, "0", True, None, "x", 1.0])
+    >>> codes.values.tolist(), codes.unknown, codes.examples
+    ([1, 0, 1, -1, -1, 1], 1, ('x',))
+    """
+    kind = _task(task)
+    items = list(labels)
+    index = {str(name): i for i, name in enumerate(classes)}
+    out = np.full(len(items), -1 if kind != "regression" else np.nan)
+    unknown: list[str] = []
+    for row, value in enumerate(items):
+        if _is_missing(value):
+            continue
+        code = _number(value) if kind == "regression" else _class_code(value, index)
+        if code is None:
+            unknown.append(str(value))
+        else:
+            out[row] = code
+    examples = tuple(dict.fromkeys(unknown))[:5]
+    if kind == "regression":
+        return LabelCodes(out, np.isfinite(out), len(unknown), examples)
+    codes = out.astype(np.int64)
+    return LabelCodes(codes, codes >= 0, len(unknown), examples)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _class_code(value: Any, index: Mapping[str, int]) -> int | None:
+    for key in _spellings(value):
+        if key in index:
+            return index[key]
+    return None
+
+
+def _spellings(value: Any) -> list[str]:
+    """The class names a feedback label may stand for, most literal first."""
+    text = str(value)
+    keys = [text, text.strip()]
+    if isinstance(value, bool | np.bool_):
+        keys += [str(bool(value)), str(int(value)), str(bool(value)).lower()]
+    elif isinstance(value, float | np.floating) and float(value).is_integer():
+        keys.append(str(int(value)))
+    elif isinstance(value, str) and text.strip().lower() in ("true", "false"):
+        keys += [text.strip().capitalize(), text.strip().lower()]
+    return keys
+
+
+def realized_performance(
+    task: str,
+    classes: Sequence[str],
+    labels: Sequence[Any] | np.ndarray[Any, Any],
+    scores: np.ndarray[Any, Any],
+    *,
+    frame: pd.DataFrame | None = None,
+    slice_columns: Sequence[str] = (),
+    min_slice_rows: int = 200,
+    max_slices: int = 10,
+) -> tuple[dict[str, float], list[dict[str, Any]], int]:
+    """Metrics over the rows whose labels arrived: ``(metrics, slices, labelled rows)``.
+
+    ``labels`` and ``scores`` (and ``frame``, for slices) are row-aligned; see
+    :func:`encode_labels` for how labels are read. Rows with no label, a label outside
+    the classes or a non-finite score are skipped. Slices are ``{"column", "value",
+    "rows", "metrics"}`` for the ``max_slices`` most frequent values of each slice column
+    with at least ``min_slice_rows`` labelled rows. Metrics that are not computable
+    (ROC AUC with one class present, R² of a constant target) are left out.
+
+    >>> import numpy as np
+    >>> scores = np.array([[0.8, 0.2], [0.6, 0.4], [0.4, 0.6]])
+    >>> metrics, slices, rows = realized_performance(
+    ...     "binary", ["no", "yes"], ["no", None, "yes"], scores)
+    >>> rows, metrics["accuracy"], metrics["roc_auc"]
+    (2, 1.0, 1.0)
+    """
+    kind = _task(task)
+    codes = encode_labels(kind, classes, labels)
+    p = _scores(kind, scores)
+    if p.shape[0] != codes.values.shape[0]:
+        raise ValueError(f"{p.shape[0]} score rows but {codes.values.shape[0]} labels")
+    finite = np.isfinite(p).all(axis=1) if p.ndim == 2 else np.isfinite(p)
+    rows = np.flatnonzero(codes.labelled & finite)
+    if rows.size == 0:
+        return {}, [], 0
+    n_classes = len(classes)
+    y, pred = codes.values[rows], p[rows]
+    metrics = _finite(compute_metrics(kind, y, pred, n_classes))
+    slices: list[dict[str, Any]] = []
+    if frame is not None and slice_columns:
+        if len(frame) != p.shape[0]:
+            raise ValueError(f"frame has {len(frame)} rows but there are {p.shape[0]} scores")
+        results = slice_metrics(
+            kind,
+            y,
+            pred,
+            n_classes=n_classes,
+            frame=frame.iloc[rows].reset_index(drop=True),
+            columns=slice_columns,
+            min_rows=min_slice_rows,
+            max_per_column=max_slices,
+        )
+        slices = [
+            {"column": s.column, "value": s.value, "rows": s.rows, "metrics": _finite(s.metrics)}
+            for s in results
+        ]
+    return metrics, slices, int(rows.size)
+
+
+# --- the window's performance report ------------------------------------------------
+
+
+def performance_report(
+    task: str,
+    classes: Sequence[str],
+    calibration: Mapping[str, Any] | None,
+    reference_metrics: Mapping[str, float],
+    scores: np.ndarray[Any, Any],
+    labels: Sequence[Any] | np.ndarray[Any, Any],
+    frame: pd.DataFrame | None = None,
+    slice_columns: Sequence[str] = (),
+    min_slice_rows: int = 200,
+    min_labelled: int = 1,
+    max_slices: int = 10,
+) -> PerformanceReport:
+    """Realized (labelled rows), estimated (all rows) and holdout metrics of one window.
+
+    Realized metrics need at least ``min_labelled`` labelled rows. ``status`` is
+    ``"not_enough_data"`` when neither realized nor estimated metrics could be computed
+    (e.g. ``"not enough data: no labels yet"`` for regression); ``reason`` otherwise
+    notes what is missing (no labels yet, labels outside the classes) or is ``None``.
+
+    >>> import numpy as np
+    >>> report = performance_report("regression", [], None, {"rmse": 1.0},
+    ...                             np.array([1.0, 2.0]), [None, None])
+    >>> report.status, report.reason
+    ('not_enough_data', 'not enough data: no labels yet')
+    """
+    kind = _task(task)
+    rows = int(np.asarray(scores).shape[0])
+    estimated = estimate_performance(kind, calibration, scores) if rows else {}
+    codes = encode_labels(kind, classes, labels)
+    labelled = int(codes.labelled.sum())
+    realized: dict[str, float] = {}
+    slices: list[dict[str, Any]] = []
+    if labelled >= max(min_labelled, 1):
+        realized, slices, labelled = realized_performance(
+            kind, classes, labels, scores, frame=frame, slice_columns=slice_columns,
+            min_slice_rows=min_slice_rows, max_slices=max_slices,
+        )  # fmt: skip
+    notes = _notes(kind, rows, labelled, min_labelled, codes, calibration)
+    ok = bool(realized or estimated)
+    reason = "; ".join(notes) if notes else None
+    if not ok:
+        reason = f"not enough data: {reason or 'no metric is computable'}"
+    return PerformanceReport(
+        labelled_rows=labelled,
+        realized=dict(realized),
+        estimated=dict(estimated),
+        reference=dict(_finite(reference_metrics)),
+        slices=slices,
+        status="ok" if ok else "not_enough_data",
+        reason=reason,
+    )
+
+
+def _notes(
+    task: Task,
+    rows: int,
+    labelled: int,
+    min_labelled: int,
+    codes: LabelCodes,
+    calibration: Mapping[str, Any] | None,
+) -> list[str]:
+    if rows == 0:
+        return ["no rows"]
+    notes = []
+    if labelled == 0:
+        notes.append("no labels yet")
+    elif labelled < min_labelled:
+        notes.append(f"{labelled} labelled rows, realized metrics need {min_labelled}")
+    if codes.unknown:
+        shown = ", ".join(repr(e) for e in codes.examples)
+        notes.append(f"{codes.unknown} label(s) not among the model's classes ignored: {shown}")
+    if task != "regression" and calibration is None:
+        notes.append("no calibration stored with the model version: no estimate")
+    return notes
+
+
+def drops(reference: Mapping[str, float], values: Mapping[str, float]) -> dict[str, float]:
+    """How much worse than the holdout each metric is: positive means worse.
+
+    Only metrics present and finite on both sides, and known to the registry, whose
+    ``higher_is_better`` sets the sign. Drops are absolute differences, not ratios.
+
+    >>> d = drops({"roc_auc": 0.9, "log_loss": 0.3}, {"roc_auc": 0.85, "log_loss": 0.4})
+    >>> {k: round(v, 6) for k, v in d.items()}
+    {'roc_auc': 0.05, 'log_loss': 0.1}
+    """
+    out: dict[str, float] = {}
+    for name, value in values.items():
+        ref = reference.get(name)
+        if ref is None or not (math.isfinite(ref) and math.isfinite(value)):
+            continue
+        try:
+            better_up = higher_is_better(name)
+        except ConfigError:  # a metric this loopml does not know: no direction to judge
+            continue
+        diff = float(ref) - float(value)
+        out[name] = diff if better_up else -diff
+    return out
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def _task(task: str) -> Task:
+    if task not in _TASKS:
+        raise ValueError(f"unknown task {task!r}")
+    return task
+
+
+def _proba(task: Task, scores: np.ndarray[Any, Any]) -> FloatArray:
+    """Class probabilities ``(n, k)``; a binary vector is widened to ``[1 - p, p]``."""
+    p = np.asarray(scores, dtype=np.float64)
+    if task == "binary" and p.ndim == 1:
+        p = np.column_stack([1.0 - p, p])
+    if p.ndim != 2 or (task == "binary" and p.shape[1] != 2):
+        raise ValueError(f"{task} scores must have shape (n, k), got {p.shape}")
+    return p
+
+
+def _scores(task: Task, scores: np.ndarray[Any, Any]) -> FloatArray:
+    if task == "regression":
+        return np.asarray(scores, dtype=np.float64).reshape(-1)
+    return _proba(task, scores)
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}

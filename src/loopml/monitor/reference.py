@@ -1,0 +1,172 @@
+"""Build a version's :class:`~loopml.monitor.profile.ReferenceProfile` at training time.
+
+The features are profiled from the training rows as the feature pipeline sees them
+(:func:`loopml.features.pipeline.feature_frame`), so categories are spelled the way the
+server records them in the ledger. The prediction and label distributions and the
+calibration come from the holdout, which the model did not train on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from loopml.data.contract import Contract
+from loopml.features.pipeline import MISSING
+from loopml.monitor.performance import fit_calibration
+from loopml.monitor.profile import (
+    DEFAULT_POINTS,
+    ColumnProfile,
+    ReferenceProfile,
+    categorical_profile,
+    numeric_profile,
+)
+
+__all__ = ["PREDICTION", "build_profile", "clock_of", "prediction_values"]
+
+PREDICTION = "prediction"
+"""The name of the prediction column in profiles and windows."""
+
+CLOCK_MATCH = 0.99
+"""Share of rows a feature must equal a part of the time column in to follow the clock."""
+
+Array = np.ndarray[Any, Any]
+
+
+def prediction_values(task: str, classes: tuple[str, ...] | list[str], scores: Array) -> Array:
+    """What prediction drift watches: the positive-class probability (binary), the
+    predicted class (multiclass) or the predicted value (regression).
+
+    >>> prediction_values("binary", ("0", "1"), np.array([[0.3, 0.7]])).tolist()
+    [0.7]
+    >>> prediction_values("multiclass", ("a", "b", "c"), np.array([[0.2, 0.5, 0.3]])).tolist()
+    ['b']
+    """
+    if task == "regression":
+        return np.asarray(scores, dtype=np.float64).reshape(-1)
+    probabilities = np.asarray(scores, dtype=np.float64)
+    if task == "binary":
+        return probabilities[:, 1]
+    names = np.asarray(list(classes), dtype=object)
+    return names[np.argmax(probabilities, axis=1)]
+
+
+def prediction_profile(task: str, name: str, values: Array, points: int | None) -> ColumnProfile:
+    if task == "multiclass":
+        return categorical_profile(name, values)
+    return numeric_profile(name, values, points)
+
+
+def build_profile(
+    contract: Contract,
+    train_features: pd.DataFrame,
+    holdout_scores: Array,
+    y_holdout: Array,
+    holdout_metrics: Mapping[str, float],
+    *,
+    model: str,
+    points: int | None = DEFAULT_POINTS,
+    times: pd.Series | None = None,
+) -> ReferenceProfile:
+    """Profile the training features, the holdout predictions and labels.
+
+    ``train_features`` is ``feature_frame(train, contract)``; ``holdout_scores`` are class
+    probabilities (n, k) or regression values; ``y_holdout`` are class codes (index into
+    ``contract.classes``) or values. ``points=None`` keeps every distinct numeric value.
+    ``times`` (the training rows' time column) lets features that follow the clock be
+    recognised (see :func:`clock_of`).
+    """
+    classes = tuple(contract.classes)
+    features: list[ColumnProfile] = []
+    clocks = _clock_parts(times)
+    for spec in contract.features:
+        if spec.name not in train_features.columns:
+            continue
+        column = train_features[spec.name]
+        profiled: ColumnProfile
+        if spec.is_numeric:
+            profiled = numeric_profile(spec.name, column, points)
+        else:
+            profiled = categorical_profile(spec.name, column, missing=[MISSING])
+        clock = clock_of(column, clocks)
+        features.append(dataclasses.replace(profiled, clock=clock) if clock else profiled)
+    task = contract.task
+    prediction = prediction_profile(
+        task, PREDICTION, prediction_values(task, classes, holdout_scores), points
+    )
+    if task == "regression":
+        label: ColumnProfile = numeric_profile(contract.target, y_holdout, points)
+        calibration = None
+    else:
+        names = np.asarray(classes, dtype=object)[np.asarray(y_holdout, dtype=np.int64)]
+        label = categorical_profile(contract.target, names)
+        calibration = fit_calibration(task, holdout_scores, np.asarray(y_holdout))
+    return ReferenceProfile(
+        model=model,
+        task=task,
+        target=contract.target,
+        classes=classes,
+        features=tuple(features),
+        prediction=prediction,
+        label=label,
+        holdout_metrics={k: float(v) for k, v in holdout_metrics.items()},
+        holdout_rows=len(holdout_scores),
+        train_rows=len(train_features),
+        points=points,
+        calibration=calibration,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _clock_parts(times: pd.Series | None) -> dict[str, pd.Series]:
+    """Parts of the time column a feature may be derived from, by name."""
+    if times is None:
+        return {}
+    stamps = pd.to_datetime(pd.Series(times), errors="coerce", utc=True)
+    if stamps.notna().sum() == 0:
+        return {}
+    dt = stamps.dt
+    weekday = dt.day_of_week.astype("float64")
+    return {
+        "hour": dt.hour.astype("float64"),
+        "weekday": weekday,
+        "weekday (Sunday = 0)": (weekday + 1) % 7,
+        "weekday (Monday = 1)": weekday + 1,
+        "day of month": dt.day.astype("float64"),
+        "month": dt.month.astype("float64"),
+        "weekday name": dt.day_name().astype(object),
+        "weekday abbreviation": dt.day_name().str[:3].astype(object),
+    }
+
+
+def clock_of(column: pd.Series, parts: dict[str, pd.Series]) -> str | None:
+    """Which part of the time column a feature is (``"hour"``, ``"weekday"``...), if any.
+
+    Such a feature's distribution in a window is set by the window's span (a 2-hour
+    window holds two hours of the day), not by the world, so drift tests on it always
+    fire: monitoring skips them unless the project file asks for a test.
+
+    >>> ts = pd.Series(pd.date_range("2026-01-05", periods=48, freq="h"))
+    >>> clock_of(pd.Series(ts.dt.hour.astype(float)), _clock_parts(ts))
+    'hour'
+    >>> clock_of(pd.Series(np.arange(48.0)), _clock_parts(ts)) is None
+    True
+    """
+    values = column.reset_index(drop=True)
+    numeric = pd.api.types.is_numeric_dtype(values.dtype)
+    for name, part in parts.items():
+        if numeric != pd.api.types.is_numeric_dtype(part.dtype) or part.nunique() < 2:
+            continue
+        both = values.notna() & part.reset_index(drop=True).notna()
+        if both.sum() == 0:
+            continue
+        same = (values[both].astype(part.dtype) == part.reset_index(drop=True)[both]).mean()
+        if same >= CLOCK_MATCH:
+            return name
+    return None

@@ -1,0 +1,284 @@
+"""``loopml monitor run``: new ledger windows -> reports, alerts, stored state.
+
+One run reads, per model version and arm, the predictions recorded since the last stored
+window, cuts them into windows, compares each with the version's reference profile, and
+feeds the complete windows (oldest first) through the alert rules. Windows, alert states
+and alert events are then stored in one transaction, the events are delivered to their
+sinks, and a JSON and an HTML report are written. A failure before the store commits
+leaves nothing behind; running again picks up from the same place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from loopml.config import STATE_DIR, ProjectConfig
+from loopml.errors import LoopmlError
+from loopml.monitor.alerts import AlertEvent, AlertState, WindowView, active, evaluate
+from loopml.monitor.evaluate import evaluate_window
+from loopml.monitor.profile import ReferenceProfile
+from loopml.monitor.profile_store import load_profile
+from loopml.monitor.report_html import write_report
+from loopml.monitor.results import WindowReport
+from loopml.monitor.sinks import Delivery, deliver
+from loopml.monitor.store import MonitorStore, StoredWindow
+from loopml.monitor.windows import Cursor, WindowSpec, cut_windows, decode_window
+from loopml.serve.ledger.backend import LedgerReader
+from loopml.serve.ledger.records import LedgerQuery, LedgerRecord
+from loopml.train.metrics import default_metric
+
+__all__ = ["MonitorRun", "run_monitor"]
+
+CHUNK_ROWS = 5_000
+REPORT_WINDOWS = 50  # windows per version and arm shown in the report's charts
+
+
+class Progress(Protocol):
+    def stage(self, description: str, total: int | None = None) -> None: ...
+
+    def advance(self, amount: int = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """What one run did: the windows it evaluated, the alerts it raised or cleared."""
+
+    model: str
+    window: str
+    windows: list[WindowReport]
+    events: list[AlertEvent]
+    deliveries: list[Delivery]
+    active: list[AlertState]
+    errors: list[str] = field(default_factory=list)
+    report_json: Path | None = None
+    report_html: Path | None = None
+
+    @property
+    def complete_windows(self) -> list[WindowReport]:
+        return [w for w in self.windows if w.complete]
+
+
+ProfileLoader = Callable[[str], ReferenceProfile]
+
+
+def run_monitor(
+    project: ProjectConfig,
+    *,
+    window: str | None = None,
+    version: str | None = None,
+    arm: str | None = None,
+    now: float | None = None,
+    profiles: ProfileLoader | None = None,
+    progress: Progress | None = None,
+    write_reports: bool = True,
+) -> MonitorRun:
+    """Monitor every version and arm in the ledger (or only ``version`` / ``arm``)."""
+    from loopml.serve.ledger.connect import open_backend
+
+    settings = project.monitor
+    spec = WindowSpec.parse(window or settings.window)
+    clock = time.time() if now is None else now
+    load = profiles or _registry_profiles(project)
+    backend = open_backend(project.serve.ledger.url, project.root)
+    store = MonitorStore.open(settings.store, project.root)
+    try:
+        with backend.reader() as reader:
+            groups = [
+                (v, a)
+                for v, a, _ in reader.summary().by_version_arm
+                if (version is None or v == version) and (arm is None or a == arm)
+            ]
+            evaluated, errors = _evaluate_groups(
+                project, reader, store, groups, spec, clock, load, progress
+            )
+        reports = [report for report, _ in evaluated]
+        states = store.load_states(project.name)
+        states, events = _alerts(project, reports, states)
+        stored = [_stored(r, end, spec) for r, end in evaluated if r.complete]
+        event_ids = store.commit(project.name, states, events, stored)
+        deliveries = _deliver(project, events, event_ids, store)
+        run = MonitorRun(
+            model=project.name,
+            window=spec.text,
+            windows=reports,
+            events=events,
+            deliveries=deliveries,
+            active=active(states),
+            errors=errors,
+        )
+        if write_reports:
+            run = _write(project, store, run)
+        return run
+    finally:
+        store.close()
+        backend.close()
+
+
+def _registry_profiles(project: ProjectConfig) -> ProfileLoader:
+    from loopml.registry.store import open_registry
+
+    cache = project.resolve(f"{STATE_DIR}/profiles")
+    registry = open_registry(project)
+    loaded: dict[str, ReferenceProfile] = {}
+
+    def load(version: str) -> ReferenceProfile:
+        if version not in loaded:
+            loaded[version] = load_profile(registry, version, cache)
+        return loaded[version]
+
+    return load
+
+
+def _evaluate_groups(
+    project: ProjectConfig,
+    reader: LedgerReader,
+    store: MonitorStore,
+    groups: list[tuple[str, str]],
+    spec: WindowSpec,
+    now: float,
+    load: ProfileLoader,
+    progress: Progress | None,
+) -> tuple[list[tuple[WindowReport, Cursor]], list[str]]:
+    reports: list[tuple[WindowReport, Cursor]] = []
+    errors: list[str] = []
+    for version, arm in groups:
+        try:
+            profile = load(version)
+        except LoopmlError as exc:
+            errors.append(f"version {version} ({arm}) is not monitored: {exc.headline}. {exc.fix}")
+            continue
+        last = store.last_window(project.name, version, arm, spec.text)
+        after = None if last is None else Cursor(last.end_ts, last.end_request_id, last.end_row)
+        query = LedgerQuery(
+            since=None if after is None else after.ts, version=version, arm=arm,
+            model=project.name,
+        )  # fmt: skip
+        if progress is not None:
+            progress.stage(f"monitoring version {version} ({arm})", total=reader.count(query))
+        records = _records_after(reader, query, after, progress)
+        first = 0 if last is None else last.index + 1
+        windows = cut_windows(records, spec, version=version, arm=arm, first_index=first, now=now)
+        slices = _slice_columns(project, profile)
+        primary = project.gate.metric or default_metric(profile.task)  # type: ignore[arg-type]
+        for data in windows:
+            decoded = decode_window(data.records, profile, slices)
+            report = evaluate_window(
+                profile, data, decoded, project.monitor, spec.text, primary=primary
+            )
+            reports.append((report, data.end))
+    return reports, errors
+
+
+def _records_after(
+    reader: LedgerReader, query: LedgerQuery, after: Cursor | None, progress: Progress | None
+) -> Iterator[LedgerRecord]:
+    for chunk in reader.chunks(query, CHUNK_ROWS):
+        if progress is not None:
+            progress.advance(len(chunk))
+        for record in chunk:
+            if after is None or Cursor.of(record) > after:
+                yield record
+
+
+def _slice_columns(project: ProjectConfig, profile: ReferenceProfile) -> list[str]:
+    if project.monitor.slices is not None:
+        return list(project.monitor.slices)
+    return [c.name for c in profile.features if c.kind == "categorical"]
+
+
+def _stored(report: WindowReport, end: Cursor, spec: WindowSpec) -> StoredWindow:
+    return StoredWindow(
+        model=report.model,
+        version=report.version,
+        arm=report.arm,
+        spec=spec.text,
+        index=report.index,
+        start_ts=report.start_ts,
+        end_ts=end.ts,
+        end_request_id=end.request_id,
+        end_row=end.row,
+        rows=report.rows,
+        complete=report.complete,
+        report=report.to_dict(),
+    )
+
+
+def _alerts(
+    project: ProjectConfig, reports: list[WindowReport], states: dict[Any, AlertState]
+) -> tuple[dict[Any, AlertState], list[AlertEvent]]:
+    events: list[AlertEvent] = []
+    for report in sorted((r for r in reports if r.complete), key=lambda r: r.end_ts):
+        view = WindowView.from_report(report)
+        states, new = evaluate(project.monitor.rules, view, states, evidence=_evidence(report))
+        events.extend(new)
+    return states, events
+
+
+def _evidence(report: WindowReport) -> dict[str, Any]:
+    """What an alert carries so the person on call sees why without opening a report."""
+    drifted = sorted(
+        (f for f in report.features if f.drift.drifted),
+        key=lambda f: -(f.drift.statistic or 0.0) if f.drift.kind == "distance" else 0.0,
+    )
+    return {
+        "rows": report.rows,
+        "labelled_rows": report.performance.labelled_rows,
+        "drift_share": report.drift_share,
+        "drifted_features": [
+            {
+                "feature": f.name,
+                "test": f.drift.test,
+                "statistic": f.drift.statistic,
+                "threshold": f.drift.threshold,
+            }
+            for f in drifted[:10]
+        ],
+        "prediction_drift": None
+        if report.prediction is None
+        else report.prediction.drift.to_dict(),
+        "realized": report.performance.realized,
+        "estimated": report.performance.estimated,
+        "reference": report.performance.reference,
+    }
+
+
+def _deliver(
+    project: ProjectConfig,
+    events: list[AlertEvent],
+    event_ids: list[int],
+    store: MonitorStore,
+) -> list[Delivery]:
+    if not events:
+        return []
+    deliveries = deliver(events, project.monitor, project.root)
+    for event_id, event in zip(event_ids, events, strict=True):
+        mine = [d for d in deliveries if d.event is event]
+        store.record_deliveries(event_id, mine)
+    return deliveries
+
+
+def _write(project: ProjectConfig, store: MonitorStore, run: MonitorRun) -> MonitorRun:
+    from dataclasses import replace
+
+    history = store.windows(project.name, spec=run.window, limit=REPORT_WINDOWS * 8)
+    fresh = [w.to_dict() for w in run.windows if not w.complete]
+    report = {
+        "project": project.name,
+        "model": project.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "window": run.window,
+        "min_rows": project.monitor.min_rows,
+        "drift_share_threshold": project.monitor.drift_share,
+        "windows": history + fresh,
+        "alerts": [e.to_dict() for e in store.events(project.name, limit=50)],
+        "active_alerts": [s.to_dict() for s in run.active],
+        "errors": run.errors,
+    }
+    folder = project.resolve(project.monitor.reports_dir)
+    json_path, html_path = write_report(report, folder)
+    return replace(run, report_json=json_path, report_html=html_path)

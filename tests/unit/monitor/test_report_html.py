@@ -1,0 +1,497 @@
+from __future__ import annotations
+
+import json
+import re
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopml.monitor.alerts import AlertEvent, AlertState
+from loopml.monitor.report_html import (
+    fmt_num,
+    fmt_pct,
+    fmt_range,
+    fmt_time,
+    render_html,
+    write_report,
+)
+from loopml.monitor.results import (
+    ColumnDrift,
+    FeatureReport,
+    Histogram,
+    PerformanceReport,
+    WindowReport,
+)
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_714_557_600.0  # 2024-05-01 10:00:00 UTC
+HOUR = 3600.0
+VOID = {"meta", "br", "hr", "img", "input", "link"}
+DRIFT_MESSAGE = "dataset drift: 2 of 4 features drifted (share 0.5 >= 0.5) in window #2"
+
+
+class StrictParser(HTMLParser):
+    """Fails on any unbalanced or misnested tag; collects the text a reader sees."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.text: list[str] = []
+        self.titles: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self.stack and self.stack[-1] == "title":
+            self.titles.append(data)
+
+
+def parse(page: str) -> StrictParser:
+    parser = StrictParser()
+    parser.feed(page)
+    parser.close()
+    assert parser.errors == []
+    assert parser.stack == []
+    assert "script" not in parser.tags  # no JavaScript, ever
+    return parser
+
+
+def assert_no_missing_markers(page: str) -> None:
+    assert "nan" not in page.lower()
+    assert "None" not in page
+    assert "undefined" not in page
+
+
+# --- building real results ------------------------------------------------------------
+
+
+def numeric(name: str, statistic: float, drifted: bool, **kw: Any) -> FeatureReport:
+    test, kind, threshold = kw.get("test", ("ks", "p_value", 0.05))
+    drift = ColumnDrift(
+        name, test, kind, threshold, statistic, drifted, reference_rows=5000, current_rows=1000
+    )
+    histogram = Histogram(
+        labels=["[0, 1)", "[1, 2)", "[2, 3]"],
+        reference=[0.2, 0.5, 0.3],
+        current=[0.1, 0.4, 0.5],
+        edges=[0.0, 1.0, 2.0, 3.0],
+    )
+    return FeatureReport(name, "numeric", drift, kw.get("missing", 0.01), 0.0, histogram=histogram)
+
+
+def categorical(name: str, statistic: float, drifted: bool, **kw: Any) -> FeatureReport:
+    test, kind, threshold = kw.get("test", ("chisquare", "p_value", 0.05))
+    labels = kw.get("labels", ["basic", "pro", "(other)"])
+    share = 1 / len(labels)
+    drift = ColumnDrift(
+        name, test, kind, threshold, statistic, drifted, reference_rows=5000, current_rows=1000
+    )
+    histogram = Histogram(
+        labels=labels, reference=[share] * len(labels), current=[share] * len(labels)
+    )
+    return FeatureReport(
+        name,
+        "categorical",
+        drift,
+        0.0,
+        0.0,
+        unseen_rate=kw.get("unseen", 0.02),
+        unseen_examples=kw.get("examples", ["enterprise"]),
+        histogram=histogram,
+    )
+
+
+def classification_perf(index: int, slices: bool = False) -> PerformanceReport:
+    labelled = 0 if index == 0 else 400
+    realized: dict[str, float | None] = (
+        {"roc_auc": None, "accuracy": None} if index == 0 else {"roc_auc": 0.8123, "accuracy": 0.75}
+    )
+    return PerformanceReport(
+        labelled_rows=labelled,
+        realized=realized,
+        estimated={"roc_auc": 0.7987, "accuracy": 0.7612},
+        reference={"roc_auc": 0.8345, "accuracy": 0.7801},
+        slices=[
+            {"column": "plan", "value": "pro", "rows": 200, "metrics": {"roc_auc": 0.9}},
+            {"column": "plan", "value": "basic", "rows": 200, "metrics": {"roc_auc": 0.7011}},
+        ]
+        if slices
+        else [],
+        status="ok" if labelled else "not_enough_data",
+        reason=None if labelled else "not enough data: no labels yet",
+    )
+
+
+def window(
+    index: int, features: list[FeatureReport], perf: PerformanceReport, **kw: Any
+) -> WindowReport:
+    drifted = [f.name for f in features if f.drift.drifted]
+    share = len(drifted) / len(features) if features else None
+    return WindowReport(
+        model=kw.get("model", "churn"),
+        version=kw.get("version", "3"),
+        arm=kw.get("arm", "stable"),
+        window="1000 rows",
+        index=index,
+        start_ts=T0 + index * HOUR,
+        end_ts=T0 + (index + 1) * HOUR - 1,
+        rows=kw.get("rows", 1000),
+        status=kw.get("status", "ok"),
+        reason=kw.get("reason"),
+        features=features,
+        prediction=kw.get("prediction"),
+        drift_share=share,
+        drifted_features=drifted,
+        dataset_drift=share is not None and share >= 0.5,
+        performance=perf,
+        metrics={"rows": 1000.0, "drift_share": float("nan") if share is None else share},
+        complete=kw.get("complete", True),
+    )
+
+
+def binary_windows() -> list[WindowReport]:
+    prediction = numeric("prediction", 0.3456789, True, test=("psi", "distance", 0.1))
+    windows = []
+    for index in range(3):
+        latest = index == 2
+        features = [
+            numeric("age", 0.0001234 if latest else 0.2, latest),
+            numeric("income", 0.5123456, False),
+            categorical("plan", 0.0012345 if latest else 0.3, latest),
+            categorical("region", 0.8765432, False, test=("jensenshannon", "distance", 0.1)),
+        ]
+        windows.append(
+            window(
+                index, features, classification_perf(index, slices=latest), prediction=prediction
+            )
+        )
+    return windows
+
+
+def alert_event(**kw: Any) -> dict[str, Any]:
+    event = {
+        "model": "churn", "arm": "stable", "version": "3", "rule": "dataset-drift",
+        "metric": "dataset_drift", "severity": "critical", "state": "raised", "value": 1.0,
+        "threshold": 0.5, "direction": "above", "ts": T0 + 3 * HOUR, "window_index": 2,
+        "message": DRIFT_MESSAGE, "evidence": {"drifted": "age, plan", "drift_share": 0.5},
+    }  # fmt: skip
+    return {**event, **kw}
+
+
+def report_of(windows: list[WindowReport], **kw: Any) -> dict[str, Any]:
+    return {
+        "project": "demo",
+        "model": kw.get("model", "churn"),
+        "created_at": "2024-05-01T13:05:00+00:00",
+        "window": "1000 rows",
+        "windows": [w.to_dict() for w in windows],
+        "alerts": kw.get("alerts", []),
+        "active_alerts": kw.get("active_alerts", []),
+        "errors": kw.get("errors", []),
+        **({"drift_share_threshold": 0.5} if kw.get("threshold", True) else {}),
+    }
+
+
+def binary_report() -> dict[str, Any]:
+    active = {
+        "model": "churn", "arm": "stable", "rule": "dataset-drift", "metric": "dataset_drift",
+        "status": "raised", "raised_at": T0 + 3 * HOUR, "last_value": 1.0, "version": "3",
+    }  # fmt: skip
+    return report_of(binary_windows(), alerts=[alert_event()], active_alerts=[active])
+
+
+# --- the normal report ------------------------------------------------------------------
+
+
+def test_binary_report_shows_every_part() -> None:
+    page = render_html(binary_report())
+    parsed = parse(page)
+    seen = " ".join("".join(parsed.text).split())
+    assert_no_missing_markers(page)
+    for name in ("age", "income", "plan", "region", "prediction"):
+        assert f'<td class="name">{name}</td>' in page
+    # statistics of the latest window, 4 significant digits
+    for statistic in ("0.0001234", "0.5123", "0.001234", "0.8765", "0.3457"):
+        assert f'<td class="num">{statistic}</td>' in page
+    assert DRIFT_MESSAGE in seen
+    assert 'class="banner critical"' in page
+    assert "critical: dataset-drift" in seen
+    assert "2024-05-01 12:00:00 – 12:59:59 UTC" in seen  # latest window, human readable
+    assert "Dataset drift: drift share 50% (2 of 4 tested features), threshold 50%." in seen
+    assert page.count("<svg") >= 5 + 2 + 1  # 5 histograms, 2 metric charts, drift share
+    # realized (solid), estimated (dashed) and the holdout reference line all drawn
+    assert '<path class="realized"' in page
+    assert '<path class="estimated"' in page
+    assert '<line class="reference"' in page
+    assert '<line class="threshold"' in page
+
+
+def test_features_are_sorted_drifted_first_then_by_statistic() -> None:
+    page = render_html(binary_report())
+    table = page.split("<h3>Features")[1].split("<h3>Prediction")[0]
+    order = re.findall(r'<td class="name">([^<]+)</td>', table)
+    # age and plan drifted (age's p-value is smaller); then region (distance 0.88 vs 0.1)
+    # is further past its threshold than income (p 0.51)
+    assert order == ["age", "plan", "region", "income"]
+
+
+def test_performance_table_is_newest_first_with_dashes_for_missing_labels() -> None:
+    page = render_html(binary_report())
+    table = page.split('<table class="performance">')[1].split("</table>")[0]
+    windows = re.findall(r"<tr><td>(#\d+)</td>", table)
+    assert windows == ["#2", "#1", "#0"]
+    oldest = table.split("<tr><td>#0</td>")[1].split("</tr>")[0]
+    # window 0: no labels -> realized blank, estimate and reference still shown
+    assert re.findall(r'<td class="num">([^<]*)</td>', oldest) == [
+        "1,000", "0", "—", "0.7987", "0.8345", "—", "0.7612", "0.7801",
+    ]  # fmt: skip
+    assert "not enough data: no labels yet" in oldest
+
+
+def test_slices_are_listed_worst_first() -> None:
+    page = render_html(binary_report())
+    slices = page.split('<table class="slices">')[1]
+    assert slices.index("basic") < slices.index("pro")
+    assert '<td class="num">0.7011</td>' in slices
+
+
+def test_incomplete_newest_window_is_noted_and_tables_use_the_complete_one() -> None:
+    windows = binary_windows()
+    filling = window(
+        3, [numeric("age", 0.9, False)], classification_perf(3), rows=120, complete=False
+    )
+    page = render_html(report_of([*windows, filling]))
+    parse(page)
+    assert "Window #3 is still filling (120 rows so far)" in page
+    assert "Features — window #2" in page
+
+
+# --- edge cases -----------------------------------------------------------------------
+
+
+def test_zero_windows_says_why() -> None:
+    page = render_html(report_of([]))
+    parse(page)
+    assert_no_missing_markers(page)
+    assert "No windows yet: the ledger has fewer than 1,000 predictions for churn." in page
+    with_min = render_html({**report_of([]), "window": "1h", "min_rows": 100})
+    assert "fewer than 100 predictions for churn" in with_min
+
+
+def test_zero_windows_still_shows_alerts_and_errors() -> None:
+    active = {"model": "churn", "arm": "stable", "rule": "dataset-drift", "version": "3",
+              "metric": "dataset_drift", "status": "raised", "last_value": 1.0,
+              "raised_at": "2024-05-01T13:00:00Z"}  # fmt: skip
+    error = "version 2 has no reference profile; retrain it to monitor drift"
+    page = render_html(
+        report_of([], alerts=[alert_event()], active_alerts=[active], errors=[error])
+    )
+    parse(page)
+    assert_no_missing_markers(page)
+    assert "<h2>Alerts</h2>" in page
+    assert 'class="banner critical"' in page
+    assert "raised at 2024-05-01 13:00:00 UTC" in page
+    assert escape(DRIFT_MESSAGE) in page
+    assert f"<li>{error}</li>" in page
+
+
+def test_not_enough_data_window_with_no_features() -> None:
+    reason = "not enough data: 12 rows, windows need 100"
+    perf = PerformanceReport(0, {}, {}, {"roc_auc": 0.83}, status="not_enough_data", reason=reason)
+    page = render_html(
+        report_of([window(0, [], perf, rows=12, status="not_enough_data", reason=reason)])
+    )
+    parse(page)
+    assert_no_missing_markers(page)
+    assert f"No drift share: {reason}" in page
+    assert f"No feature results in this window: {reason}" in page
+    assert "No prediction distribution in this window." in page
+    assert "No window has a drift share yet." in page
+    assert 'class="badge muted">not enough data<' in page
+
+
+def test_feature_that_could_not_be_tested_shows_its_reason() -> None:
+    reason = "not enough data: 3 rows, the test needs 30"
+    drift = ColumnDrift("score", "ks", "p_value", 0.05, None, False, "not_enough_data", reason)
+    feature = FeatureReport("score", "numeric", drift, None, 0.1, histogram=None)
+    page = render_html(report_of([window(0, [feature], classification_perf(1))]))
+    parse(page)
+    assert_no_missing_markers(page)
+    row = page.split('<td class="name">score</td>')[1].split("</tr>")[0]
+    assert f'<td class="reason">{reason}</td>' in row
+    assert re.findall(r'<td class="num">([^<]*)</td>', row)[:2] == ["—", "0.05"]
+    assert '<span class="muted">—</span>' in row  # no histogram: no chart
+
+
+def test_regression_without_estimate() -> None:
+    perfs = [
+        PerformanceReport(300, {"rmse": 12.5, "mae": 9.25, "r2": 0.61}, {},
+                          {"rmse": 11.0, "mae": 8.5, "r2": 0.66})
+        for _ in range(2)
+    ]  # fmt: skip
+    windows = [window(i, [numeric("sqft", 0.4, False)], perfs[i]) for i in range(2)]
+    page = render_html(report_of(windows))
+    parse(page)
+    assert_no_missing_markers(page)
+    assert "<h4>RMSE</h4>" in page
+    assert "No estimated performance" in page
+    assert '<path class="estimated"' not in page
+    assert '<path class="realized"' in page
+
+
+def test_names_are_escaped_and_long_labels_truncated_with_a_tooltip() -> None:
+    hostile = "<script>alert('x')</script> & co"
+    long_label = "a very long category name that would not fit in a chart & more"
+    features = [
+        categorical(hostile, 0.01, True, labels=[long_label, "x&y", "(other)"]),
+        numeric("ratio & <b>", 0.5, False),
+    ]
+    report = report_of(
+        [window(0, features, classification_perf(1), model="m<i>")],
+        model="m<i>",
+        alerts=[alert_event(message="drift in <script>alert(1)</script>", model="m<i>")],
+        errors=["version 2 has no reference profile; <retrain> it"],
+    )
+    page = render_html(report)
+    parsed = parse(page)
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co" in page
+    assert "ratio &amp; &lt;b&gt;" in page
+    assert "x&amp;y" in page
+    assert "m&lt;i&gt; — monitoring report" in page
+    assert "&lt;retrain&gt;" in page
+    assert "a very long categ…" in page  # the chart label is cut ...
+    assert any(long_label in title for title in parsed.titles)  # ... the tooltip is whole
+
+
+def test_many_features_stay_readable() -> None:
+    features = [numeric(f"f{n:03d}", 0.5 + n / 1000, False) for n in range(300)]
+    features += [numeric("drifted_a", 0.001, True), numeric("drifted_b", 0.0001, True)]
+    page = render_html(report_of([window(0, features, classification_perf(1))]))
+    parse(page)
+    table = page.split("<h3>Features")[1]
+    names = re.findall(r'<td class="name">([^<]+)</td>', table)
+    assert names[:3] == ["drifted_b", "drifted_a", "f000"]
+    assert len(names) == 302  # every feature listed ...
+    assert "277 more features, none drifted" in page  # ... most of them folded away
+    assert page.count("<svg") < 110  # charts capped
+
+
+def test_many_categories_fold_into_one_bar() -> None:
+    labels = [f"cat{n}" for n in range(30)]
+    page = render_html(report_of([window(0, [categorical("c", 0.5, False, labels=labels)],
+                                         classification_perf(1))]))  # fmt: skip
+    chart = page.split('<td class="name">c</td>')[1].split("</svg>")[0]
+    assert chart.count('<rect class="cur"') == 12
+    assert "(19 more)" in chart
+
+
+def test_alerts_go_to_their_own_version_and_arm() -> None:
+    stable = binary_windows()
+    canary = [
+        window(0, [numeric("age", 0.5, False)], classification_perf(1), arm="canary", version="4")
+    ]
+    warning = alert_event(arm="canary", version="4", severity="warning", rule="missing-values",
+                          message="missing values in age rose to 30%")  # fmt: skip
+    orphan = alert_event(arm="shadow", version="1", message="from a retired arm")
+    page = render_html(report_of([*stable, *canary], alerts=[alert_event(), warning, orphan]))
+    parse(page)
+    assert "<nav><h2>Versions and arms</h2>" in page
+    groups = page.split('<section class="group"')
+    assert len(groups) == 3
+    head, first, second = groups
+    assert "version 4 · arm canary" in first and "missing values in age" in first
+    assert escape(DRIFT_MESSAGE) not in first
+    assert "version 3 · arm stable" in second and escape(DRIFT_MESSAGE) in second
+    assert "from a retired arm" in head  # matched no group: shown above them
+
+
+def test_real_alert_types_and_a_window_stored_twice() -> None:
+    event = AlertEvent(
+        model="churn", arm="stable", version="3", rule="missing-values",
+        metric="missing_increase.age", severity="warning", state="raised", value=0.3,
+        threshold=0.1, direction="above", ts=T0 + 3 * HOUR, window=2,
+        window_start=T0 + 2 * HOUR, window_end=T0 + 3 * HOUR - 1, first_window=1,
+        first_window_start=T0 + HOUR, windows=2, rows=1000, labelled_rows=400,
+        streak_rows=2000, evidence={"missing_rate": 0.31, "nested": {"a": 1}},
+        message="missing values in age rose by 30 points",
+    )  # fmt: skip
+    raised = AlertState(
+        "churn",
+        "stable",
+        "missing-values",
+        "missing_increase.age",
+        status="raised",
+        raised_at=T0 + 3 * HOUR,
+        last_value=0.3,
+        version="3",
+    )
+    cleared = AlertState("churn", "stable", "dataset-drift", "dataset_drift", status="ok")
+    windows = binary_windows()
+    stale = window(2, [numeric("stale_feature", 0.5, False)], classification_perf(2))
+    report = report_of([stale, *windows], alerts=[event.to_dict()],
+                       active_alerts=[raised.to_dict(), cleared.to_dict()])  # fmt: skip
+    page = render_html(report)
+    parse(page)
+    assert_no_missing_markers(page)
+    assert page.count('class="banner ') == 1  # the "ok" state is no banner
+    assert 'class="banner warning"' in page
+    assert "missing values in age rose by 30 points" in page
+    assert '<td class="num">#2</td><td class="num">0.3 (above 0.1)</td>' in page
+    assert "missing_rate=0.31" in page and "nested" not in page
+    assert "stale_feature" not in page  # the later copy of window #2 wins
+    assert "<dd>3 (#0–#2)</dd>" in page
+
+
+# --- files and formatting ------------------------------------------------------------------
+
+
+def test_write_report_writes_both_files_and_the_json_round_trips(tmp_path: Path) -> None:
+    report = binary_report()
+    json_path, html_path = write_report(report, tmp_path / "reports" / "new", stem="run-1")
+    assert json_path == tmp_path / "reports" / "new" / "run-1.json"
+    assert html_path.name == "run-1.html"
+    assert json.loads(json_path.read_text(encoding="utf-8")) == report
+    assert html_path.read_text(encoding="utf-8") == render_html(report)
+    assert sorted(p.name for p in json_path.parent.iterdir()) == ["run-1.html", "run-1.json"]
+
+
+def test_write_report_turns_stray_nan_into_null(tmp_path: Path) -> None:
+    report = {**report_of([]), "extra": {"score": float("nan")}}
+    json_path, html_path = write_report(report, tmp_path)
+    assert json.loads(json_path.read_text(encoding="utf-8"))["extra"] == {"score": None}
+    assert html_path.name == "monitor.html"
+
+
+def test_formatting_helpers() -> None:
+    assert fmt_num(0.000123456) == "0.0001235"
+    assert fmt_num(0.81234) == "0.8123"
+    assert fmt_num(123456.7) == "123,457"
+    assert fmt_num(float("nan")) == fmt_num(None) == fmt_num(float("inf")) == "—"
+    assert fmt_pct(0.1234) == "12.3%"
+    assert fmt_pct(0.5) == "50%"
+    assert fmt_pct(0.0004) == "<0.1%"
+    assert fmt_pct(None) == "—"
+    assert fmt_time(T0) == "2024-05-01 10:00:00 UTC"
+    assert fmt_time("2024-05-01T12:00:00+02:00") == "2024-05-01 10:00:00 UTC"
+    assert fmt_range(T0, T0 + 25 * HOUR) == "2024-05-01 10:00:00 – 2024-05-02 11:00:00 UTC"
+    assert fmt_range(None, None) == "—"
