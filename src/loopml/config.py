@@ -169,7 +169,8 @@ class DriftTestConfig(_Section):
     """Override the drift test chosen for one column (see ``loopml.monitor.stattests``)."""
 
     test: str | None = Field(
-        None, description="ks, chi_square, z, wasserstein, jensen_shannon or psi (default: "
+        None,
+        description="ks, chi_square, z, wasserstein, jensen_shannon or psi (default: "
         "chosen by column type and reference size, as Evidently does)",
     )
     threshold: float | None = Field(None, gt=0, description="default: the test's own")
@@ -191,7 +192,9 @@ class AlertRule(_Section):
     above: float | None = Field(None, description="breached when the metric is above this")
     below: float | None = Field(None, description="breached when the metric is below this")
     min_rows: int = Field(
-        500, ge=1, description="windows with fewer rows (labelled rows for realized.*) "
+        500,
+        ge=1,
+        description="windows with fewer rows (labelled rows for realized.*) "
         "neither raise nor clear the alert",
     )
     raise_after: int = Field(2, ge=1, description="consecutive breaching windows to raise")
@@ -242,7 +245,8 @@ class MonitorConfig(_Section):
         None, description="columns to slice realized performance by (default: categoricals)"
     )
     alerts: tuple[AlertRule, ...] | None = Field(
-        None, description="default: dataset, prediction and per-feature drift, missing "
+        None,
+        description="default: dataset, prediction and per-feature drift, missing "
         "values, unseen categories, realized and estimated performance drops",
     )
     alert_log: str = Field(f"{STATE_DIR}/alerts.jsonl", description="the 'file' sink")

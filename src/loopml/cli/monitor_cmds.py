@@ -23,10 +23,14 @@ def run(
     ctx: typer.Context,
     window: Annotated[
         str | None,
-        typer.Option(help="A row count (5000) or a duration (30m, 1h, 1d); default monitor.window."),
+        typer.Option(
+            help="A row count (5000) or a duration (30m, 1h, 1d); default monitor.window."
+        ),
     ] = None,
     version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
-    arm: Annotated[str | None, typer.Option(help="Only this arm (champion, challenger...).")] = None,
+    arm: Annotated[
+        str | None, typer.Option(help="Only this arm (champion, challenger...).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Compare new ledger windows with the reference, raise or clear alerts, write reports.

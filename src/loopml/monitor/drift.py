@@ -160,8 +160,8 @@ def _present(reference: ColumnProfile, current: Any) -> np.ndarray[Any, Any]:
     values = np.asarray(current)
     if values.dtype != object:
         values = category_values(values)
-    present: np.ndarray[Any, Any] = values[values != None]  # noqa: E711 -- elementwise
-    return present
+    present = values != None  # noqa: E711 -- elementwise on an object array
+    return values if present.all() else values[present]
 
 
 def _unusable(

@@ -218,4 +218,3 @@ def _named(out: dict[str, float], prefix: str, values: Mapping[str, float | None
 
 def _finite(values: Mapping[str, float | None]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
-

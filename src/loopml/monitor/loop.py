@@ -102,6 +102,7 @@ def stored_snapshot(project: ProjectConfig) -> MonitorSnapshot | None:
     """What the monitor store holds now; None (and a warning) when it cannot be read."""
     from loopml.monitor.store import MonitorStore
 
+    spec = WindowSpec.parse(project.monitor.window).text
     try:
         store = MonitorStore.open(project.monitor.store, project.root)
     except LoopmlError as exc:
@@ -109,7 +110,7 @@ def stored_snapshot(project: ProjectConfig) -> MonitorSnapshot | None:
         return None
     try:
         return MonitorSnapshot(
-            windows=store.latest_windows(project.name, WindowSpec.parse(project.monitor.window).text),
+            windows=store.latest_windows(project.name, spec),
             active_alerts=[a.to_dict() for a in store.active_alerts(project.name)],
         )
     finally:

@@ -8,11 +8,10 @@ calibration come from the holdout, which the model did not train on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -53,8 +52,9 @@ def prediction_values(task: str, classes: tuple[str, ...] | list[str], scores: A
     probabilities = np.asarray(scores, dtype=np.float64)
     if task == "binary":
         return probabilities[:, 1]
-    names = np.asarray(list(classes), dtype=object)
-    return names[np.argmax(probabilities, axis=1)]
+    names: Array = np.asarray(list(classes), dtype=object)
+    chosen: Array = names[np.argmax(probabilities, axis=1)]
+    return chosen
 
 
 def prediction_profile(task: str, name: str, values: Array, points: int | None) -> ColumnProfile:

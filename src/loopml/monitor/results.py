@@ -46,7 +46,7 @@ class ColumnDrift:
     current_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        return _clean_dict(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Histogram:
     edges: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        return _clean_dict(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class FeatureReport:
     histogram: Histogram | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = _clean(asdict(self))
+        out = _clean_dict(asdict(self))
         out["drift"] = self.drift.to_dict()
         out["histogram"] = None if self.histogram is None else self.histogram.to_dict()
         return out
@@ -106,7 +106,7 @@ class PerformanceReport:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        return _clean_dict(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,10 @@ class WindowReport:
 
 def _value(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _clean_dict(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _clean(v) for k, v in data.items()}
 
 
 def _clean(data: Any) -> Any:

@@ -53,6 +53,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -83,7 +84,7 @@ StatFn = Callable[[ColumnProfile, Values], float]
 _KS_EXACT_N = 10_000  # scipy.stats.ks_2samp(method="auto") is exact up to this many values
 _BINNED_MAX_UNIQUE = 20  # get_binned_data: more distinct reference values -> histogram
 _W_NORM_FLOOR = 0.001  # Evidently's floor for the reference std in the wasserstein norm
-_BLOCK = 1 << 16  # reference values merged at a time, to keep memory small
+_BLOCK = 1 << 15  # reference values merged at a time, to keep memory small
 
 
 class NotComputable(Exception):
@@ -258,16 +259,17 @@ def _ks_distance(reference: NumericProfile, values: FloatArray) -> float:
     reference value or just before the next one; both are data points scipy looks at.
     """
     cum = np.cumsum(reference.weights)
-    f_at = cum / cum[-1]
-    f_before = np.concatenate(([0.0], f_at[:-1]))
-    size = len(reference.values) + 1
-    at_or_below = np.cumsum(np.bincount(np.searchsorted(reference.values, values), minlength=size))
-    below = np.cumsum(
-        np.bincount(np.searchsorted(reference.values, values, side="right"), minlength=size)
-    )
-    n = len(values)
-    diffs = np.concatenate((f_at - at_or_below[:-1] / n, f_before - below[:-1] / n))
-    return float(max(np.clip(-diffs.min(), 0, 1), diffs.max()))
+    total, n, size = cum[-1], len(values), len(reference.values) + 1
+    low, high = 0.0, -np.inf
+    for side, shift in (("left", 0), ("right", 1)):
+        # "left": F and G at each reference value; "right": F before it, G just before it
+        current = np.cumsum(
+            np.bincount(np.searchsorted(reference.values, values, side), minlength=size)
+        )
+        ref = cum / total if shift == 0 else np.concatenate(([0.0], cum[:-1] / total))
+        diffs = ref - current[:-1] / n
+        low, high = min(low, float(diffs.min())), max(high, float(diffs.max()))
+    return max(min(-low, 1.0), high)
 
 
 def _wasserstein(reference: ColumnProfile, current: Values) -> float:
@@ -285,17 +287,25 @@ def _w1(u: FloatArray, weights: FloatArray, v: FloatArray) -> float:
     u_total, n_v, result, u_before = float(weights.sum()), len(v), 0.0, 0.0
     for start in range(0, len(u), _BLOCK):
         stop = min(start + _BLOCK, len(u))
+        last = stop == len(u)
         v_start = 0 if start == 0 else int(np.searchsorted(v, u[start]))
-        v_stop = n_v if stop == len(u) else int(np.searchsorted(v, u[stop]))
+        v_stop = n_v if last else int(np.searchsorted(v, u[stop]))
         points = np.concatenate((u[start:stop], v[v_start:v_stop]))
         order = np.argsort(points, kind="stable")
         points = points[order]
-        steps = np.concatenate((weights[start:stop], np.zeros(v_stop - v_start)))[order]
-        u_cdf = (u_before + np.cumsum(steps)) / u_total
-        v_cdf = (v_start + np.cumsum(order >= stop - start)) / n_v
-        ends = points if stop == len(u) else np.append(points, u[stop])
-        widths = np.diff(ends)
-        result += float(np.dot(np.abs(u_cdf[: len(widths)] - v_cdf[: len(widths)]), widths))
+        cdf = np.concatenate((weights[start:stop], np.zeros(v_stop - v_start)))[order]
+        np.cumsum(cdf, out=cdf)
+        cdf += u_before
+        cdf /= u_total  # U at each point
+        v_cdf = np.cumsum(order >= stop - start, dtype=np.float64)
+        del order
+        v_cdf += v_start
+        v_cdf /= n_v
+        cdf -= v_cdf
+        del v_cdf
+        np.abs(cdf, out=cdf)
+        widths = np.diff(points) if last else np.diff(points, append=u[stop])
+        result += float(np.dot(cdf[: len(widths)], widths))
         u_before += float(weights[start:stop].sum())
     return result
 
@@ -324,10 +334,10 @@ def sturges_edges(low: float, high: float, size: int) -> FloatArray:
 
 def weighted_counts(reference: NumericProfile, edges: FloatArray) -> FloatArray:
     """``np.histogram(reference, edges)`` from the profile (last bin closed on the right)."""
-    cum = np.concatenate(([0.0], np.cumsum(reference.weights)))
     positions = np.searchsorted(reference.values, edges)
     positions[-1] = np.searchsorted(reference.values, edges[-1], side="right")
-    return np.diff(cum[positions])
+    weights = reference.weights
+    return np.array([weights[a:b].sum() for a, b in pairwise(positions.tolist())])
 
 
 def bin_counts(values: FloatArray, edges: FloatArray) -> FloatArray:

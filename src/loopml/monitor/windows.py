@@ -136,9 +136,7 @@ def cut_windows(
 def _count_window(
     records: list[LedgerRecord], version: str, arm: str, index: int, complete: bool
 ) -> WindowData:
-    return WindowData(
-        version, arm, index, records[0].ts, records[-1].ts, complete, records=records
-    )
+    return WindowData(version, arm, index, records[0].ts, records[-1].ts, complete, records=records)
 
 
 def _time_window(
@@ -191,9 +189,7 @@ def decode_window(
             features[column.name] = category_values(raw, missing=[MISSING])
     scores = _scores(profile, outputs)
     prediction = _prediction(profile, outputs, scores)
-    slices = {
-        name: features[name] for name in slice_columns if name in features
-    }
+    slices = {name: features[name] for name in slice_columns if name in features}
     labels = [None if r.label is None else loads(r.label) for r in records]
     return DecodedWindow(features, tuple(absent), prediction, scores, labels, slices)
 

@@ -82,6 +82,7 @@ def create_app(parts: ServerParts) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(oip_routes.router)
     _operations(app, parts)
+    _admin(app, parts)
     _openapi(app)
     settings = parts.settings
     if settings.cors_origins:
@@ -182,6 +183,11 @@ def _operations(app: FastAPI, parts: ServerParts) -> None:
     async def metrics() -> Response:
         return Response(parts.metrics.exposition(), media_type=CONTENT_TYPE)
 
+
+
+def _admin(app: FastAPI, parts: ServerParts) -> None:
+    """Routes that change the server's state: they need the admin token."""
+
     @app.post(
         "/admin/reload",
         response_model=ReloadResponse,
@@ -197,7 +203,6 @@ def _operations(app: FastAPI, parts: ServerParts) -> None:
         outcome = await asyncio.wrap_future(parts.reloader.reload_now())
         status = 200 if outcome.outcome != "failed" else 409
         return JSONBody(outcome.to_dict(), status_code=status)
-
 
     @app.post("/admin/monitor", responses=problem_responses(401, 403, 409), tags=["admin"])
     async def monitor(request: Request) -> Response:

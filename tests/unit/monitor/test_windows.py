@@ -42,7 +42,9 @@ def test_count_windows_are_full_and_the_rest_is_still_filling() -> None:
     windows = list(cut_windows(records, WindowSpec.parse("10"), version="1", arm="champion",
                                first_index=3, now=1e9))  # fmt: skip
     assert [(w.index, w.rows, w.complete) for w in windows] == [
-        (3, 10, True), (4, 10, True), (5, 5, False)
+        (3, 10, True),
+        (4, 10, True),
+        (5, 5, False),
     ]
     assert windows[1].end == Cursor(119.0, "r00019", 0)
 
@@ -53,7 +55,8 @@ def test_time_windows_align_to_the_clock_and_close_when_their_time_is_over() -> 
     windows = list(cut_windows(records, spec, version="1", arm="champion", first_index=0,
                                now=10_000.0))  # fmt: skip
     assert [(w.start_ts, w.end_ts, w.rows, w.complete) for w in windows] == [
-        (3600.0, 7200.0, 3, True), (7200.0, 10_800.0, 2, False)
+        (3600.0, 7200.0, 3, True),
+        (7200.0, 10_800.0, 2, False),
     ]
     later = list(cut_windows(records, spec, version="1", arm="champion", first_index=0,
                              now=10_800.0))  # fmt: skip
