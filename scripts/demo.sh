@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quickstart, end to end, on a generated social-feed table:
 # generate -> init -> validate -> train -> models -> retrain -> promote -> rollback -> audit
-# -> serve (three dialects, ledger, feedback) -> stop -> export -> batch score.
+# -> serve (three dialects, ledger, feedback) -> monitor (drift, alerts) -> stop -> export
+# -> batch score.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 demo="$here/demo"
@@ -12,6 +13,10 @@ rm -rf "$demo" && mkdir -p "$demo" && cd "$demo"
 export LOOPML_TRAIN__TUNING__TRIALS="${LOOPML_TRAIN__TUNING__TRIALS:-8}"
 export LOOPML_TRAIN__TUNING__TIMEOUT_SECONDS="${LOOPML_TRAIN__TUNING__TIMEOUT_SECONDS:-30}"
 export LOOPML_TRAIN__BOOTSTRAP="${LOOPML_TRAIN__BOOTSTRAP:-100}"
+# Monitoring windows of 2,500 predictions (the default, 5,000, suits real traffic); the
+# server monitors when asked (POST /admin/monitor) instead of every minute.
+export LOOPML_MONITOR__WINDOW="${LOOPML_MONITOR__WINDOW:-2500}"
+export LOOPML_MONITOR__INTERVAL_SECONDS="${LOOPML_MONITOR__INTERVAL_SECONDS:-0}"
 
 step() { printf '\n\033[1;36m== %s\033[0m\n' "$1"; }
 run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
@@ -71,7 +76,17 @@ run python "$here/scripts/demo_client.py" --port "$port" --table fresh.parquet -
 run loopml ledger stats
 run curl -s "http://127.0.0.1:$port/metrics" | grep -E "^loopml_(requests_total|ledger_queue_rows|predicted_rows_total)" | head -8 || true
 
-step "11. stop the server cleanly (SIGTERM drains in-flight requests), export the ledger"
+step "11. monitoring: a normal day, then a broken upstream feed (nulls, a unit change)"
+run python "$here/scripts/demo_client.py" --port "$port" --table fresh.parquet --requests 10000 --bulk
+run loopml monitor run || echo "(exit code $? -- an alert is raised)"
+run python "$here/scripts/demo_client.py" --port "$port" --table broken.parquet --requests 10000 --bulk
+run loopml monitor run || echo "(exit code $? -- alerts raised, as expected)"
+run loopml alerts
+token="$(cat .loopml/admin.token)"
+curl -s -X POST -H "Authorization: Bearer $token" "http://127.0.0.1:$port/admin/monitor" >/dev/null
+run curl -s "http://127.0.0.1:$port/metrics" | grep -E "^loopml_(drift_share|alerts_raised|performance)" | head -8 || true
+
+step "12. stop the server cleanly (SIGTERM drains in-flight requests), export the ledger"
 kill -TERM "$server"
 wait "$server" && echo "(server exited 0)"
 trap - EXIT
@@ -83,7 +98,7 @@ print(frame[["request_id", "version", "arm", "prediction", "proba_1", "label"]].
 print(f"{len(frame)} predictions, {frame['label'].notna().sum()} with labels")
 PY
 
-step "12. batch scoring with the same artifact; bad rows set aside with their reasons"
+step "13. batch scoring with the same artifact; bad rows set aside with their reasons"
 run loopml score broken.parquet scored.parquet || echo "(exit code $? -- some rows were rejected)"
 
 cat <<MSG
@@ -93,4 +108,5 @@ Done. Everything is in $demo:
   reports:    demo/.loopml/reports/<run id>/report.html (also in each MLflow run)
   serve:      cd demo && loopml serve   (then open http://127.0.0.1:8080/docs)
   ledger:     demo/.loopml/ledger.db (SQLite); demo/ledger.parquet (export)
+  monitoring: demo/.loopml/monitor/monitor.html (drift, performance, alerts); loopml alerts
 MSG

@@ -51,9 +51,16 @@ def main() -> None:
     parser.add_argument("--table", required=True)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--model", default="feed-engagement")
+    parser.add_argument(
+        "--bulk", action="store_true",
+        help="send the rows as /predict requests of 500 records, then every label",
+    )  # fmt: skip
     args = parser.parse_args()
     rows, truth = records(args.table, args.requests)
     conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+    if args.bulk:
+        send_bulk(conn, rows, truth, args.table)
+        return
 
     started = time.perf_counter()
     first = {}
@@ -79,6 +86,24 @@ def main() -> None:
     answer = post(conn, "/feedback", {"labels": labels})
     print(f"/feedback     {answer['recorded']} labels recorded")
     print(f"all in {time.perf_counter() - started:.1f} s")
+
+
+def send_bulk(
+    conn: http.client.HTTPConnection, rows: list[dict[str, Any]], truth: list[int], name: str
+) -> None:
+    """Traffic for monitoring: many rows, and their labels once they are known."""
+    started = time.perf_counter()
+    tag = name.rsplit("/", 1)[-1].split(".")[0]
+    for start in range(0, len(rows), 500):
+        request_id = f"demo-{tag}-{start}"
+        post(conn, "/predict", {"records": rows[start : start + 500], "request_id": request_id})
+        labels = [
+            {"request_id": request_id, "row": i, "label": truth[start + i]}
+            for i in range(len(rows[start : start + 500]))
+        ]
+        post(conn, "/feedback", {"labels": labels})
+    print(f"{len(rows):,} rows of {name} predicted and labelled "
+          f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

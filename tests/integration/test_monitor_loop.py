@@ -153,3 +153,77 @@ def _events(body: Any) -> list[dict[str, Any]]:
     if isinstance(body, dict) and "alerts" in body:
         return list(body["alerts"])
     return [body]
+
+
+def test_monitor_commands_on_thin_or_odd_input(served_project: Project, tmp_path: Path) -> None:
+    folder = served_project.folder
+    env = {
+        "LOOPML_MONITOR__STORE": f"sqlite:///{tmp_path / 'monitor.db'}",
+        "LOOPML_MONITOR__REPORTS_DIR": str(tmp_path / "reports"),
+        "LOOPML_SERVE__LEDGER__URL": f"sqlite:///{tmp_path / 'empty-ledger.db'}",
+    }
+    empty = json.loads(loopml(folder, "monitor", "run", "--json", env=env))
+    assert empty["windows"] == [] and empty["active"] == [] and empty["errors"] == []
+    html = Path(empty["report_html"]).read_text()
+    assert "No windows yet" in html
+
+    assert "no alert raised" in loopml(folder, "alerts", env=env)
+
+    bad = _loopml_failing(folder, "monitor", "run", "--window", "2 weeks", env=env)
+    assert bad.returncode == 2
+    assert "bad monitoring window" in bad.stdout + bad.stderr and "fix" in bad.stdout + bad.stderr
+
+
+def test_a_version_without_profile_is_reported_then_backfilled(
+    served_project: Project, tmp_path: Path
+) -> None:
+    """Versions trained before monitoring existed: the run says so and how to fix it; then
+    ``loopml monitor profile`` builds the same profile training would have stored."""
+    import mlflow
+
+    folder = served_project.folder
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / '.loopml' / 'mlflow.db'}")
+    tags = client.get_model_version("feed", "1").tags
+    sha = tags["loopml.profile_sha256"]
+    client.delete_model_version_tag("feed", "1", "loopml.profile_sha256")
+    env = {
+        "LOOPML_MONITOR__STORE": f"sqlite:///{tmp_path / 'monitor.db'}",
+        "LOOPML_MONITOR__REPORTS_DIR": str(tmp_path / "reports"),
+        "LOOPML_MONITOR__WINDOW": "100",
+        "LOOPML_MONITOR__MIN_ROWS": "50",
+    }
+    try:
+        with running(served_project, "no-profile", **{k: v for k, v in env.items()}) as server:
+            send(server, served_project.records(120))
+            ledger = f"sqlite:///{server.ledger_path}"
+        run = json.loads(
+            loopml(folder, "monitor", "run", "--json", env=env | {
+                "LOOPML_SERVE__LEDGER__URL": ledger})
+        )  # fmt: skip
+        assert run["windows"] == []
+        assert "version 1" in run["errors"][0] and "loopml monitor profile 1" in run["errors"][0]
+        rebuilt = json.loads(loopml(folder, "monitor", "profile", "1", "--json"))
+        assert rebuilt["version"] == "1" and rebuilt["features"] > 5
+        again = json.loads(
+            loopml(folder, "monitor", "run", "--json", env=env | {
+                "LOOPML_SERVE__LEDGER__URL": ledger})
+        )  # fmt: skip
+        assert [w["rows"] for w in again["windows"]] == [100, 20]
+        assert again["errors"] == []
+    finally:
+        if not client.get_model_version("feed", "1").tags.get("loopml.profile_sha256"):
+            client.set_model_version_tag("feed", "1", "loopml.profile_sha256", sha)
+
+
+def _loopml_failing(folder: Path, *args: str, env: dict[str, str]) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.serving import TRAIN_ENV
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    return subprocess.run(
+        [sys.executable, "-c", "from loopml.cli.main import run; run()", *args],
+        cwd=folder, env=full | TRAIN_ENV | env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip

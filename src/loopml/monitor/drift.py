@@ -118,7 +118,8 @@ def column_drift(
     if problem is not None:
         return result(*problem)
     try:
-        statistic = spec.fn(reference, values)
+        with np.errstate(all="ignore"):  # a non-finite statistic is reported below
+            statistic = spec.fn(reference, values)
     except NotComputable as exc:
         return result("not_computable", f"not computable: {exc}")
     if not math.isfinite(statistic):

@@ -1,7 +1,8 @@
 """The server's background monitor: ``loopml monitor run`` every ``interval_seconds``.
 
 It runs on its own thread, off the request path, and keeps the newest results for the
-``/metrics`` gauges. A failed run is logged and counted; the next one tries again. Only
+``/metrics`` gauges (re-read from the monitor store after each run, so windows computed
+by a ``loopml monitor run`` elsewhere show too). A failed run is logged and counted; the next one tries again. Only
 one run happens at a time, whether it comes from the timer or from ``POST
 /admin/monitor``.
 """
@@ -12,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from loopml.config import ProjectConfig
@@ -32,11 +34,12 @@ class MonitorLoop:
         self,
         run: Callable[[], MonitorRun],
         interval: float,
-        initial: MonitorSnapshot | None = None,
+        read: Callable[[], MonitorSnapshot | None] | None = None,
     ) -> None:
         self._run = run
         self._interval = interval
-        self._snapshot = initial or MonitorSnapshot()
+        self._read = read
+        self._snapshot = (read() if read else None) or MonitorSnapshot()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +66,14 @@ class MonitorLoop:
             except Exception:
                 self._snapshot = _failed(self._snapshot)
                 raise
-            self._snapshot = _merge(self._snapshot, result)
+            merged = _merge(self._snapshot, result)
+            # The store also holds what other runs (``loopml monitor run``) computed.
+            stored = self._read() if self._read else None
+            if stored is not None:
+                merged = replace(
+                    merged, windows=stored.windows, active_alerts=stored.active_alerts
+                )
+            self._snapshot = merged
             return result
 
     def _loop(self) -> None:

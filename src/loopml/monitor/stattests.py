@@ -258,22 +258,23 @@ def _ks_distance(reference: NumericProfile, values: FloatArray) -> float:
     Between two reference values the reference CDF is flat, so |F - G| peaks at a
     reference value or just before the next one; both are data points scipy looks at.
     """
-    cum = np.cumsum(reference.weights)
-    total, n, size = cum[-1], len(values), len(reference.values) + 1
-    low, high = 0.0, -np.inf
-    for side, shift in (("left", 0), ("right", 1)):
-        # "left": F and G at each reference value; "right": F before it, G just before it
-        current = np.cumsum(
-            np.bincount(np.searchsorted(reference.values, values, side), minlength=size)
-        )
-        ref = cum / total if shift == 0 else np.concatenate(([0.0], cum[:-1] / total))
-        diffs = ref - current[:-1] / n
-        low, high = min(low, float(diffs.min())), max(high, float(diffs.max()))
-    return max(min(-low, 1.0), high)
+    support, n = reference.values, len(values)
+    f_at = np.cumsum(reference.weights)
+    f_at /= f_at[-1]
+    at_or_below = np.cumsum(np.bincount(np.searchsorted(support, values), minlength=len(support)))
+    at = f_at - at_or_below[: len(support)] / n  # F - G at each reference value
+    below = np.cumsum(
+        np.bincount(np.searchsorted(support, values, "right"), minlength=len(support))
+    )
+    before = np.concatenate(([0.0], f_at[:-1])) - below[: len(support)] / n  # just before it
+    low, high = min(float(at.min()), float(before.min())), max(float(at.max()), float(before.max()))
+    return max(min(max(-low, 0.0), 1.0), high)
 
 
 def _wasserstein(reference: ColumnProfile, current: Values) -> float:
     ref = _numeric(reference)
+    if not math.isfinite(ref.std):
+        raise NotComputable("the reference's standard deviation overflows")
     distance_ = _w1(ref.values, ref.weights, np.sort(finite_values(current)))
     return distance_ / max(ref.std, _W_NORM_FLOOR)
 

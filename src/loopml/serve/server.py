@@ -121,7 +121,7 @@ def _monitor(project: ProjectConfig) -> MonitorLoop:
     return MonitorLoop(
         lambda: run_monitor(project),
         project.monitor.interval_seconds,
-        initial=stored_snapshot(project),
+        read=lambda: stored_snapshot(project),
     )
 
 

@@ -221,6 +221,18 @@ def test_out_of_range_threshold_is_a_config_error(test: str, threshold: float) -
         column_drift(numeric_with(100, 10), np.arange(50.0), test=test, threshold=threshold)
 
 
+def test_extreme_values_never_raise_or_give_nan() -> None:
+    with np.errstate(all="ignore"):
+        profile = numeric_profile("x", np.array([-1.7e308, 1.7e308, 0.0] * 400))
+    current = np.array([1.7e308, -1.7e308, 5.0] * 20)
+    for test in ("wasserstein", "ks", "psi", "jensen_shannon"):
+        result = column_drift(profile, current, test=test)
+        assert result.statistic is None or math.isfinite(result.statistic), test
+        json.dumps(result.to_dict(), allow_nan=False)
+    overflow = column_drift(profile, current, test="wasserstein")
+    assert overflow.status == "not_computable" and "overflows" in str(overflow.reason)
+
+
 def test_sketch_profile_gives_a_result_for_every_default_test() -> None:
     rng = np.random.default_rng(5)
     profile = numeric_profile("x", rng.normal(size=20_000), points=256)
