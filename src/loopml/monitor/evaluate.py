@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from loopml.config import DriftTestConfig, MonitorConfig
 from loopml.monitor.drift import column_drift, histogram
@@ -159,15 +160,13 @@ def _unseen(column: ColumnProfile, values: np.ndarray[Any, Any]) -> tuple[float 
     present = values[values != None]  # noqa: E711
     if len(present) == 0:
         return None, []
-    known = np.fromiter((v in column.counts for v in present), dtype=bool, count=len(present))
+    known = pd.Series(present, dtype=object).isin(column.counts.keys()).to_numpy()
     new = present[~known]
     examples = sorted({str(v) for v in new[:1000]})[:UNSEEN_EXAMPLES]
     return float(len(new)) / len(present), examples
 
 
 def _slice_frame(decoded: DecodedWindow) -> Any:
-    import pandas as pd
-
     if not decoded.slices:
         return None
     return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in decoded.slices.items()})

@@ -192,7 +192,11 @@ def category_values(values: Any, missing: Sequence[str] = ()) -> np.ndarray[Any,
     """
     raw = pd.Series(values, copy=False, dtype=object)
     absent = raw.isna().to_numpy(dtype=bool, copy=True)
-    text = raw.astype(str).to_numpy(dtype=object, copy=True)
+    # Converting values that are strings already is most of the cost: skip it then.
+    if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
+        text = raw.to_numpy(dtype=object, copy=True)
+    else:
+        text = raw.astype(str).to_numpy(dtype=object, copy=True)
     if missing:
         absent |= np.isin(text, list(missing))
     text[absent] = None
