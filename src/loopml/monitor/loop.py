@@ -2,9 +2,9 @@
 
 It runs on its own thread, off the request path, and keeps the newest results for the
 ``/metrics`` gauges (re-read from the monitor store after each run, so windows computed
-by a ``loopml monitor run`` elsewhere show too). A failed run is logged and counted; the next one tries again. Only
-one run happens at a time, whether it comes from the timer or from ``POST
-/admin/monitor``.
+by a ``loopml monitor run`` elsewhere show too). A failed run is logged and counted; the
+next one tries again. Only one run happens at a time, whether it comes from the timer or
+from ``POST /admin/monitor``.
 """
 
 from __future__ import annotations
@@ -70,9 +70,7 @@ class MonitorLoop:
             # The store also holds what other runs (``loopml monitor run``) computed.
             stored = self._read() if self._read else None
             if stored is not None:
-                merged = replace(
-                    merged, windows=stored.windows, active_alerts=stored.active_alerts
-                )
+                merged = replace(merged, windows=stored.windows, active_alerts=stored.active_alerts)
             self._snapshot = merged
             return result
 

@@ -184,7 +184,6 @@ def _operations(app: FastAPI, parts: ServerParts) -> None:
         return Response(parts.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-
 def _admin(app: FastAPI, parts: ServerParts) -> None:
     """Routes that change the server's state: they need the admin token."""
 
