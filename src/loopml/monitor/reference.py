@@ -18,7 +18,7 @@ import pandas as pd
 
 from loopml.data.contract import Contract
 from loopml.features.pipeline import MISSING
-from loopml.monitor.performance import fit_calibration
+from loopml.monitor.calibration import fit_calibration
 from loopml.monitor.profile import (
     DEFAULT_POINTS,
     ColumnProfile,

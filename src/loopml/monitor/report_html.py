@@ -7,8 +7,10 @@ side by side, atomically. Per model version and arm: status and alerts, dataset 
 table of every feature's drift test with a reference-vs-current chart, the prediction's
 distribution, performance and drift share over time, and realized metrics per slice.
 
-All formatting happens here (a view model of strings and chart coordinates); the template
-``templates/monitor_report.html.j2`` only lays it out, autoescaped. A missing value shows
+All formatting happens in Python (a view model of strings and chart coordinates: values
+through :mod:`~loopml.monitor.report_format`, chart geometry in
+:mod:`~loopml.monitor.report_charts`); the template ``templates/monitor_report.html.j2``
+only lays it out, autoescaped. A missing value shows
 as "—" (with the reason when there is one), never as "nan" or "None".
 
 Optional report keys beyond the required ones: ``drift_share_threshold`` (the dataset
@@ -25,11 +27,8 @@ True
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,21 +36,39 @@ from typing import Any
 import jinja2
 
 from loopml.data.sources import write_text_atomic
-from loopml.errors import ConfigError
-from loopml.train.metrics import default_metric, get_metric, metrics_for
+from loopml.monitor.report_charts import (
+    Series,
+    drift_chart,
+    histogram_chart,
+    line_chart,
+    window_axis,
+)
+from loopml.monitor.report_format import (
+    DASH,
+    View,
+    finite,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    fmt_range,
+    fmt_time,
+    higher_is_better,
+    jsonable,
+    metric_title,
+    shorten,
+    status_text,
+    text,
+)
+from loopml.train.metrics import default_metric, metrics_for
 
-__all__ = ["render_html", "write_report"]
+# fmt_* are re-exported: they were defined here before report_format.py existed.
+__all__ = ["fmt_num", "fmt_pct", "fmt_range", "fmt_time", "render_html", "write_report"]
 
-DASH = "—"
 OPEN_FEATURES = 25  # rows beyond this (all undrifted) fold into a collapsed table
 MAX_CHARTS = 100  # per window: keeps a 2,000-feature page at a few MB
-MAX_BARS = 12  # categories per chart; the rest fold into one "(N more)" bar
 MAX_METRICS = 4
 MAX_EVENTS = 20
 MAX_NAMES = 40
-LABEL_CHARS = 18
-
-View = dict[str, Any]
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -67,124 +84,13 @@ def write_report(
     Each file is written whole or not at all. Non-finite numbers become ``null`` so the
     JSON stays strict (``allow_nan=False``).
     """
-    data = _jsonable(report)
+    data = jsonable(report)
     page = render_html(data)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
     write_text_atomic(json_path, json.dumps(data, indent=2, allow_nan=False) + "\n")
     write_text_atomic(html_path, page)
     return json_path, html_path
-
-
-# --- formatting: every value the page shows goes through one of these -----------------
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def fmt_num(value: Any) -> str:
-    """A number to 4 significant digits; missing or non-finite as "—"."""
-    number = _finite(value)
-    if number is None:
-        return DASH
-    if abs(number) >= 1e4:
-        return f"{number:,.0f}"
-    return f"{number:.4g}"
-
-
-def fmt_pct(value: Any) -> str:
-    """A share as a percentage ("12.3%", "<0.1%"); missing as "—"."""
-    number = _finite(value)
-    if number is None:
-        return DASH
-    if 0 < number < 0.001:
-        return "<0.1%"
-    return f"{number:.1%}".replace(".0%", "%")
-
-
-def fmt_int(value: Any) -> str:
-    number = _finite(value)
-    return DASH if number is None else f"{int(number):,}"
-
-
-def text(value: Any) -> str:
-    """A string for the page: ``None`` (and NaN) as "—"."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return DASH
-    return fmt_num(value) if isinstance(value, float) else str(value)
-
-
-def _utc(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    number = _finite(value)
-    try:
-        return None if number is None else datetime.fromtimestamp(number, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def fmt_time(value: Any) -> str:
-    """A Unix timestamp or ISO string as "2024-05-01 10:00:00 UTC"; unknown as given."""
-    moment = _utc(value)
-    if moment is None:
-        return DASH if value is None or _finite(value) is not None else text(value)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def fmt_range(start: Any, end: Any) -> str:
-    """A time range; the end drops its date when both fall on the same day."""
-    first, last = _utc(start), _utc(end)
-    if first is None or last is None:
-        return fmt_time(start if last is None else end)
-    tail = "%H:%M:%S UTC" if first.date() == last.date() else "%Y-%m-%d %H:%M:%S UTC"
-    return f"{first:%Y-%m-%d %H:%M:%S} – {last.strftime(tail)}"
-
-
-def _status_text(status: Any, reason: Any) -> str:
-    """The reason when there is one (it names the status), else the status in words."""
-    if reason:
-        return str(reason)
-    return str(status or "ok").replace("_", " ")
-
-
-def _metric_title(name: str) -> str:
-    try:
-        return get_metric(name).title
-    except ConfigError:
-        return name
-
-
-def _higher_is_better(name: str) -> bool:
-    try:
-        return get_metric(name).higher_is_better
-    except ConfigError:
-        return True
-
-
-def _shorten(label: str, limit: int = LABEL_CHARS) -> str:
-    return label if len(label) <= limit else label[: limit - 1] + "…"
-
-
-def _jsonable(data: Any) -> Any:
-    """Plain JSON values all the way down: non-finite floats become ``None``."""
-    if isinstance(data, Mapping):
-        return {str(k): _jsonable(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_jsonable(v) for v in data]
-    if hasattr(data, "item") and callable(data.item):  # numpy scalars
-        return _jsonable(data.item())
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    return data
 
 
 # --- the page --------------------------------------------------------------------------
@@ -199,7 +105,7 @@ def build_view(report: Mapping[str, Any]) -> View:
         for a in report.get("active_alerts") or []
         if isinstance(a, Mapping) and a.get("status", "raised") != "ok"
     ]
-    threshold = _finite(report.get("drift_share_threshold"))
+    threshold = finite(report.get("drift_share_threshold"))
     groups = _groups(windows)
     views = [
         _group_view(f"group-{n}", group, alerts, active, threshold)
@@ -223,7 +129,7 @@ def build_view(report: Mapping[str, Any]) -> View:
 
 def _empty_message(report: Mapping[str, Any]) -> str:
     model = text(report.get("model"))
-    rows = _finite(report.get("min_rows"))
+    rows = finite(report.get("min_rows"))
     window = text(report.get("window"))
     match = re.fullmatch(r"\s*(\d+)\s*(rows?)?\s*", window)
     if rows is None and match:
@@ -249,7 +155,7 @@ def _groups(windows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]
         return (0 if number is not None else 1, -(number or 0), version, arm)
 
     return [
-        sorted(groups[key].values(), key=lambda w: _finite(w.get("index")) or 0.0)
+        sorted(groups[key].values(), key=lambda w: finite(w.get("index")) or 0.0)
         for key in sorted(groups, key=order)
     ]
 
@@ -288,7 +194,7 @@ def _group_view(
         "features": _feature_tables(latest),
         "prediction": _prediction(latest),
         "performance": _performance(windows),
-        "drift_chart": _drift_chart(windows, threshold),
+        "drift_chart": drift_chart(windows, threshold),
         "slices": _slices(latest),
     }
 
@@ -319,7 +225,7 @@ def _facts(
         ),
         ("Latest window", f"#{fmt_int(latest.get('index'))} · {fmt_int(latest.get('rows'))} rows"),
         ("Time range", fmt_range(latest.get("start_ts"), latest.get("end_ts"))),
-        ("Status", _status_text(latest.get("status"), latest.get("reason"))),
+        ("Status", status_text(latest.get("status"), latest.get("reason"))),
     ]
 
 
@@ -352,7 +258,7 @@ def _active_view(alert: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) 
         and e.get("rule") == alert.get("rule")
         and e.get("metric") == alert.get("metric")
     ]
-    last = max(raised, key=lambda e: _finite(e.get("ts")) or 0.0, default={})
+    last = max(raised, key=lambda e: finite(e.get("ts")) or 0.0, default={})
     return {
         "severity": _severity(alert.get("severity", last.get("severity"))),
         "rule": text(alert.get("rule")),
@@ -367,7 +273,7 @@ def _active_view(alert: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) 
 
 def _event_views(events: Sequence[Mapping[str, Any]]) -> list[View]:
     """The newest alert events first, at most ``MAX_EVENTS``."""
-    newest = sorted(events, key=lambda e: _finite(e.get("ts")) or 0.0, reverse=True)
+    newest = sorted(events, key=lambda e: finite(e.get("ts")) or 0.0, reverse=True)
     return [
         {
             "when": fmt_time(e.get("ts")),
@@ -387,7 +293,7 @@ def _event_views(events: Sequence[Mapping[str, Any]]) -> list[View]:
 
 def _comparison(event: Mapping[str, Any]) -> str:
     value = fmt_num(event.get("value"))
-    if _finite(event.get("threshold")) is None:
+    if finite(event.get("threshold")) is None:
         return value
     return f"{value} ({text(event.get('direction') or 'vs')} {fmt_num(event.get('threshold'))})"
 
@@ -399,7 +305,7 @@ def _evidence(evidence: Any) -> str:
     parts = []
     for key, value in list(evidence.items())[:8]:
         if isinstance(value, str):
-            parts.append(f"{key}={_shorten(value, 40)}")
+            parts.append(f"{key}={shorten(value, 40)}")
         elif isinstance(value, int | float) and not isinstance(value, bool):
             parts.append(f"{key}={fmt_num(value)}")
         elif isinstance(value, bool):
@@ -414,10 +320,10 @@ def _drift_summary(window: Mapping[str, Any], threshold: float | None) -> View:
     features = [f for f in window.get("features") or [] if isinstance(f, Mapping)]
     tested = [f for f in features if (f.get("drift") or {}).get("status", "ok") == "ok"]
     drifted = [text(name) for name in window.get("drifted_features") or []]
-    share = _finite(window.get("drift_share"))
+    share = finite(window.get("drift_share"))
     return {
         "available": share is not None,
-        "reason": _status_text(window.get("status"), window.get("reason")),
+        "reason": status_text(window.get("status"), window.get("reason")),
         "share": fmt_pct(share),
         "count": f"{len(drifted)} of {len(tested)} tested features",
         "threshold": None if threshold is None else fmt_pct(threshold),
@@ -430,7 +336,7 @@ def _drift_summary(window: Mapping[str, Any], threshold: float | None) -> View:
 def _drift_rank(feature: Mapping[str, Any]) -> tuple[int, float, str]:
     """Drifted first, then the furthest past (or nearest to) its threshold, then name."""
     drift = feature.get("drift") or {}
-    statistic, threshold = _finite(drift.get("statistic")), _finite(drift.get("threshold"))
+    statistic, threshold = finite(drift.get("statistic")), finite(drift.get("threshold"))
     name = text(feature.get("name"))
     if drift.get("status", "ok") != "ok" or statistic is None:
         return (2, 0.0, name)
@@ -448,7 +354,7 @@ def _feature_tables(window: Mapping[str, Any]) -> View:
     )
     rows = [_feature_row(f, chart=n < MAX_CHARTS) for n, f in enumerate(features)]
     shown = max(OPEN_FEATURES, sum(1 for f in features if (f.get("drift") or {}).get("drifted")))
-    empty = "No feature results in this window: " + _status_text(
+    empty = "No feature results in this window: " + status_text(
         window.get("status"), window.get("reason") or "no features were tested"
     )
     return {
@@ -468,9 +374,9 @@ def _prediction(window: Mapping[str, Any]) -> View | None:
 
 def _feature_row(feature: Mapping[str, Any], *, chart: bool) -> View:
     drift = feature.get("drift") or {}
-    statistic = _finite(drift.get("statistic"))
+    statistic = finite(drift.get("statistic"))
     ok = drift.get("status", "ok") == "ok" and statistic is not None
-    missing, reference = _finite(feature.get("missing_rate")), feature.get("reference_missing_rate")
+    missing, reference = finite(feature.get("missing_rate")), feature.get("reference_missing_rate")
     examples = [text(e) for e in feature.get("unseen_examples") or []]
     return {
         "name": text(feature.get("name")),
@@ -482,194 +388,14 @@ def _feature_row(feature: Mapping[str, Any], *, chart: bool) -> View:
         "drifted": ("yes" if drift.get("drifted") else "no") if ok else DASH,
         "missing": fmt_pct(missing),
         "reference_missing": fmt_pct(reference),
-        "missing_up": missing is not None and missing - (_finite(reference) or 0.0) > 0.05,
+        "missing_up": missing is not None and missing - (finite(reference) or 0.0) > 0.05,
         "unseen": fmt_pct(feature.get("unseen_rate")),
-        "unseen_examples": ", ".join(_shorten(e, 40) for e in examples[:5]),
+        "unseen_examples": ", ".join(shorten(e, 40) for e in examples[:5]),
         "rows": fmt_int(drift.get("current_rows")),
         "reference_rows": fmt_int(drift.get("reference_rows")),
-        "status": "ok" if ok else _status_text(drift.get("status"), drift.get("reason")),
-        "chart": _histogram_chart(feature.get("histogram"), feature.get("name")) if chart else None,
+        "status": "ok" if ok else status_text(drift.get("status"), drift.get("reason")),
+        "chart": histogram_chart(feature.get("histogram"), feature.get("name")) if chart else None,
     }
-
-
-# --- charts: coordinates here, markup in the template -----------------------------------
-
-
-@dataclass(frozen=True)
-class _Series:
-    name: str
-    css: str
-    values: list[float | None]
-
-    @property
-    def present(self) -> bool:
-        return any(v is not None for v in self.values)
-
-
-def _histogram_chart(histogram: Any, name: Any) -> View | None:
-    """Reference vs current shares: columns per bin (numeric) or bars per category."""
-    if not isinstance(histogram, Mapping):
-        return None
-    labels = [text(label) for label in histogram.get("labels") or []]
-    reference = [_finite(v) or 0.0 for v in histogram.get("reference") or []]
-    current = [_finite(v) or 0.0 for v in histogram.get("current") or []]
-    count = min(len(labels), len(reference), len(current))
-    if count == 0:
-        return None
-    bins = list(zip(labels[:count], reference[:count], current[:count], strict=True))
-    caption = f"{text(name)}: share of rows, reference vs current, per "
-    edges = histogram.get("edges")
-    if isinstance(edges, list):
-        return _column_chart(bins, edges, caption + "bin")
-    return _bar_chart(bins, caption + "category")
-
-
-def _tip(label: str, reference: float, current: float) -> str:
-    return f"{label}: reference {fmt_pct(reference)}, current {fmt_pct(current)}"
-
-
-def _column_chart(bins: list[tuple[str, float, float]], edges: list[Any], caption: str) -> View:
-    width, base, height = 292.0, 76.0, 72.0
-    scale = max(max(r, c) for _, r, c in bins) or 1.0
-    step = width / len(bins)
-    columns = []
-    for n, (label, ref, cur) in enumerate(bins):
-        left = 4 + n * step
-        columns.append(
-            {
-                "tip": _tip(label, ref, cur),
-                "x_ref": round(left + step * 0.1, 2),
-                "x_cur": round(left + step * 0.5, 2),
-                "w": round(step * 0.4, 2),
-                "y_ref": round(base - ref / scale * height, 2),
-                "h_ref": round(ref / scale * height, 2),
-                "y_cur": round(base - cur / scale * height, 2),
-                "h_cur": round(cur / scale * height, 2),
-            }
-        )
-    ends = [fmt_num(e) for e in (edges[0], edges[-1])] if edges else [DASH, DASH]
-    if DASH in ends:
-        ends = [_shorten(bins[0][0], 14), _shorten(bins[-1][0], 14)]
-    return {
-        "kind": "columns",
-        "caption": caption,
-        "columns": columns,
-        "first": ends[0],
-        "last": ends[1],
-    }
-
-
-def _bar_chart(bins: list[tuple[str, float, float]], caption: str) -> View:
-    if len(bins) > MAX_BARS:
-        rest = bins[MAX_BARS - 1 :]
-        folded = (f"({len(rest)} more)", sum(r for _, r, _ in rest), sum(c for _, _, c in rest))
-        bins = [*bins[: MAX_BARS - 1], folded]
-    scale = max(max(r, c) for _, r, c in bins) or 1.0
-    bars = [
-        {
-            "tip": _tip(label, ref, cur),
-            "label": _shorten(label),
-            "y_text": 16 * n + 12,
-            "y_ref": 16 * n + 3,
-            "y_cur": 16 * n + 9,
-            "w_ref": round(ref / scale * 176, 2),
-            "w_cur": round(cur / scale * 176, 2),
-        }
-        for n, (label, ref, cur) in enumerate(bins)
-    ]
-    return {"kind": "bars", "caption": caption, "bars": bars, "height": 16 * len(bins) + 4}
-
-
-def _padded(low: float, high: float) -> tuple[float, float]:
-    pad = (high - low) * 0.08 if high - low > 1e-12 else (abs(high) * 0.05 or 0.05)
-    return low - pad, high + pad
-
-
-def _line_chart(
-    ticks: Sequence[tuple[str, str]],
-    tips: Sequence[str],
-    series: Sequence[_Series],
-    *,
-    lines: Sequence[tuple[str, str, float]] = (),
-    bounds: tuple[float, float] | None = None,
-    percent: bool = False,
-) -> View | None:
-    """Lines over windows (gaps where a value is missing) plus horizontal reference lines."""
-    values = [v for s in series for v in s.values if v is not None]
-    if not values:  # a threshold or reference line alone is no chart
-        return None
-    values += [v for *_, v in lines]
-    low, high = bounds or _padded(min(values), max(values))
-    left, right, top, bottom = 56.0, 628.0, 12.0, 168.0
-
-    def y_of(value: float) -> float:
-        return round(bottom - (value - low) / (high - low) * (bottom - top), 2)
-
-    def x_of(n: int) -> float:
-        return round(left + (right - left) * (n / (len(ticks) - 1) if len(ticks) > 1 else 0.5), 2)
-
-    fmt = fmt_pct if percent else fmt_num
-    drawn = []
-    for s in series:
-        points = [(n, v) for n, v in enumerate(s.values) if v is not None]
-        path = " ".join(
-            f"{'L' if n and s.values[n - 1] is not None else 'M'}{x_of(n)},{y_of(v)}"
-            for n, v in points
-        )
-        dots = [
-            {"x": x_of(n), "y": y_of(v), "tip": f"{tips[n]} · {s.name} {fmt(v)}"} for n, v in points
-        ]
-        drawn.append({"css": s.css, "d": path, "points": dots})
-    every = math.ceil(len(ticks) / 8)
-    return {
-        "left": left,
-        "right": right,
-        "bottom": bottom,
-        "series": drawn,
-        "lines": [{"css": css, "y": y_of(v), "tip": f"{name} {fmt(v)}"} for name, css, v in lines],
-        "yticks": [
-            {"y": y_of(low + (high - low) * k / 4), "label": fmt(low + (high - low) * k / 4)}
-            for k in range(5)
-        ],
-        "xticks": [
-            {"x": x_of(n), "label": label, "time": time}
-            for n, (label, time) in enumerate(ticks)
-            if n % every == 0 or n == len(ticks) - 1
-        ],
-        "legend": [{"name": s.name, "css": s.css} for s in series if s.present]
-        + [{"name": name, "css": css} for name, css, _ in lines],
-    }
-
-
-def _window_axis(
-    windows: Sequence[Mapping[str, Any]],
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """Tick labels (index, start time) and tooltips (index, time range) per window."""
-    names = [f"#{fmt_int(w.get('index'))}" for w in windows]
-    starts = [_utc(w.get("start_ts")) for w in windows]
-    ticks = [
-        (name, DASH if t is None else f"{t:%m-%d %H:%M}")
-        for name, t in zip(names, starts, strict=True)
-    ]
-    tips = [
-        f"window {n} ({fmt_range(w.get('start_ts'), w.get('end_ts'))})"
-        for n, w in zip(names, windows, strict=True)
-    ]
-    return ticks, tips
-
-
-def _drift_chart(windows: Sequence[Mapping[str, Any]], threshold: float | None) -> View | None:
-    ticks, tips = _window_axis(windows)
-    shares = [_finite(w.get("drift_share")) for w in windows]
-    lines = [] if threshold is None else [("dataset drift threshold", "threshold", threshold)]
-    return _line_chart(
-        ticks,
-        tips,
-        [_Series("drift share", "share", shares)],
-        lines=lines,
-        bounds=(0.0, 1.0),
-        percent=True,
-    )
 
 
 # --- performance -----------------------------------------------------------------------
@@ -685,7 +411,7 @@ def _values(perf: Mapping[str, Any], part: str) -> dict[str, float]:
     found = perf.get(part)
     if not isinstance(found, Mapping):
         return {}
-    numbers = {str(k): _finite(v) for k, v in found.items()}
+    numbers = {str(k): finite(v) for k, v in found.items()}
     return {k: v for k, v in numbers.items() if v is not None}
 
 
@@ -709,7 +435,7 @@ def _metric_names(perfs: Sequence[Mapping[str, Any]]) -> list[str]:
 def _performance(windows: Sequence[Mapping[str, Any]]) -> View:
     perfs = [w.get("performance") or {} for w in windows]
     names = _metric_names(perfs)
-    ticks, tips = _window_axis(windows)
+    ticks, tips = window_axis(windows)
     labels = [name for name, _ in ticks]
     notes = []
     if not any(_values(p, "realized") for p in perfs):
@@ -729,16 +455,16 @@ def _performance(windows: Sequence[Mapping[str, Any]]) -> View:
             ],
             "note": ""
             if perfs[n].get("status", "ok") == "ok"
-            else _status_text(perfs[n].get("status"), perfs[n].get("reason")),
+            else status_text(perfs[n].get("status"), perfs[n].get("reason")),
         }
         for n, w in reversed(list(enumerate(windows)))
     ]
     charts = [
-        {"title": _metric_title(name), "chart": _performance_chart(name, perfs, ticks, tips)}
+        {"title": metric_title(name), "chart": _performance_chart(name, perfs, ticks, tips)}
         for name in names
     ]
     return {
-        "metrics": [_metric_title(n) for n in names],
+        "metrics": [metric_title(n) for n in names],
         "charts": charts,
         "rows": rows,
         "notes": notes,
@@ -755,8 +481,8 @@ def _performance_chart(
         return [_values(p, part).get(name) for p in perfs]
 
     drawn = [
-        _Series("realized", "realized", series("realized")),
-        _Series("estimated", "estimated", series("estimated")),
+        Series("realized", "realized", series("realized")),
+        Series("estimated", "estimated", series("estimated")),
     ]
     reference = series("reference")
     distinct = {v for v in reference if v is not None}
@@ -764,8 +490,8 @@ def _performance_chart(
     if len(distinct) == 1:
         lines.append(("reference (holdout)", "reference", distinct.pop()))
     elif distinct:
-        drawn.append(_Series("reference (holdout)", "reference", reference))
-    return _line_chart(ticks, tips, drawn, lines=lines)
+        drawn.append(Series("reference (holdout)", "reference", reference))
+    return line_chart(ticks, tips, drawn, lines=lines)
 
 
 def _slices(window: Mapping[str, Any]) -> View | None:
@@ -780,7 +506,7 @@ def _slices(window: Mapping[str, Any]) -> View | None:
         value = _values({"m": record.get("metrics")}, "m").get(names[0]) if names else None
         if value is None:
             return (text(record.get("column")), 1, 0.0, text(record.get("value")))
-        signed = value if _higher_is_better(names[0]) else -value
+        signed = value if higher_is_better(names[0]) else -value
         return (text(record.get("column")), 0, signed, text(record.get("value")))
 
     rows = [
@@ -794,7 +520,7 @@ def _slices(window: Mapping[str, Any]) -> View | None:
     ]
     return {
         "label": f"window #{fmt_int(window.get('index'))}",
-        "columns": [_metric_title(n) for n in names],
+        "columns": [metric_title(n) for n in names],
         "rows": rows,
     }
 

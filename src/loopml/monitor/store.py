@@ -11,12 +11,13 @@ Windows are keyed by ``(model, version, arm, spec, idx)``. A stored window that 
 committed again; committing a complete window twice is an error and the whole commit is
 rolled back. Suggested order for a run: :meth:`commit`, then deliver the events, then
 :meth:`record_deliveries` (a crash in between loses a notification, never a record).
+
+The tables and opening the database live in :mod:`~loopml.monitor.store_schema`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,71 +27,19 @@ from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.schema import CreateIndex, CreateTable
 
-from loopml.errors import LoopmlError
 from loopml.monitor.alerts import AlertEvent, AlertKey, AlertState
 from loopml.monitor.sinks import Delivery
+from loopml.monitor.store_schema import (
+    MonitorError,
+    create_engine,
+    create_schema,
+    events_table,
+    states_table,
+    windows_table,
+)
 
 __all__ = ["MonitorError", "MonitorStore", "StoredEvent", "StoredWindow", "WindowCursor"]
-
-SCHEMA_VERSION = 1
-_SCHEMA_LOCK = 0x6D6F6E69746F72  # "monitor": serialises table creation on PostgreSQL
-_FIX_URL = "set monitor.store to e.g. sqlite:///.loopml/monitor.db or postgresql://user@host/db"
-_META = sa.MetaData()
-_meta = sa.Table(
-    "monitor_meta",
-    _META,
-    sa.Column("key", sa.String, primary_key=True),
-    sa.Column("value", sa.String, nullable=False),
-)
-_states = sa.Table(
-    "alert_states",
-    _META,
-    *(sa.Column(name, sa.String, primary_key=True) for name in AlertKey._fields),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("state", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-_events = sa.Table(
-    "alert_events",
-    _META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    *(sa.Column(name, sa.String, nullable=False) for name in AlertKey._fields),
-    sa.Column("state", sa.String, nullable=False),
-    sa.Column("severity", sa.String, nullable=False),
-    sa.Column("value", sa.Float),
-    sa.Column("threshold", sa.Float),
-    sa.Column("version", sa.String, nullable=False),
-    sa.Column("window_index", sa.Integer, nullable=False),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("event", sa.Text, nullable=False),
-    sa.Column("deliveries", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Index("alert_events_model_ts", "model", "ts"),
-)
-_windows = sa.Table(
-    "windows",
-    _META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    *(sa.Column(name, sa.String, nullable=False) for name in ("model", "version", "arm", "spec")),
-    sa.Column("idx", sa.Integer, nullable=False),
-    sa.Column("start_ts", sa.Float, nullable=False),
-    sa.Column("end_ts", sa.Float, nullable=False),
-    sa.Column("end_request_id", sa.String, nullable=False),
-    sa.Column("end_row", sa.Integer, nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("complete", sa.Boolean, nullable=False),
-    sa.Column("report", sa.Text, nullable=False),
-    sa.Column("computed_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("model", "version", "arm", "spec", "idx", name="windows_key"),
-)
-
-
-class MonitorError(LoopmlError):
-    """The monitor store cannot be opened, read or written."""
 
 
 @dataclass(frozen=True)
@@ -159,19 +108,11 @@ class MonitorStore:
     def open(cls, url: str, root: Path) -> MonitorStore:
         """Connect to ``url`` (``sqlite:///path`` relative to ``root``, or ``postgresql://``)
         and create the tables if they are missing."""
-        parsed, shown = _engine_url(url, root)
-        sqlite_db = parsed.get_backend_name() == "sqlite"
-        if "connect_timeout" in parsed.query or "timeout" in parsed.query:
-            connect_args: dict[str, Any] = {}
-        else:
-            connect_args = {"timeout": 30} if sqlite_db else {"connect_timeout": 5}
-        engine = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
-        if sqlite_db:
-            sa.event.listen(engine, "connect", _sqlite_wal)
+        engine, shown = create_engine(url, root)
         store = cls(engine, shown)
         try:
             with store._errors("cannot connect to", _FIX_CONNECT):
-                _create_schema(engine, shown)
+                create_schema(engine, shown)
         except MonitorError:
             engine.dispose()
             raise
@@ -190,7 +131,7 @@ class MonitorStore:
 
     def load_states(self, model: str) -> dict[AlertKey, AlertState]:
         """Every alert state of ``model``, by key."""
-        query = sa.select(_states.c.state).where(_states.c.model == model)
+        query = sa.select(states_table.c.state).where(states_table.c.model == model)
         states = [
             AlertState.from_dict(json.loads(text)) for text in self._read(query, scalars=True)
         ]
@@ -198,15 +139,15 @@ class MonitorStore:
 
     def active_alerts(self, model: str | None = None) -> list[AlertState]:
         """The raised alerts (of ``model``, or of every model), ordered by key."""
-        query = sa.select(_states.c.state).where(_states.c.status == "raised")
+        query = sa.select(states_table.c.state).where(states_table.c.status == "raised")
         if model is not None:
-            query = query.where(_states.c.model == model)
-        query = query.order_by(*(_states.c[name] for name in AlertKey._fields))
+            query = query.where(states_table.c.model == model)
+        query = query.order_by(*(states_table.c[name] for name in AlertKey._fields))
         return [AlertState.from_dict(json.loads(text)) for text in self._read(query, scalars=True)]
 
     def last_window(self, model: str, version: str, arm: str, spec: str) -> WindowCursor | None:
         """The last complete window of one series, or None when there is none yet."""
-        c = _windows.c
+        c = windows_table.c
         query = (
             sa.select(c.idx, c.end_ts, c.end_request_id, c.end_row)
             .where(c.model == model, c.version == version, c.arm == arm, c.spec == spec)
@@ -234,20 +175,22 @@ class MonitorStore:
         event_rows = [_event_row(model, event, now) for event in events]
         window_rows = [_window_row(model, window, now) for window in windows]
         with self._errors("cannot write to"), self._engine.begin() as conn:
-            conn.execute(sa.delete(_states).where(_states.c.model == model))
+            conn.execute(sa.delete(states_table).where(states_table.c.model == model))
             if state_rows:
-                conn.execute(sa.insert(_states), state_rows)
+                conn.execute(sa.insert(states_table), state_rows)
             for row in window_rows:
                 conn.execute(_delete_incomplete(row))
             if window_rows:
-                conn.execute(sa.insert(_windows), window_rows)
-            insert = sa.insert(_events).returning(_events.c.id)
+                conn.execute(sa.insert(windows_table), window_rows)
+            insert = sa.insert(events_table).returning(events_table.c.id)
             return [int(conn.execute(insert.values(row)).scalar_one()) for row in event_rows]
 
     def record_deliveries(self, event_id: int, deliveries: Sequence[Delivery]) -> None:
         """Remember where event ``event_id`` was delivered (replaces what was recorded)."""
         text = json.dumps([d.to_dict() for d in deliveries])
-        update = sa.update(_events).where(_events.c.id == event_id).values(deliveries=text)
+        update = (
+            sa.update(events_table).where(events_table.c.id == event_id).values(deliveries=text)
+        )
         with self._errors("cannot write to"), self._engine.begin() as conn:
             found = conn.execute(update).rowcount
         if not found:
@@ -264,7 +207,7 @@ class MonitorStore:
         limit: int = 100,
     ) -> list[StoredEvent]:
         """Alert events, newest (by window end) first; ``since`` is a window end time."""
-        c = _events.c
+        c = events_table.c
         query = sa.select(c.id, c.created_at, c.event, c.deliveries)
         if model is not None:
             query = query.where(c.model == model)
@@ -285,7 +228,7 @@ class MonitorStore:
 
     def latest_windows(self, model: str, spec: str | None = None) -> list[dict[str, Any]]:
         """The report of the latest complete window of each (version, arm), newest first."""
-        c = _windows.c
+        c = windows_table.c
         query = sa.select(c.id, c.version, c.arm, c.end_ts, c.idx).where(
             c.model == model, c.complete.is_(True)
         )
@@ -312,7 +255,7 @@ class MonitorStore:
     ) -> list[dict[str, Any]]:
         """Stored window reports in time order (index order within a series); with
         ``limit``, the last ``limit`` of them."""
-        c = _windows.c
+        c = windows_table.c
         query = sa.select(c.report).where(c.model == model)
         for column, value in (("version", version), ("arm", arm), ("spec", spec)):
             if value is not None:
@@ -351,80 +294,6 @@ def _cause(exc: sa.exc.SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
     return f"{type(orig or exc).__name__}: {text.splitlines()[0] if text else ''}"
-
-
-def _mask(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-def _engine_url(url: str, root: Path) -> tuple[sa.URL, str]:
-    """The SQLAlchemy URL to connect with, and the URL to show (no password)."""
-    try:
-        parsed = make_url(url)
-    except (sa.exc.ArgumentError, ValueError) as exc:
-        raise MonitorError(
-            f"bad monitor store URL {_mask(url)!r}", detail=str(exc), fix=_FIX_URL
-        ) from None
-    shown = parsed.render_as_string(hide_password=True)
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+psycopg"), shown
-    if backend != "sqlite":
-        raise MonitorError(
-            f"unsupported monitor store URL {shown}",
-            detail="the monitor store runs on SQLite (sqlite:///path.db) or PostgreSQL",
-            fix=_FIX_URL,
-        )
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        raise MonitorError(
-            f"bad SQLite monitor store URL {shown}",
-            detail="the store needs a file: sqlite:///relative/path.db or "
-            "sqlite:////absolute/path.db",
-            fix=_FIX_URL,
-        )
-    path = Path(database) if Path(database).is_absolute() else root / database
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MonitorError(
-            f"cannot create the monitor store folder {path.parent}",
-            detail=str(exc),
-            fix="check monitor.store and the folder's permissions",
-        ) from None
-    return parsed.set(drivername="sqlite+pysqlite", database=str(path)), shown
-
-
-def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
-    # WAL: a report or `loopml monitor status` can read while `loopml serve` writes.
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
-
-
-def _create_schema(engine: sa.Engine, shown: str) -> None:
-    postgres = engine.dialect.name == "postgresql"
-    with engine.begin() as conn:
-        if postgres:  # several processes may start at once; IF NOT EXISTS can still race
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-        for table in _META.sorted_tables:
-            conn.execute(CreateTable(table, if_not_exists=True))
-            for index in table.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
-        values = {"key": "schema_version", "value": str(SCHEMA_VERSION)}
-        if postgres:
-            conn.execute(postgresql.insert(_meta).values(values).on_conflict_do_nothing())
-        else:
-            conn.execute(sqlite.insert(_meta).values(values).on_conflict_do_nothing())
-        found = conn.execute(
-            sa.select(_meta.c.value).where(_meta.c.key == "schema_version")
-        ).scalar_one()
-    if int(found) > SCHEMA_VERSION:
-        raise MonitorError(
-            f"the monitor store {shown} was written by a newer loopml",
-            detail=f"its schema version is {found}; this loopml reads {SCHEMA_VERSION}",
-            fix="upgrade loopml, or point monitor.store at another database",
-        )
 
 
 def _json(data: Any) -> str:
@@ -472,5 +341,7 @@ def _window_row(model: str, window: StoredWindow, now: float) -> dict[str, Any]:
 
 
 def _delete_incomplete(row: Mapping[str, Any]) -> sa.Delete:
-    key = (_windows.c[name] == row[name] for name in ("model", "version", "arm", "spec", "idx"))
-    return sa.delete(_windows).where(*key, _windows.c.complete.is_(False))
+    key = (
+        windows_table.c[name] == row[name] for name in ("model", "version", "arm", "spec", "idx")
+    )
+    return sa.delete(windows_table).where(*key, windows_table.c.complete.is_(False))
