@@ -59,6 +59,7 @@ def rebuild_profile(
         contract, feature_frame(train, contract), scores, y_holdout, metrics,
         model=project.name,
         times=train[contract.time_column] if contract.time_column else None,
+        holdout_features=x_holdout,
     )  # fmt: skip
     attach_profile(registry, info.version, profile)
     return {

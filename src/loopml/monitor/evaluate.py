@@ -19,6 +19,7 @@ from loopml.monitor.drift import column_drift, histogram
 from loopml.monitor.performance import drops, performance_report
 from loopml.monitor.profile import CategoricalProfile, ColumnProfile, ReferenceProfile
 from loopml.monitor.results import ColumnDrift, FeatureReport, WindowReport
+from loopml.monitor.seasonal import mix
 from loopml.monitor.windows import DecodedWindow, WindowData
 
 __all__ = ["evaluate_window", "flat_metrics"]
@@ -43,7 +44,10 @@ def evaluate_window(
     enough = rows >= config.min_rows
     features = [_feature(profile, column, decoded, config, rows) for column in profile.features]
     prediction = _column_report(
-        profile.prediction, decoded.prediction, config.prediction, config.min_rows
+        _prediction_reference(profile, decoded, config),
+        decoded.prediction,
+        config.prediction,
+        config.min_rows,
     )
     tested = [f for f in features if f.drift.status == "ok"]
     drifted = [f.name for f in tested if f.drift.drifted]
@@ -79,6 +83,17 @@ def evaluate_window(
         complete=window.complete,
     )
     return replace(report, metrics=flat_metrics(report, primary))
+
+
+def _prediction_reference(
+    profile: ReferenceProfile, decoded: DecodedWindow, config: MonitorConfig
+) -> ColumnProfile:
+    """The holdout's predictions, mixed to the window's hours when they follow the clock."""
+    seasonal = profile.prediction_by
+    if seasonal is None or config.prediction.test is not None:
+        return profile.prediction
+    values = decoded.features.get(seasonal.feature)
+    return profile.prediction if values is None else mix(seasonal, profile.prediction, values)
 
 
 def _feature(

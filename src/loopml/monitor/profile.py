@@ -264,6 +264,26 @@ def categorical_profile(
 
 
 @dataclass(frozen=True, eq=False)
+class SeasonalProfile:
+    """A column's reference per value of a clock feature (e.g. predictions per hour).
+
+    A window's expected distribution is the mix of the groups in the proportions the
+    window holds them: a window of night hours is compared with the reference's night.
+    """
+
+    feature: str
+    groups: dict[str, ColumnProfile] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "groups": {k: v.to_dict() for k, v in self.groups.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeasonalProfile:
+        groups = {str(k): column_from_dict(v) for k, v in dict(data["groups"]).items()}
+        return cls(feature=str(data["feature"]), groups=groups)
+
+
+@dataclass(frozen=True, eq=False)
 class ReferenceProfile:
     """The whole reference of one model version.
 
@@ -287,6 +307,7 @@ class ReferenceProfile:
     points: int | None
     calibration: dict[str, Any] | None = None
     created_at: str = ""
+    prediction_by: SeasonalProfile | None = None
     version: int = PROFILE_VERSION
 
     def feature(self, name: str) -> ColumnProfile:
@@ -315,6 +336,7 @@ class ReferenceProfile:
             "prediction": self.prediction.to_dict(),
             "label": self.label.to_dict(),
             "calibration": self.calibration,
+            "prediction_by": None if self.prediction_by is None else self.prediction_by.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -342,6 +364,9 @@ class ReferenceProfile:
             train_rows=int(data["train_rows"]),
             points=None if data.get("points") is None else int(data["points"]),
             calibration=data.get("calibration"),
+            prediction_by=None
+            if data.get("prediction_by") is None
+            else SeasonalProfile.from_dict(data["prediction_by"]),
             created_at=str(data.get("created_at", "")),
             version=found,
         )

@@ -26,6 +26,7 @@ from loopml.monitor.profile import (
     categorical_profile,
     numeric_profile,
 )
+from loopml.monitor.seasonal import build_seasonal
 
 __all__ = ["PREDICTION", "build_profile", "clock_of", "prediction_values"]
 
@@ -73,6 +74,7 @@ def build_profile(
     model: str,
     points: int | None = DEFAULT_POINTS,
     times: pd.Series | None = None,
+    holdout_features: pd.DataFrame | None = None,
 ) -> ReferenceProfile:
     """Profile the training features, the holdout predictions and labels.
 
@@ -80,7 +82,9 @@ def build_profile(
     probabilities (n, k) or regression values; ``y_holdout`` are class codes (index into
     ``contract.classes``) or values. ``points=None`` keeps every distinct numeric value.
     ``times`` (the training rows' time column) lets features that follow the clock be
-    recognised (see :func:`clock_of`).
+    recognised (see :func:`clock_of`); with ``holdout_features`` too, the predictions
+    are also profiled per value of the finest clock feature (see
+    :mod:`loopml.monitor.seasonal`).
     """
     classes = tuple(contract.classes)
     features: list[ColumnProfile] = []
@@ -97,9 +101,12 @@ def build_profile(
         clock = clock_of(column, clocks)
         features.append(dataclasses.replace(profiled, clock=clock) if clock else profiled)
     task = contract.task
-    prediction = prediction_profile(
-        task, PREDICTION, prediction_values(task, classes, holdout_scores), points
-    )
+    predicted = prediction_values(task, classes, holdout_scores)
+    prediction = prediction_profile(task, PREDICTION, predicted, points)
+    seasonal = None
+    clock = _finest_clock(features, holdout_features)
+    if clock is not None and holdout_features is not None and task != "multiclass":
+        seasonal = build_seasonal(clock, holdout_features[clock].to_numpy(object), predicted)
     if task == "regression":
         label: ColumnProfile = numeric_profile(contract.target, y_holdout, points)
         calibration = None
@@ -121,7 +128,14 @@ def build_profile(
         points=points,
         calibration=calibration,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        prediction_by=seasonal,
     )
+
+
+def _finest_clock(features: list[ColumnProfile], holdout: pd.DataFrame | None) -> str | None:
+    """The clock feature with the most distinct values (the hour before the weekday)."""
+    clocks = [f for f in features if f.clock and holdout is not None and f.name in holdout]
+    return max(clocks, key=lambda f: f.unique).name if clocks else None
 
 
 def _clock_parts(times: pd.Series | None) -> dict[str, pd.Series]:

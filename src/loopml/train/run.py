@@ -451,4 +451,5 @@ def _profile(s: _Session, best: ModelResult) -> ReferenceProfile:
         best.metrics,
         model=s.project.name,
         times=data.train[s.contract.time_column] if s.contract.time_column else None,
+        holdout_features=data.x_holdout,
     )
