@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_feed.py --rows 1000000
 	$(PY) bench/bench_train.py --rows 1000000
 	$(PY) bench/bench_serve.py
+	$(PY) bench/bench_drift.py
+	$(PY) bench/bench_monitor.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
