@@ -76,10 +76,11 @@ run python "$here/scripts/demo_client.py" --port "$port" --table fresh.parquet -
 run loopml ledger stats
 run curl -s "http://127.0.0.1:$port/metrics" | grep -E "^loopml_(requests_total|ledger_queue_rows|predicted_rows_total)" | head -8 || true
 
-step "11. monitoring: a normal day, then a broken upstream feed (nulls, a unit change)"
+step "11. monitoring: a normal day, then new users arrive (another country and device mix)"
 run python "$here/scripts/demo_client.py" --port "$port" --table fresh.parquet --requests 10000 --bulk
 run loopml monitor run || echo "(exit code $? -- an alert is raised)"
-run python "$here/scripts/demo_client.py" --port "$port" --table broken.parquet --requests 10000 --bulk
+run loopml data feed --rows 10000 --seed 12 --scenario covariate_shift --onset 0 --out shifted.parquet
+run python "$here/scripts/demo_client.py" --port "$port" --table shifted.parquet --requests 10000 --bulk
 run loopml monitor run || echo "(exit code $? -- alerts raised, as expected)"
 run loopml alerts
 token="$(cat .loopml/admin.token)"
