@@ -178,7 +178,7 @@ def alerts(
         console.print("[green]no alert raised[/]")
     else:
         table = Table(title="raised alerts", title_justify="left")
-        for name in ("rule", "metric", "arm", "version", "since", "value"):
+        for name in ("rule", "metric", "arm", "version", "raised at", "last value"):
             table.add_column(name)
         for a in raised:
             table.add_row(a.rule, a.metric, a.arm, a.version or "—", _when(a.raised_at),

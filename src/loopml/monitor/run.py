@@ -10,8 +10,10 @@ leaves nothing behind; running again picks up from the same place.
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from loopml.train.metrics import default_metric
 __all__ = ["MonitorRun", "run_monitor"]
 
 CHUNK_ROWS = 5_000
+LOCK_FILE = f"{STATE_DIR}/monitor.lock"
 REPORT_WINDOWS = 50  # windows per version and arm shown in the report's charts
 
 
@@ -78,12 +81,28 @@ def run_monitor(
     write_reports: bool = True,
 ) -> MonitorRun:
     """Monitor every version and arm in the ledger (or only ``version`` / ``arm``)."""
+    spec = WindowSpec.parse(window or project.monitor.window)
+    clock = time.time() if now is None else now
+    load = profiles or _registry_profiles(project)
+    # One run at a time per project folder (the server's loop, its workers, the CLI):
+    # the next one waits, then finds the windows this one stored and goes on from there.
+    with exclusive(project.resolve(LOCK_FILE)):
+        return _run_locked(project, spec, clock, load, version, arm, progress, write_reports)
+
+
+def _run_locked(
+    project: ProjectConfig,
+    spec: WindowSpec,
+    clock: float,
+    load: ProfileLoader,
+    version: str | None,
+    arm: str | None,
+    progress: Progress | None,
+    write_reports: bool,
+) -> MonitorRun:
     from loopml.serve.ledger.connect import open_backend
 
     settings = project.monitor
-    spec = WindowSpec.parse(window or settings.window)
-    clock = time.time() if now is None else now
-    load = profiles or _registry_profiles(project)
     backend = open_backend(project.serve.ledger.url, project.root)
     store = MonitorStore.open(settings.store, project.root)
     try:
@@ -282,3 +301,15 @@ def _write(project: ProjectConfig, store: MonitorStore, run: MonitorRun) -> Moni
     folder = project.resolve(project.monitor.reports_dir)
     json_path, html_path = write_report(report, folder)
     return replace(run, report_json=json_path, report_html=html_path)
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
