@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -41,6 +42,9 @@ def run(
 
     state: State = ctx.obj
     project = state.project()
+    # This command shows every alert event itself; without a logging setup of the user's,
+    # Python's last-resort handler would print the 'log' sink's copy of each one too.
+    logging.getLogger("loopml.alerts").addHandler(logging.NullHandler())
     started = time.perf_counter()
     with progress_display(enabled=not as_json) as progress:
         result = run_monitor(project, window=window, version=version, arm=arm, progress=progress)
