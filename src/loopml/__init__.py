@@ -6,6 +6,8 @@ Everything the CLI does is a function here::
     project = loopml.load_project("loopml.yaml")
     result = loopml.train_project(project)
     print(result.chosen, result.gate.reason, result.version)
+    run = loopml.run_monitor(project)        # what `loopml monitor run` does
+    print(run.events, run.report_html)
 
 Names are imported lazily, so ``import loopml`` stays cheap (the CLI starts fast).
 """
@@ -36,6 +38,12 @@ _EXPORTS: dict[str, str] = {
     "ModelRegistry": "loopml.registry.store",
     "open_registry": "loopml.registry.store",
     "AuditLog": "loopml.registry.audit",
+    "run_monitor": "loopml.monitor.run",
+    "MonitorRun": "loopml.monitor.run",
+    "ReferenceProfile": "loopml.monitor.profile",
+    "column_drift": "loopml.monitor.drift",
+    "rebuild_profile": "loopml.monitor.backfill",
+    "MonitorStore": "loopml.monitor.store",
     "LoopmlError": "loopml.errors",
     "ConfigError": "loopml.errors",
     "DataError": "loopml.errors",
@@ -52,9 +60,13 @@ __all__ = [
     "GateFailed",
     "LoopmlError",
     "ModelRegistry",
+    "MonitorRun",
+    "MonitorStore",
     "ProjectConfig",
+    "ReferenceProfile",
     "TrainResult",
     "ValidationReport",
+    "column_drift",
     "generate_feed",
     "infer_contract",
     "init_project",
@@ -62,7 +74,9 @@ __all__ = [
     "open_registry",
     "promote",
     "read_table",
+    "rebuild_profile",
     "rollback",
+    "run_monitor",
     "train_project",
     "update_contract",
     "validate_table",
