@@ -26,6 +26,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_sizes.py
 
 bench: $(STAMP)
 	$(PY) bench/bench_feed.py --rows 1000000

@@ -35,16 +35,16 @@ import pandas as pd
 from loopml.config import ProjectConfig, load_project
 from loopml.data.feed import generate_feed
 from loopml.data.sources import write_table
+from loopml.ledger.backend import FeedbackOp, PredictionOp
+from loopml.ledger.records import Feedback, PredictionRow
+from loopml.ledger.sqlite import SqliteBackend
 from loopml.monitor.profile import ReferenceProfile
 from loopml.monitor.profile_store import load_profile
 from loopml.monitor.results import WindowReport
 from loopml.monitor.run import run_monitor
-from loopml.project import InitOptions, init_project
+from loopml.pipeline.project import InitOptions, init_project
+from loopml.registry.runtime import Runtime, feature_arrays, load_runtime
 from loopml.registry.store import open_registry
-from loopml.serve.ledger.backend import FeedbackOp, PredictionOp
-from loopml.serve.ledger.records import Feedback, PredictionRow
-from loopml.serve.ledger.sqlite import SqliteBackend
-from loopml.serve.runtime import Runtime, feature_arrays, load_runtime
 from loopml.train.metrics import roc_auc
 
 SCENARIOS = ("stationary", "covariate_shift", "broken_feature", "label_shift", "concept_drift")
@@ -74,7 +74,7 @@ def train(folder: Path, rows: int) -> Model:
     )
     project = load_project(folder / "loopml.yaml", TRAIN_ENV)
     started = time.perf_counter()
-    from loopml.train.run import train_project
+    from loopml.pipeline.train import train_project
 
     result = train_project(project)
     print(f"trained version {result.version} in {time.perf_counter() - started:.0f} s",

@@ -17,8 +17,8 @@ from pathlib import Path
 from loopml.config import load_project
 from loopml.data.feed import generate_feed
 from loopml.data.sources import write_table
-from loopml.project import InitOptions, init_project
-from loopml.train.run import train_project
+from loopml.pipeline.project import InitOptions, init_project
+from loopml.pipeline.train import train_project
 
 
 class Timer:

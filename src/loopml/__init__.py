@@ -17,13 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from loopml.version import __version__ as __version__
 
 _EXPORTS: dict[str, str] = {
     "ProjectConfig": "loopml.config",
     "load_project": "loopml.config",
-    "init_project": "loopml.project",
-    "update_contract": "loopml.project",
+    "init_project": "loopml.pipeline.project",
+    "update_contract": "loopml.pipeline.project",
     "Contract": "loopml.data.contract",
     "read_table": "loopml.data.sources",
     "write_table": "loopml.data.sources",
@@ -31,8 +31,8 @@ _EXPORTS: dict[str, str] = {
     "validate_table": "loopml.data.validate",
     "ValidationReport": "loopml.data.validate",
     "generate_feed": "loopml.data.feed",
-    "train_project": "loopml.train.run",
-    "TrainResult": "loopml.train.run",
+    "train_project": "loopml.pipeline.train",
+    "TrainResult": "loopml.pipeline.train",
     "promote": "loopml.registry.promotion",
     "rollback": "loopml.registry.promotion",
     "ModelRegistry": "loopml.registry.store",
@@ -42,7 +42,7 @@ _EXPORTS: dict[str, str] = {
     "MonitorRun": "loopml.monitor.run",
     "ReferenceProfile": "loopml.monitor.profile",
     "column_drift": "loopml.monitor.drift",
-    "rebuild_profile": "loopml.monitor.backfill",
+    "rebuild_profile": "loopml.pipeline.backfill",
     "MonitorStore": "loopml.monitor.store",
     "LoopmlError": "loopml.errors",
     "ConfigError": "loopml.errors",

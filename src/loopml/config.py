@@ -26,12 +26,12 @@ from pydantic import (
     model_validator,
 )
 
-from loopml.data.contract import Task
 from loopml.errors import ConfigError
 
 PROJECT_FILE = "loopml.yaml"
 STATE_DIR = ".loopml"
 ENV_PREFIX = "LOOPML_"
+Task = Literal["binary", "multiclass", "regression"]
 
 
 class _Section(BaseModel):

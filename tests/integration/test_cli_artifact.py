@@ -72,7 +72,7 @@ def _forget_serving_artifact(tmp_path: Path) -> None:
 
 
 def _served_matches_mlflow(tmp_path: Path, rows: pd.DataFrame) -> None:
-    from loopml.serve.runtime import feature_arrays, load_runtime
+    from loopml.registry.runtime import feature_arrays, load_runtime
 
     registry = _registry(tmp_path)
     sha = registry.version("1").tags["loopml.serving_sha256"]

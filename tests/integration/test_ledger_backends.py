@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loopml.serve.ledger import (
+from loopml.ledger import (
     DuplicateRequest,
     Feedback,
     FeedbackResult,
@@ -489,7 +489,7 @@ def _outcome(future: Future[Any]) -> object:
 _CHILD = """
 import sys, threading, time
 from pathlib import Path
-from loopml.serve.ledger import Ledger, PredictionRow, open_backend
+from loopml.ledger import Ledger, PredictionRow, open_backend
 
 ledger = Ledger(open_backend(sys.argv[1], Path(".")), queue_size=1000, batch_rows=100)
 ledger.start()

@@ -44,7 +44,8 @@ def update(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before replacing.")] = False,
 ) -> None:
     """Re-infer the contract from the project's table (e.g. after editing data.drop)."""
-    from loopml.project import contract_changes, update_contract
+    from loopml.data.contract import contract_changes
+    from loopml.pipeline.project import update_contract
 
     state: State = ctx.obj
     project = state.project()

@@ -24,7 +24,7 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a table against the project's data contract (exit 0 ok, 1 violations, 2 unreadable)."""
-    from loopml.project import check_table
+    from loopml.data.check import check_table
 
     state: State = ctx.obj
     _, _, report = check_table(state.project(), path)

@@ -30,7 +30,7 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Export predictions with their labels to Parquet (one column per feature and output)."""
-    from loopml.serve.ledger import export_ledger, open_backend, parse_time
+    from loopml.ledger import export_ledger, open_backend, parse_time
 
     state: State = ctx.obj
     project = state.project()
@@ -73,7 +73,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """How many predictions are recorded and labelled, over what time, per version and arm."""
-    from loopml.serve.ledger import open_backend
+    from loopml.ledger import open_backend
 
     state: State = ctx.obj
     project = state.project()

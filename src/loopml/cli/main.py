@@ -81,7 +81,7 @@ def init(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Inspect a table and write loopml.yaml and its inferred data contract."""
-    from loopml.project import InitOptions, init_project
+    from loopml.pipeline.project import InitOptions, init_project
 
     state: State = ctx.obj
     options = InitOptions(

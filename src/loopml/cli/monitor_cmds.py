@@ -136,18 +136,18 @@ def profile(
 
     Versions trained by this loopml have one already; older ones need this once.
     """
-    from loopml.monitor.backfill import rebuild_profile
+    from loopml.pipeline.backfill import rebuild_profile
 
     state: State = ctx.obj
     project = state.project()
     with progress_display(enabled=not as_json) as progress:
         result = rebuild_profile(project, version, progress=progress)
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
     console.print(
-        f"[green]stored[/] the reference profile of version {result['version']}: "
-        f"{result['features']} features from {result['train_rows']:,} training rows"
+        f"[green]stored[/] the reference profile of version {result.version}: "
+        f"{result.features} features from {result.train_rows:,} training rows"
     )
 
 

@@ -53,7 +53,7 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 class RichProgress:
-    """The :class:`loopml.train.run.Progress` protocol on a Rich progress display."""
+    """The :class:`loopml.progress.Progress` protocol on a Rich progress display."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress

@@ -12,9 +12,6 @@ from rich.table import Table
 from loopml.cli.output import console, fmt, print_json
 from loopml.config import ProjectConfig
 from loopml.errors import RegistryError
-from loopml.registry.audit import AuditLog
-from loopml.registry.store import TAG_PREFIX, ServingStatus, open_registry
-from loopml.train.metrics import default_metric, metrics_for
 
 models_app = typer.Typer(
     help="List registered versions, or build their serving artifacts.",
@@ -29,6 +26,9 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
 ) -> None:
     """List registered versions with their metrics, aliases, lineage and serving format."""
+    from loopml.registry.store import TAG_PREFIX, open_registry
+    from loopml.train.metrics import default_metric, metrics_for
+
     if ctx.invoked_subcommand is not None:
         return
     project: ProjectConfig = ctx.obj.project()
@@ -78,6 +78,9 @@ def build_artifact(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Build the serving artifact (ONNX, parity-checked on the holdout) of versions."""
+    from loopml.registry.artifact import ServingStatus, ensure_serving_artifact
+    from loopml.registry.store import open_registry
+
     if version is not None and all_versions:
         raise RegistryError("give a VERSION or --all, not both", fix="drop one of them")
     registry = open_registry(ctx.obj.project())
@@ -87,7 +90,7 @@ def build_artifact(
     results: list[ServingStatus] = []
     for v in chosen:
         with console.status(f"building the serving artifact of version {v}", spinner="dots"):
-            results.append(registry.ensure_serving_artifact(v, force=force))
+            results.append(ensure_serving_artifact(registry, v, force=force))
     if as_json:
         print_json([r.__dict__ for r in results])
         return
@@ -117,6 +120,7 @@ def promote(
 ) -> None:
     """Make VERSION the champion if it beats the current one on the same holdout."""
     from loopml.registry.promotion import promote as do_promote
+    from loopml.registry.store import open_registry
 
     project: ProjectConfig = ctx.obj.project()
     registry = open_registry(project)
@@ -141,6 +145,7 @@ def rollback(
 ) -> None:
     """Restore the previous champion (from the audit log)."""
     from loopml.registry.promotion import rollback as do_rollback
+    from loopml.registry.store import open_registry
 
     project: ProjectConfig = ctx.obj.project()
     entry = do_rollback(open_registry(project), reason=reason)
@@ -154,6 +159,8 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
 ) -> None:
     """Show every alias move: when, who, from, to, why, forced or not."""
+    from loopml.registry.audit import AuditLog
+
     project: ProjectConfig = ctx.obj.project()
     entries = AuditLog(project.resolve(project.registry.audit_log)).entries(project.name)
     if as_json:

@@ -89,9 +89,9 @@ def score(
     Rows that break the contract are not scored: they go to OUT.rejected.csv with their
     row number, field and reason, and the job goes on. Exit code 1 if any row was rejected.
     """
+    from loopml.registry.runtime import load_runtime
     from loopml.registry.store import open_registry
     from loopml.serve.batch import count_rows, score_file, table_format
-    from loopml.serve.runtime import load_runtime
     from loopml.serve.server import champion_version
 
     state: State = ctx.obj

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -10,7 +10,9 @@ from rich.table import Table
 from loopml.cli.output import console, fmt, print_json, progress_display
 from loopml.cli.state import State
 from loopml.errors import EXIT_VIOLATIONS
-from loopml.train.metrics import metrics_for
+
+if TYPE_CHECKING:
+    from loopml.pipeline.train import TrainResult
 
 
 def train(
@@ -18,7 +20,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train on the project's table; register the best model if it beats the baselines."""
-    from loopml.train.run import train_project
+    from loopml.pipeline.train import train_project
 
     state: State = ctx.obj
     project = state.project()
@@ -53,10 +55,9 @@ def train(
         raise typer.Exit(EXIT_VIOLATIONS)
 
 
-def _print_leaderboard(result: object) -> None:
-    from loopml.train.run import TrainResult
+def _print_leaderboard(result: TrainResult) -> None:
+    from loopml.train.metrics import metrics_for
 
-    assert isinstance(result, TrainResult)
     names = [m.name for m in metrics_for(result.leaderboard[0].evaluation.task)][:5]
     table = Table(title=f"holdout metrics ({result.metric} decides)", title_justify="left")
     table.add_column("model")

@@ -14,11 +14,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from loopml.config import Task
 from loopml.errors import ConfigError
+from loopml.files import write_text_atomic
 
 ColumnType = Literal["integer", "float", "boolean", "string", "datetime"]
 Role = Literal["feature", "target", "key", "time", "dropped"]
-Task = Literal["binary", "multiclass", "regression"]
 NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "float"})
 CATEGORICAL_TYPES: frozenset[str] = frozenset({"string", "boolean"})
 
@@ -124,8 +125,6 @@ class Contract(BaseModel):
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash never leaves half a contract behind."""
-        from loopml.data.sources import write_text_atomic  # sources imports the config
-
         write_text_atomic(path, self.to_yaml())
 
     @classmethod
@@ -143,3 +142,18 @@ class Contract(BaseModel):
                 detail=str(exc),
                 fix="regenerate it with 'loopml contract update' or fix the key shown",
             ) from exc
+
+
+def contract_changes(old: Contract | None, new: Contract) -> list[str]:
+    """Human lines describing what changed between two contracts' columns."""
+    if old is None:
+        return [f"new contract with {len(new.columns)} columns"]
+    before = {c.name: c for c in old.columns}
+    after = {c.name: c for c in new.columns}
+    lines = [f"added column {n}" for n in after if n not in before]
+    lines += [f"removed column {n}" for n in before if n not in after]
+    for name in after.keys() & before.keys():
+        a, b = before[name], after[name]
+        if (a.type, a.role) != (b.type, b.role):
+            lines.append(f"{name}: {a.type}/{a.role} -> {b.type}/{b.role}")
+    return lines

@@ -24,14 +24,13 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from loopml.config import SourceConfig
 from loopml.errors import DataError
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -295,12 +294,26 @@ def resolve_sqlite_url(url: str, root: Path) -> str:
     return absolute.render_as_string(hide_password=False)
 
 
-def read_source(source: SourceConfig, root: Path) -> pd.DataFrame:
+class TableSource(Protocol):
+    """Where a table comes from: a file, or a query and a database URL (as the project
+    file's ``data.source`` says)."""
+
+    @property
+    def path(self) -> str | None: ...
+
+    @property
+    def sql(self) -> str | None: ...
+
+    @property
+    def url(self) -> str | None: ...
+
+
+def read_source(source: TableSource, root: Path) -> pd.DataFrame:
     """Read the project's table: a file (relative to ``root``) or a SQL query."""
     if source.path is not None:
         path = Path(source.path)
         return read_table(path if path.is_absolute() else root / path)
-    if source.sql is None or source.url is None:  # pragma: no cover - SourceConfig forbids it
+    if source.sql is None or source.url is None:  # pragma: no cover - the config forbids it
         raise DataError("data.source needs 'path', or 'sql' with 'url'")
     return read_sql(resolve_sqlite_url(source.url, root), source.sql)
 
@@ -357,18 +370,3 @@ def fingerprint(df: pd.DataFrame) -> str:
             hashed = pd.util.hash_pandas_object(df.astype(str), index=False)
         digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file whole or not at all: a temp file beside it, then a rename. The
-    temp name is unique, so two writers never clobber each other's half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

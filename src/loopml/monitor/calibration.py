@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.isotonic import IsotonicRegression
 
-from loopml.data.contract import Task
+from loopml.config import Task
 from loopml.errors import RegistryError
 from loopml.train.metrics import FloatArray
 

@@ -20,6 +20,7 @@ from loopml.config import ProjectConfig
 from loopml.errors import LoopmlError
 from loopml.monitor.gauges import MonitorSnapshot
 from loopml.monitor.run import MonitorRun
+from loopml.monitor.store import MonitorStore
 from loopml.monitor.windows import WindowSpec
 
 __all__ = ["MonitorLoop"]
@@ -108,7 +109,6 @@ def _failed(old: MonitorSnapshot) -> MonitorSnapshot:
 
 def stored_snapshot(project: ProjectConfig) -> MonitorSnapshot | None:
     """What the monitor store holds now; None (and a warning) when it cannot be read."""
-    from loopml.monitor.store import MonitorStore
 
     spec = WindowSpec.parse(project.monitor.window).text
     try:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from loopml.data.contract import Task
+from loopml.config import Task
 from loopml.errors import ConfigError
 from loopml.monitor.calibration import (
     CALIBRATION_METHOD,

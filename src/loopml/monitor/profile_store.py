@@ -11,8 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from loopml.data.sources import write_text_atomic
+from mlflow.exceptions import MlflowException
+
 from loopml.errors import RegistryError, TrackingError
+from loopml.files import write_text_atomic
 from loopml.monitor.profile import PROFILE_FILE, ReferenceProfile
 from loopml.registry.manifest import sha256_bytes
 from loopml.registry.serving_cache import contained
@@ -26,7 +28,6 @@ PROFILE_SHA_TAG = f"{TAG_PREFIX}profile_sha256"
 
 def attach_profile(registry: ModelRegistry, version: str, profile: ReferenceProfile) -> str:
     """Log ``profile`` to the version's run and tag the version; returns the sha256."""
-    from mlflow.exceptions import MlflowException
 
     info = registry.version(version)
     text = profile.to_json()
@@ -86,8 +87,6 @@ def _read_if_matches(path: Path, sha: str) -> str | None:
 
 
 def _download(registry: ModelRegistry, run_id: str, version: str) -> str:
-    from mlflow.exceptions import MlflowException
-
     client: Any = registry.client
     with tempfile.TemporaryDirectory(prefix="loopml-profile-") as tmp:
         try:

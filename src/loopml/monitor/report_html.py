@@ -35,7 +35,7 @@ from typing import Any
 
 import jinja2
 
-from loopml.data.sources import write_text_atomic
+from loopml.files import write_text_atomic
 from loopml.monitor.report_charts import (
     Series,
     drift_chart,

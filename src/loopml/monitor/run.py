@@ -14,13 +14,16 @@ import fcntl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from loopml.config import STATE_DIR, ProjectConfig
 from loopml.errors import LoopmlError
+from loopml.ledger.backend import LedgerReader
+from loopml.ledger.connect import open_backend
+from loopml.ledger.records import LedgerQuery, LedgerRecord
 from loopml.monitor.alerts import AlertEvent, AlertState, WindowView, active, evaluate
 from loopml.monitor.evaluate import evaluate_window
 from loopml.monitor.profile import ReferenceProfile
@@ -30,8 +33,8 @@ from loopml.monitor.results import WindowReport
 from loopml.monitor.sinks import Delivery, deliver
 from loopml.monitor.store import MonitorStore, StoredWindow
 from loopml.monitor.windows import Cursor, WindowSpec, cut_windows, decode_window
-from loopml.serve.ledger.backend import LedgerReader
-from loopml.serve.ledger.records import LedgerQuery, LedgerRecord
+from loopml.progress import Progress
+from loopml.registry.store import open_registry
 from loopml.train.metrics import default_metric
 
 __all__ = ["MonitorRun", "run_monitor"]
@@ -39,12 +42,6 @@ __all__ = ["MonitorRun", "run_monitor"]
 CHUNK_ROWS = 5_000
 LOCK_FILE = f"{STATE_DIR}/monitor.lock"
 REPORT_WINDOWS = 50  # windows per version and arm shown in the report's charts
-
-
-class Progress(Protocol):
-    def stage(self, description: str, total: int | None = None) -> None: ...
-
-    def advance(self, amount: int = 1) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -100,8 +97,6 @@ def _run_locked(
     progress: Progress | None,
     write_reports: bool,
 ) -> MonitorRun:
-    from loopml.serve.ledger.connect import open_backend
-
     settings = project.monitor
     backend = open_backend(project.serve.ledger.url, project.root)
     store = MonitorStore.open(settings.store, project.root)
@@ -139,8 +134,6 @@ def _run_locked(
 
 
 def _registry_profiles(project: ProjectConfig) -> ProfileLoader:
-    from loopml.registry.store import open_registry
-
     cache = project.resolve(f"{STATE_DIR}/profiles")
     registry = open_registry(project)
     loaded: dict[str, ReferenceProfile] = {}
@@ -282,8 +275,6 @@ def _deliver(
 
 
 def _write(project: ProjectConfig, store: MonitorStore, run: MonitorRun) -> MonitorRun:
-    from dataclasses import replace
-
     history = store.windows(project.name, spec=run.window, limit=REPORT_WINDOWS * 8)
     fresh = [w.to_dict() for w in run.windows if not w.complete]
     report = {

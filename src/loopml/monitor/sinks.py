@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from loopml import __version__
 from loopml.config import MonitorConfig
 from loopml.monitor.alerts import AlertEvent
+from loopml.version import __version__
 
 __all__ = ["BACKOFF_SECONDS", "SINKS", "Delivery", "deliver", "post_json"]
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from loopml.errors import ConfigError
 from loopml.features.pipeline import MISSING
+from loopml.ledger.columns import loads
+from loopml.ledger.records import LedgerRecord
 from loopml.monitor.profile import ReferenceProfile, category_values, numeric_values
 from loopml.monitor.reference import PREDICTION
-from loopml.serve.ledger.columns import loads
-from loopml.serve.ledger.records import LedgerRecord
 
 __all__ = ["Cursor", "WindowData", "WindowSpec", "cut_windows", "decode_window"]
 

@@ -5,7 +5,7 @@ format loaded with an explicit list of trusted types), then a joblib pickle as t
 resort — and keeps the first whose *loaded* model reproduces the native pipeline on the
 holdout: probabilities within 1e-5 and identical labels, or regression values within
 1e-5 of ``max(1, |y|)``. The check loads the written folder with the server's own loader
-(:func:`loopml.serve.runtime.load_runtime`), so what was checked is what will be served.
+(:func:`loopml.registry.runtime.load_runtime`), so what was checked is what will be served.
 What went wrong with the formats that were skipped is kept in ``fallback_reason``.
 
 The folder is built beside its destination and renamed into place: a reader never sees a
@@ -18,13 +18,15 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
+import skops.io as sio
 
 from loopml.errors import LoopmlError, RegistryError
 from loopml.registry.manifest import (
@@ -44,9 +46,22 @@ from loopml.registry.manifest import (
 )
 from loopml.registry.onnx_convert import convert_pipeline, converter_versions
 from loopml.registry.package import ModelPackage
-from loopml.serve.runtime import TRUSTED_TYPES, feature_arrays, load_runtime
+from loopml.registry.runtime import TRUSTED_TYPES, feature_arrays, load_runtime
+from loopml.registry.store import (
+    SERVING_ARTIFACT,
+    SERVING_DIFF_TAG,
+    SERVING_ROWS_TAG,
+    ModelRegistry,
+    VersionInfo,
+)
 
-__all__ = ["ArtifactManifest", "ParityResult", "build_serving_artifact"]
+__all__ = [
+    "ArtifactManifest",
+    "ParityResult",
+    "ServingStatus",
+    "build_serving_artifact",
+    "ensure_serving_artifact",
+]
 
 PARITY_MAX_ROWS = 100_000
 """Most holdout rows the parity check scores (the first ones): enough to meet every kind of
@@ -174,8 +189,6 @@ def _write_onnx(package: ModelPackage, path: Path) -> _Written:
 
 
 def _write_skops(package: ModelPackage, path: Path) -> _Written:
-    import skops.io as sio
-
     sio.dump(package.pipeline, path)
     untrusted = sorted(set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
     if untrusted:
@@ -184,8 +197,6 @@ def _write_skops(package: ModelPackage, path: Path) -> _Written:
 
 
 def _write_pickle(package: ModelPackage, path: Path) -> _Written:
-    import joblib
-
     joblib.dump(package.pipeline, path, compress=3)
     return (), {}, {}
 
@@ -247,3 +258,55 @@ def _one_line(exc: BaseException) -> str:
     text = exc.headline if isinstance(exc, LoopmlError) else str(exc)
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(exc).__name__}: {first[:200]}"
+
+
+@dataclass(frozen=True)
+class ServingStatus:
+    """A version's serving artifact as ``loopml models build-artifact`` reports it."""
+
+    version: str
+    format: str
+    parity_max_diff: float | None
+    rows_checked: int | None
+    built: bool
+    fallback_reason: str = ""
+
+    @classmethod
+    def from_tags(cls, info: VersionInfo) -> ServingStatus:
+        diff = info.tags.get(SERVING_DIFF_TAG)
+        rows = info.tags.get(SERVING_ROWS_TAG)
+        return cls(
+            version=info.version,
+            format=info.serving_format or "none",
+            parity_max_diff=float(diff) if diff else None,
+            rows_checked=int(rows) if rows else None,
+            built=False,
+        )
+
+
+def ensure_serving_artifact(
+    registry: ModelRegistry, version: str, *, force: bool = False
+) -> ServingStatus:
+    """Build and attach a version's serving artifact unless it has one (or ``force``),
+    from its registered package and the holdout its training run logged."""
+    info = registry.version(version)
+    if info.serving_format and not force:
+        return ServingStatus.from_tags(info)
+    package = registry.load_package(info.version)
+    holdout = registry.load_holdout(info.run_id)
+    with tempfile.TemporaryDirectory(prefix=f"loopml-serving-{info.version}-") as tmp:
+        folder = Path(tmp) / SERVING_ARTIFACT
+        manifest = build_serving_artifact(package, holdout, folder)
+        registry.attach_serving_artifact(info.version, folder)
+    return _built_status(info.version, manifest)
+
+
+def _built_status(version: str, manifest: ArtifactManifest) -> ServingStatus:
+    return ServingStatus(
+        version=version,
+        format=manifest.format,
+        parity_max_diff=manifest.parity.max_abs_diff,
+        rows_checked=manifest.parity.rows_checked,
+        built=True,
+        fallback_reason=manifest.fallback_reason,
+    )

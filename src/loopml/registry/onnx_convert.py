@@ -25,7 +25,24 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+import lightgbm
 import numpy as np
+import onnx
+import xgboost
+from onnx import TensorProto, helper, numpy_helper
+from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+from skl2onnx import convert_sklearn, update_registered_converter
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from skl2onnx.common.shape_calculator import (
+    calculate_linear_classifier_output_shapes,
+    calculate_linear_regressor_output_shapes,
+)
+from skl2onnx.operator_converters.random_forest import (
+    convert_sklearn_random_forest_classifier,
+    convert_sklearn_random_forest_regressor_converter,
+)
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from loopml.registry.manifest import InputSpec
 
@@ -64,16 +81,6 @@ def converter_versions() -> dict[str, str]:
 @functools.cache
 def register_converters() -> None:
     """Teach skl2onnx LightGBM's and XGBoost's scikit-learn models (once per process)."""
-    import lightgbm
-    import xgboost
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     for model, alias, shape, convert, options in (
         (lightgbm.LGBMClassifier, "LightGbmLGBMClassifier",
@@ -105,11 +112,6 @@ class _IntTracks:
 
 
 def _hist_gb_converters() -> dict[type, Callable[[Any, Any, Any], None]]:
-    from skl2onnx.operator_converters.random_forest import (
-        convert_sklearn_random_forest_classifier,
-        convert_sklearn_random_forest_regressor_converter,
-    )
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     def classifier(scope: Any, operator: Any, container: Any) -> None:
         convert_sklearn_random_forest_classifier(scope, operator, _IntTracks(container))
@@ -128,9 +130,6 @@ def convert_pipeline(
     ``features`` are ``(name, "numeric" | "categorical")`` in model order. Raises whatever
     the converters raise when a step has no converter; the caller falls back.
     """
-    import onnx
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     register_converters()
     initial = [
@@ -175,7 +174,6 @@ def pack_inputs(
     converted graph reads, under their original names, so the rest of the graph is
     untouched.
     """
-    from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
     taken = _tensor_names(graph)

@@ -20,7 +20,8 @@ from typing import Any
 
 import joblib
 
-from loopml.data.contract import Contract, Task
+from loopml.config import Task
+from loopml.data.contract import Contract
 from loopml.errors import RegistryError
 
 PIPELINE_FILE = "pipeline.joblib"

@@ -19,8 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from loopml.config import ProjectConfig
-from loopml.data.contract import Task
+from loopml.config import ProjectConfig, Task
 from loopml.errors import ContractError, GateFailed, RegistryError
 from loopml.features.pipeline import feature_frame
 from loopml.registry.audit import AuditEntry, previous_champion

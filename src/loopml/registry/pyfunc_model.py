@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
+from loopml.features.pipeline import feature_frame
 from loopml.registry.package import ModelPackage, read_package
+from loopml.train.evaluate import model_scores
 
 
 class LoopmlPyfunc(PythonModel):
@@ -28,9 +30,6 @@ class LoopmlPyfunc(PythonModel):
 
 def predict_frame(package: ModelPackage, frame: pd.DataFrame) -> pd.DataFrame:
     """Score a frame with a package's pipeline, decoding labels back to the target's type."""
-    from loopml.features.pipeline import feature_frame
-    from loopml.train.evaluate import model_scores
-
     features = feature_frame(frame, package.contract)
     meta = package.meta
     scores = model_scores(package.pipeline, features, meta.task)

@@ -10,18 +10,22 @@ from __future__ import annotations
 import tempfile
 import warnings
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import mlflow.artifacts
+import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
-import loopml
 from loopml.config import ProjectConfig
 from loopml.errors import RegistryError, TrackingError
 from loopml.registry.audit import Action, AuditEntry, AuditLog
-from loopml.registry.manifest import MANIFEST_FILE, ArtifactManifest, read_verified, sha256_file
+from loopml.registry.manifest import MANIFEST_FILE, read_verified, sha256_file
 from loopml.registry.package import ModelPackage, read_package, write_package
 from loopml.registry.serving_cache import fetch_into_cache
+from loopml.train import tracking
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -33,6 +37,8 @@ SERVING_TAG = f"{TAG_PREFIX}serving_artifact"
 SERVING_PENDING = "pending"
 SERVING_DIFF_TAG = f"{TAG_PREFIX}serving_parity_max_diff"
 SERVING_ROWS_TAG = f"{TAG_PREFIX}serving_parity_rows"
+# The whole loopml package travels with every MLflow model (models-from-code needs it).
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 SERVING_SHA_TAG = f"{TAG_PREFIX}serving_sha256"
 # What loading a version needs, pinned to the versions it was trained with: a pipeline
 # unpickled under another scikit-learn may fail or, worse, predict differently.
@@ -68,30 +74,6 @@ class VersionInfo:
         return None if value in (None, "", SERVING_PENDING) else value
 
 
-@dataclass(frozen=True)
-class ServingStatus:
-    """A version's serving artifact as ``loopml models build-artifact`` reports it."""
-
-    version: str
-    format: str
-    parity_max_diff: float | None
-    rows_checked: int | None
-    built: bool
-    fallback_reason: str = ""
-
-    @classmethod
-    def from_tags(cls, info: VersionInfo) -> ServingStatus:
-        diff = info.tags.get(SERVING_DIFF_TAG)
-        rows = info.tags.get(SERVING_ROWS_TAG)
-        return cls(
-            version=info.version,
-            format=info.serving_format or "none",
-            parity_max_diff=float(diff) if diff else None,
-            rows_checked=int(rows) if rows else None,
-            built=False,
-        )
-
-
 class ModelRegistry:
     """One registered model (``project.name``) in an MLflow registry."""
 
@@ -102,8 +84,6 @@ class ModelRegistry:
 
     # -- reading -------------------------------------------------------------------------
     def versions(self) -> list[VersionInfo]:
-        from mlflow.exceptions import MlflowException
-
         try:
             found = self.client.search_model_versions(f"name='{self.name}'")
             aliases = self._aliases() if found else {}
@@ -134,7 +114,6 @@ class ModelRegistry:
     def alias(self, alias: str) -> str | None:
         """The version behind ``alias``, None if unset; a store failure is an error, never
         "no champion" (that would let a version skip the promotion gate)."""
-        from mlflow.exceptions import MlflowException
 
         try:
             return str(self.client.get_model_version_by_alias(self.name, alias).version)
@@ -151,7 +130,6 @@ class ModelRegistry:
         """Download a version's model package into a temp folder and load it."""
         info = self.version(version)
         uri = f"models:/{self.name}/{info.version}"
-        import mlflow.artifacts
 
         with tempfile.TemporaryDirectory(prefix=f"loopml-{self.name}-v{info.version}-") as tmp:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
@@ -159,8 +137,6 @@ class ModelRegistry:
 
     def load_holdout(self, run_id: str) -> pd.DataFrame:
         """The holdout rows a training run evaluated on (logged by ``loopml train``)."""
-        import mlflow.artifacts
-        from mlflow.exceptions import MlflowException
 
         with tempfile.TemporaryDirectory(prefix="loopml-holdout-") as tmp:
             try:
@@ -183,7 +159,6 @@ class ModelRegistry:
         pandas' nullable integers (``Int64``) and NaN in integer columns, which loopml's
         contract accepts. Inputs are checked by the model itself against its contract.
         """
-        import mlflow.pyfunc
 
         with (
             tempfile.TemporaryDirectory(prefix="loopml-package-") as tmp,
@@ -197,14 +172,12 @@ class ModelRegistry:
                 name=MODEL_ARTIFACT,
                 python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
                 artifacts={"package": str(folder)},
-                code_paths=[str(Path(loopml.__file__).parent)],
+                code_paths=[str(PACKAGE_ROOT)],
                 pip_requirements=pinned_requirements(),
             )
         return str(info.model_uri)
 
     def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
-        from mlflow.exceptions import MlflowException
-
         try:
             if not list(self.client.search_registered_models(f"name='{self.name}'", max_results=1)):
                 self.client.create_registered_model(self.name)
@@ -256,7 +229,6 @@ class ModelRegistry:
     def attach_serving_artifact(self, version: str, folder: Path) -> None:
         """Log a built serving artifact to the version's run (artifact path ``serving``)
         and tag the version with its format, parity figures and manifest sha256."""
-        from mlflow.exceptions import MlflowException
 
         info = self.version(version)
         manifest = read_verified(folder).manifest
@@ -276,22 +248,6 @@ class ModelRegistry:
                 detail=str(exc).splitlines()[0][:300],
                 fix="check that the tracking store and its artifact store are reachable",
             ) from exc
-
-    def ensure_serving_artifact(self, version: str, *, force: bool = False) -> ServingStatus:
-        """Build and attach a version's serving artifact unless it has one (or ``force``),
-        from its registered package and the holdout its training run logged."""
-        from loopml.registry.artifact import build_serving_artifact
-
-        info = self.version(version)
-        if info.serving_format and not force:
-            return ServingStatus.from_tags(info)
-        package = self.load_package(info.version)
-        holdout = self.load_holdout(info.run_id)
-        with tempfile.TemporaryDirectory(prefix=f"loopml-serving-{info.version}-") as tmp:
-            folder = Path(tmp) / SERVING_ARTIFACT
-            manifest = build_serving_artifact(package, holdout, folder)
-            self.attach_serving_artifact(info.version, folder)
-        return _built_status(info.version, manifest)
 
     def fetch_serving_artifact(self, version: str, cache_root: Path) -> Path:
         """The version's serving artifact in ``cache_root/<model>/<version>/``, verified.
@@ -313,8 +269,6 @@ class ModelRegistry:
         )
 
     def _download_serving(self, info: VersionInfo, tmp: Path) -> Path:
-        from mlflow.exceptions import MlflowException
-
         try:
             self.client.download_artifacts(info.run_id, SERVING_ARTIFACT, str(tmp))
         except (MlflowException, OSError) as exc:
@@ -327,20 +281,8 @@ class ModelRegistry:
         return tmp / SERVING_ARTIFACT
 
 
-def _built_status(version: str, manifest: ArtifactManifest) -> ServingStatus:
-    return ServingStatus(
-        version=version,
-        format=manifest.format,
-        parity_max_diff=manifest.parity.max_abs_diff,
-        rows_checked=manifest.parity.rows_checked,
-        built=True,
-        fallback_reason=manifest.fallback_reason,
-    )
-
-
 def open_registry(project: ProjectConfig) -> ModelRegistry:
     """The project's registered model in its tracking store, with its audit log."""
-    from loopml.train import tracking
 
     client = tracking.connect(tracking.resolve_store(project))
     return ModelRegistry(
@@ -349,8 +291,6 @@ def open_registry(project: ProjectConfig) -> ModelRegistry:
 
 
 def pinned_requirements() -> list[str]:
-    from importlib import metadata
-
     pinned = []
     for name in PIP_REQUIREMENTS:
         try:

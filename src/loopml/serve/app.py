@@ -24,17 +24,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-import loopml
 from loopml.config import ServeConfig
 from loopml.errors import InputError, LoopmlError
+from loopml.ledger import DuplicateRequest, LedgerClosed, LedgerError, LedgerFull
 from loopml.serve import oip_routes, routes
-from loopml.serve.ledger import DuplicateRequest, LedgerClosed, LedgerError, LedgerFull
 from loopml.serve.metrics import CONTENT_TYPE, ServeMetrics
 from loopml.serve.reload import Reloader
 from loopml.serve.responses import JSONBody, problem
 from loopml.serve.schemas import Health, ReloadResponse, component_schemas, problem_responses
-from loopml.serve.security import BodyLimit, bearer_matches
+from loopml.serve.security import BodyLimit
 from loopml.serve.service import PredictionService
+from loopml.tokens import bearer_matches
+from loopml.version import __version__
 
 if TYPE_CHECKING:
     from loopml.monitor.loop import MonitorLoop
@@ -74,7 +75,7 @@ def create_app(parts: ServerParts) -> FastAPI:
 
     app = FastAPI(
         title="loopml prediction server",
-        version=loopml.__version__,
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.parts = parts

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.errors import DataError, InputError
-from loopml.serve.runtime import Outputs, Runtime
+from loopml.registry.runtime import Outputs, Runtime
 from loopml.serve.table import Table
 from loopml.serve.validation import InputSchema, validate
 

@@ -58,7 +58,7 @@ _DUMPS = orjson.OPT_SERIALIZE_NUMPY
 
 
 class OutputsLike(Protocol):
-    """What the encoders read from :class:`loopml.serve.runtime.Outputs`."""
+    """What the encoders read from :class:`loopml.registry.runtime.Outputs`."""
 
     @property
     def labels(self) -> list[Any]: ...

@@ -46,11 +46,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-import loopml
 from loopml.data.contract import Contract
 from loopml.errors import InputError
 from loopml.serve.codecs import OutputsLike, check_utf8, load_json, malformed
 from loopml.serve.table import Column, Table, json_kind
+from loopml.version import __version__
 
 HEADER = "Inference-Header-Content-Length"
 DATATYPES: dict[str, str | None] = {
@@ -94,7 +94,7 @@ class InferRequest:
 
 def server_metadata() -> dict[str, Any]:
     """``GET /v2``."""
-    return {"name": "loopml", "version": loopml.__version__, "extensions": ["binary_tensor_data"]}
+    return {"name": "loopml", "version": __version__, "extensions": ["binary_tensor_data"]}
 
 
 def output_names(task: str) -> tuple[str, ...]:

@@ -21,16 +21,17 @@ from fastapi import FastAPI
 
 from loopml.config import ProjectConfig, load_project
 from loopml.errors import RegistryError
+from loopml.ledger import Ledger, open_ledger
 from loopml.monitor.gauges import MonitorCollector
 from loopml.monitor.loop import MonitorLoop, stored_snapshot
+from loopml.monitor.run import run_monitor
+from loopml.registry.runtime import load_runtime
 from loopml.registry.store import ModelRegistry, open_registry
 from loopml.serve.app import ServerParts, create_app
-from loopml.serve.ledger import Ledger, open_ledger
 from loopml.serve.metrics import LedgerGauges, ServeMetrics
 from loopml.serve.reload import Reloader, ReloadOutcome
-from loopml.serve.runtime import load_runtime
-from loopml.serve.security import ensure_token
 from loopml.serve.service import Deployment, PredictionService
+from loopml.tokens import ensure_token
 
 log = logging.getLogger("loopml.serve")
 PROJECT_ENV = "LOOPML_SERVE_PROJECT_FILE"
@@ -116,7 +117,6 @@ def _reloader(
 
 def _monitor(project: ProjectConfig) -> MonitorLoop:
     """The background monitor, seeded with the stored results so gauges show at once."""
-    from loopml.monitor.run import run_monitor
 
     return MonitorLoop(
         lambda: run_monitor(project),

@@ -19,8 +19,8 @@ import numpy as np
 import orjson
 
 from loopml.errors import InputError
-from loopml.serve.ledger import Feedback, FeedbackResult, Ledger, PredictionRow
-from loopml.serve.runtime import Outputs, Runtime
+from loopml.ledger import Feedback, FeedbackResult, Ledger, PredictionRow
+from loopml.registry.runtime import Outputs, Runtime
 from loopml.serve.table import Table
 from loopml.serve.validation import InputSchema, ModelInput, validate
 

@@ -6,7 +6,7 @@ are registered explicitly at import time; registering a name twice is an error.
 
 Labels given to :func:`fit_candidate` are class indices ``0..n_classes-1`` into
 ``contract.classes`` for classification (see :func:`loopml.train.split.encode_target`)
-and floats for regression. Heavy libraries (LightGBM, XGBoost) are imported on first use.
+and floats for regression.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+import lightgbm
 import numpy as np
 import pandas as pd
+import xgboost
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -221,8 +223,6 @@ def _linear_defaults(task: str) -> Params:
 
 
 def _build_lightgbm(ctx: BuildContext, params: Params) -> Estimator:
-    import lightgbm
-
     common: Params = {
         "random_state": ctx.seed,
         "n_jobs": ctx.n_jobs,
@@ -263,8 +263,6 @@ def _lightgbm_defaults(task: str) -> Params:
 
 
 def _build_xgboost(ctx: BuildContext, params: Params) -> Estimator:
-    import xgboost
-
     common: Params = {"tree_method": "hist", "n_jobs": ctx.n_jobs, "random_state": ctx.seed}
     if _classification(ctx):
         return xgboost.XGBClassifier(**common, **params)

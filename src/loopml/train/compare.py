@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from loopml.data.contract import Task
+from loopml.config import Task
 from loopml.errors import ConfigError
 from loopml.train.evaluate import Evaluation, Interval, percentile_interval
 from loopml.train.metrics import FloatArray, get_metric

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from loopml.data.contract import Task
+from loopml.config import Task
 from loopml.errors import ConfigError, TrackingError, TrainingError
 from loopml.train.metrics import (
     FloatArray,

@@ -35,7 +35,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from loopml.data.contract import Task
+from loopml.config import Task
 from loopml.errors import ConfigError
 
 FloatArray = NDArray[np.float64]

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from loopml.data.contract import Task
+from loopml.config import Task
 from loopml.train.metrics import FloatArray, check_predictions, predicted_labels
 
 MAX_POINTS = 100_000

@@ -25,8 +25,8 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from loopml.data.contract import Task
-from loopml.data.sources import write_text_atomic
+from loopml.config import Task
+from loopml.files import write_text_atomic
 from loopml.train.evaluate import Evaluation, Interval, SliceResult
 from loopml.train.metrics import get_metric, metrics_for
 from loopml.train.plots import top_features

@@ -27,7 +27,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
 from loopml.config import ProjectConfig
 from loopml.data.sources import mask_url
@@ -62,8 +65,6 @@ def resolve_store(project: ProjectConfig) -> Store:
 
 def connect(store: Store) -> Any:
     """Point MLflow at the store, check it answers, and return an ``MlflowClient``."""
-    import mlflow
-    from mlflow import MlflowClient
 
     _quiet_mlflow()
     if store.tracking_uri.startswith(("http://", "https://")):
@@ -89,7 +90,6 @@ def _create_sqlite_store(db: Path) -> None:
     """
     if db.exists():
         return
-    from mlflow import MlflowClient
 
     db.parent.mkdir(parents=True, exist_ok=True)
     partial = db.with_name(db.name + ".creating")
@@ -144,7 +144,6 @@ def tracked_run(
 ) -> Iterator[str]:
     """Start a run; on any failure it and its child runs are deleted, so no partial run
     is left behind (an interrupted training is not a result anyone should compare with)."""
-    import mlflow
 
     run = mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=dict(tags))
     run_id = run.info.run_id
@@ -163,8 +162,6 @@ def tracked_run(
 
 
 def log_params(params: Mapping[str, Any]) -> None:
-    import mlflow
-
     flat = {k: str(v)[:6000] for k, v in flatten(params).items()}
     items = list(flat.items())
     for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
@@ -210,8 +207,6 @@ def package_versions() -> dict[str, str]:
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
-    import mlflow
-
     mlflow.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
 
 
@@ -226,7 +221,6 @@ def log_child_run(
     params: Mapping[str, Any],
 ) -> str:
     """A finished child run under ``parent_id`` (non-finite metrics are left out)."""
-    from mlflow.entities import Metric, Param
 
     run = client.create_run(
         experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_id, **tags}
@@ -243,7 +237,6 @@ def log_child_run(
 
 def log_metrics(metrics: Mapping[str, float]) -> None:
     """Metrics of the active run; NaN / inf (a metric undefined on this data) are skipped."""
-    import mlflow
 
     finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
     if finite:
@@ -251,20 +244,14 @@ def log_metrics(metrics: Mapping[str, float]) -> None:
 
 
 def set_tag(key: str, value: str) -> None:
-    import mlflow
-
     mlflow.set_tag(key, value)
 
 
 def log_text(text: str, artifact_file: str) -> None:
-    import mlflow
-
     mlflow.log_text(text, artifact_file)
 
 
 def log_files(paths: Iterable[Path], artifact_path: str) -> None:
-    import mlflow
-
     for path in paths:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 

@@ -12,12 +12,12 @@ import orjson
 import pytest
 
 from loopml.config import DriftTestConfig, MonitorConfig
+from loopml.ledger.records import LedgerRecord
 from loopml.monitor.evaluate import evaluate_window
 from loopml.monitor.performance import fit_calibration
 from loopml.monitor.profile import ReferenceProfile, categorical_profile, numeric_profile
 from loopml.monitor.results import WindowReport
 from loopml.monitor.windows import WindowData, decode_window
-from loopml.serve.ledger.records import LedgerRecord
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from loopml.data.contract import Task
+from loopml.config import Task
 from loopml.errors import RegistryError
 from loopml.monitor.performance import (
     apply_calibration,

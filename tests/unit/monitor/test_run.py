@@ -10,12 +10,12 @@ import orjson
 import pytest
 
 from loopml.config import ProjectConfig, parse_project
+from loopml.ledger.backend import PredictionOp
+from loopml.ledger.records import PredictionRow
+from loopml.ledger.sqlite import SqliteBackend
 from loopml.monitor.profile import ReferenceProfile, categorical_profile, numeric_profile
 from loopml.monitor.run import MonitorRun, run_monitor
 from loopml.monitor.store import MonitorStore
-from loopml.serve.ledger.backend import PredictionOp
-from loopml.serve.ledger.records import PredictionRow
-from loopml.serve.ledger.sqlite import SqliteBackend
 
 pytestmark = pytest.mark.unit
 

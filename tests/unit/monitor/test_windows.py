@@ -4,9 +4,9 @@ import orjson
 import pytest
 
 from loopml.errors import ConfigError
+from loopml.ledger.records import LedgerRecord
 from loopml.monitor.profile import ReferenceProfile, categorical_profile, numeric_profile
 from loopml.monitor.windows import Cursor, WindowSpec, cut_windows, decode_window
-from loopml.serve.ledger.records import LedgerRecord
 
 pytestmark = pytest.mark.unit
 

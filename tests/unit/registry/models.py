@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopml.data.contract import ColumnSpec, Contract, Task
+from loopml.config import Task
+from loopml.data.contract import ColumnSpec, Contract
 from loopml.registry.package import ModelMeta, ModelPackage
 from loopml.train.candidates import BuildContext, fit_candidate, get_candidate
 from loopml.train.split import encode_target

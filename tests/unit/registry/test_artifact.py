@@ -18,7 +18,7 @@ from loopml.registry.manifest import (
     sha256_file,
 )
 from loopml.registry.onnx_convert import CATEGORICAL_INPUT, NUMERIC_INPUT, pack_inputs
-from loopml.serve.runtime import TRUSTED_TYPES, feature_arrays, load_runtime
+from loopml.registry.runtime import TRUSTED_TYPES, feature_arrays, load_runtime
 from tests.unit.registry.models import native_scores, package
 
 pytestmark = pytest.mark.unit

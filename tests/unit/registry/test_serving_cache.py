@@ -16,6 +16,7 @@ from loopml.errors import RegistryError
 from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.audit import AuditLog
 from loopml.registry.manifest import MANIFEST_FILE, sha256_file
+from loopml.registry.runtime import load_runtime
 from loopml.registry.store import (
     SERVING_DIFF_TAG,
     SERVING_ROWS_TAG,
@@ -23,7 +24,6 @@ from loopml.registry.store import (
     SERVING_TAG,
     ModelRegistry,
 )
-from loopml.serve.runtime import load_runtime
 from tests.unit.registry.models import package
 
 pytestmark = pytest.mark.unit

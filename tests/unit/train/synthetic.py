@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from loopml.data.contract import ColumnSpec, Contract, Task
+from loopml.config import Task
+from loopml.data.contract import ColumnSpec, Contract
 
 
 def num_cat_contract(

@@ -13,22 +13,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
-import pandas as pd
+from typing import Any
 
 from loopml.config import STATE_DIR, ProjectConfig
+from loopml.data.check import load_checked_table
 from loopml.data.contract import Contract
-from loopml.data.infer import check_trainable
 from loopml.data.sources import fingerprint
-from loopml.data.validate import ValidationReport
-from loopml.errors import ConfigError, ContractError
-from loopml.features.pipeline import feature_frame, feature_importance
-from loopml.monitor.profile import ReferenceProfile
+from loopml.errors import ConfigError
+from loopml.features.pipeline import feature_importance
 from loopml.monitor.profile_store import attach_profile
-from loopml.monitor.reference import build_profile
-from loopml.project import check_table
+from loopml.pipeline.prepare import TrainingData, prepare, reference_profile
+from loopml.progress import Progress, progress_or_silent
 from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.audit import AuditLog
 from loopml.registry.package import ModelMeta, ModelPackage
@@ -49,26 +44,10 @@ from loopml.train.gate import GateDecision, choose_best, registration_gate
 from loopml.train.metrics import default_metric, get_metric, metrics_for
 from loopml.train.plots import make_plots
 from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
-from loopml.train.split import encode_target, split_holdout, split_validation
+from loopml.train.split import split_validation
 from loopml.train.tuning import tune
 
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
-
-
-class Progress(Protocol):
-    """How long work reports itself; the CLI renders it with Rich."""
-
-    def stage(self, description: str, total: int | None = None) -> None: ...
-
-    def advance(self, amount: int = 1) -> None: ...
-
-
-class _Silent:
-    def stage(self, description: str, total: int | None = None) -> None:
-        return None
-
-    def advance(self, amount: int = 1) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -108,38 +87,12 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
-class _Data:
-    frame: pd.DataFrame
-    train: pd.DataFrame
-    holdout: pd.DataFrame
-    x_train: pd.DataFrame
-    y_train: np.ndarray
-    x_holdout: pd.DataFrame
-    y_holdout: np.ndarray
-
-
-def load_checked_table(project: ProjectConfig) -> tuple[pd.DataFrame, Contract, ValidationReport]:
-    """Read the training table and check it against its contract; raise on violations."""
-    frame, contract, report = check_table(project)
-    if not report.ok:
-        errors = [v for v in report.violations if v.severity == "error"]
-        raise ContractError(
-            f"{report.source} breaks its data contract ({len(errors)} violation(s))",
-            detail="\n".join(v.message for v in errors[:10]),
-            fix="run 'loopml validate' for the full report; fix the data, or re-infer the "
-            "contract with 'loopml contract update' if the change is intended",
-        )
-    check_trainable(frame, contract)
-    return frame, contract, report
-
-
-@dataclass(frozen=True)
 class _Session:
     """What one training run works with, passed to each step instead of long arg lists."""
 
     project: ProjectConfig
     contract: Contract
-    data: _Data
+    data: TrainingData
     client: Any
     experiment_id: str
     run_id: str
@@ -149,7 +102,7 @@ class _Session:
 
 def train_project(project: ProjectConfig, progress: Progress | None = None) -> TrainResult:
     """Train baselines and tuned candidates, evaluate, gate, track and register."""
-    progress = progress or _Silent()
+    progress = progress_or_silent(progress)
     progress.stage("reading and validating the table")
     frame, contract, _ = load_checked_table(project)
     metric = _check_settings(project, contract)
@@ -157,7 +110,7 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
     store = tracking.resolve_store(project)
     client = tracking.connect(store)
     experiment_id = tracking.ensure_experiment(client, store)
-    data = _prepare(frame, contract, project)
+    data = prepare(frame, contract, project)
     tags = {
         f"{TAG_PREFIX}data_fingerprint": fingerprint(frame),
         f"{TAG_PREFIX}git_commit": tracking.git_commit(project.root) or "none",
@@ -201,19 +154,6 @@ def _check_settings(project: ProjectConfig, contract: Contract) -> str:
             fix=f"set gate.metric to one of: {choices}",
         )
     return metric
-
-
-def _prepare(frame: pd.DataFrame, contract: Contract, project: ProjectConfig) -> _Data:
-    train, holdout = split_holdout(frame, contract, project.split)
-    return _Data(
-        frame=frame,
-        train=train,
-        holdout=holdout,
-        x_train=feature_frame(train, contract),
-        y_train=encode_target(train[contract.target], contract),
-        x_holdout=feature_frame(holdout, contract),
-        y_holdout=encode_target(holdout[contract.target], contract),
-    )
 
 
 def _fit_all(s: _Session) -> list[ModelResult]:
@@ -415,7 +355,7 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
     )
     package = ModelPackage(pipeline=best.pipeline, contract=contract, meta=meta)
     s.progress.stage("profiling the training data for monitoring")
-    profile = _profile(s, best)
+    profile = reference_profile(contract, s.data, best.pipeline, best.metrics, model=project.name)
     with tempfile.TemporaryDirectory(prefix="loopml-serving-") as tmp:
         s.progress.stage("building the serving artifact")
         serving = Path(tmp) / SERVING_ARTIFACT
@@ -438,18 +378,3 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
             registry.delete_version(version)  # a version without its alias is a half-write
             raise
     return _Registered(version, alias, manifest.format)
-
-
-def _profile(s: _Session, best: ModelResult) -> ReferenceProfile:
-    """The reference monitoring compares live traffic with (DESIGN.md decision 7)."""
-    data = s.data
-    return build_profile(
-        s.contract,
-        data.x_train,
-        model_scores(best.pipeline, data.x_holdout, s.contract.task),
-        data.y_holdout,
-        best.metrics,
-        model=s.project.name,
-        times=data.train[s.contract.time_column] if s.contract.time_column else None,
-        holdout_features=data.x_holdout,
-    )

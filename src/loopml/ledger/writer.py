@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from loopml.serve.ledger.backend import FeedbackOp, LedgerBackend, Op, OpResult, PredictionOp
-from loopml.serve.ledger.records import (
+from loopml.ledger.backend import FeedbackOp, LedgerBackend, Op, OpResult, PredictionOp
+from loopml.ledger.records import (
     Feedback,
     FeedbackResult,
     LedgerClosed,
@@ -40,7 +40,7 @@ from loopml.serve.ledger.records import (
     PredictionRow,
 )
 
-logger = logging.getLogger("loopml.serve.ledger")
+logger = logging.getLogger("loopml.ledger")
 
 Mode = Literal["durable", "async"]
 # What a submitter waits on: a thread-safe future (submit) or an asyncio one (submit_async).
@@ -72,7 +72,7 @@ class Ledger:
     """Records predictions and labels through one writer thread (DESIGN.md decision 4).
 
     >>> import pathlib, tempfile
-    >>> from loopml.serve.ledger.sqlite import SqliteBackend
+    >>> from loopml.ledger.sqlite import SqliteBackend
     >>> backend = SqliteBackend(pathlib.Path(tempfile.mkdtemp()) / "ledger.db")
     >>> row = PredictionRow("r1", 0, 1.7e9, "feed", "1", "champion", None, "{}", "{}", 0.3)
     >>> with Ledger(backend, queue_size=100, batch_rows=10) as ledger:

@@ -11,7 +11,7 @@ import pytest
 from loopml.errors import InputError, RegistryError
 from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.manifest import MANIFEST_FILE, native_labels, sha256_bytes, sha256_file
-from loopml.serve.runtime import Outputs, feature_arrays, load_runtime
+from loopml.registry.runtime import Outputs, feature_arrays, load_runtime
 from tests.unit.registry.models import native_scores, package
 
 pytestmark = pytest.mark.unit

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from loopml.errors import LoopmlError
-from loopml.serve.ledger import LedgerQuery, LedgerRecord, PredictionRow, export_ledger, parse_time
-from tests.unit.serve.ledger.fakes import FakeBackend, FakeReader
+from loopml.ledger import LedgerQuery, LedgerRecord, PredictionRow, export_ledger, parse_time
+from tests.unit.ledger.fakes import FakeBackend, FakeReader
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import errors as pg_errors
 
-from loopml.serve.ledger.backend import (
+from loopml.ledger.backend import (
     PREDICTION_COLUMNS,
     SUMMARY_GROUPS,
     SUMMARY_LABELLED,
@@ -36,7 +36,7 @@ from loopml.serve.ledger.backend import (
     select_records,
     where_clause,
 )
-from loopml.serve.ledger.records import (
+from loopml.ledger.records import (
     SCHEMA_VERSION,
     DuplicateRequest,
     Feedback,
@@ -167,7 +167,7 @@ class PostgresBackend:
             self._conn = None
 
     def commit(self, ops: Sequence[Op]) -> list[OpResult]:
-        """Write the group (see :class:`~loopml.serve.ledger.backend.LedgerBackend`)."""
+        """Write the group (see :class:`~loopml.ledger.backend.LedgerBackend`)."""
         conn = self._connection()
         self._statements = 0
         try:

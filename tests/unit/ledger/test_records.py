@@ -3,20 +3,20 @@ from __future__ import annotations
 import pytest
 
 from loopml.errors import InputError, LoopmlError
-from loopml.serve.ledger import (
+from loopml.ledger import (
     DuplicateRequest,
     LedgerClosed,
     LedgerError,
     LedgerFull,
     PredictionRow,
 )
-from loopml.serve.ledger.backend import (
+from loopml.ledger.backend import (
     FeedbackOp,
     PredictionOp,
     prediction_runs,
     where_clause,
 )
-from loopml.serve.ledger.records import LedgerQuery
+from loopml.ledger.records import LedgerQuery
 
 pytestmark = pytest.mark.unit
 

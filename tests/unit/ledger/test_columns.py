@@ -5,7 +5,7 @@ import math
 import pyarrow as pa
 import pytest
 
-from loopml.serve.ledger.columns import JsonColumns, ValueColumn
+from loopml.ledger.columns import JsonColumns, ValueColumn
 
 pytestmark = pytest.mark.unit
 

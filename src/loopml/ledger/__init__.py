@@ -22,10 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from loopml.config import LedgerConfig
-from loopml.serve.ledger.backend import LedgerBackend, LedgerReader
-from loopml.serve.ledger.connect import open_backend
-from loopml.serve.ledger.export import ExportResult, export_ledger, parse_time
-from loopml.serve.ledger.records import (
+from loopml.ledger.backend import LedgerBackend, LedgerReader
+from loopml.ledger.connect import open_backend
+from loopml.ledger.export import ExportResult, export_ledger, parse_time
+from loopml.ledger.records import (
     DuplicateRequest,
     Feedback,
     FeedbackResult,
@@ -38,7 +38,7 @@ from loopml.serve.ledger.records import (
     LedgerSummary,
     PredictionRow,
 )
-from loopml.serve.ledger.writer import Ledger
+from loopml.ledger.writer import Ledger
 
 __all__ = [
     "DuplicateRequest",

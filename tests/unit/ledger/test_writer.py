@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from loopml.serve.ledger import (
+from loopml.ledger import (
     DuplicateRequest,
     Feedback,
     FeedbackResult,
@@ -15,7 +15,7 @@ from loopml.serve.ledger import (
     LedgerError,
     LedgerFull,
 )
-from tests.unit.serve.ledger.fakes import FakeBackend, row, wait_taken
+from tests.unit.ledger.fakes import FakeBackend, row, wait_taken
 
 pytestmark = pytest.mark.unit
 
@@ -102,7 +102,7 @@ def test_an_unexpected_backend_exception_fails_the_group_and_the_writer_lives_on
     backend = FakeBackend()
     with make(backend) as ledger:
         backend.fail = RuntimeError("driver bug")
-        with caplog.at_level(logging.DEBUG, logger="loopml.serve.ledger"):
+        with caplog.at_level(logging.DEBUG, logger="loopml.ledger"):
             for name in ("x", "y"):
                 with pytest.raises(LedgerError, match="RuntimeError: driver bug"):
                     ledger.submit([row(name)]).result(timeout=10)

@@ -9,7 +9,7 @@ import pytest
 
 from loopml.cli.main import run
 from loopml.config import LedgerConfig
-from loopml.serve.ledger import Feedback, PredictionRow, open_ledger
+from loopml.ledger import Feedback, PredictionRow, open_ledger
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from loopml.serve.ledger.backend import (
+from loopml.ledger.backend import (
     PREDICTION_COLUMNS,
     SUMMARY_GROUPS,
     SUMMARY_LABELLED,
@@ -34,7 +34,7 @@ from loopml.serve.ledger.backend import (
     select_records,
     where_clause,
 )
-from loopml.serve.ledger.records import (
+from loopml.ledger.records import (
     SCHEMA_VERSION,
     DuplicateRequest,
     FeedbackResult,
@@ -243,7 +243,7 @@ class SqliteBackend:
 
 
 class SqliteReader:
-    """Reads over one WAL snapshot (see :class:`~loopml.serve.ledger.backend.LedgerReader`)."""
+    """Reads over one WAL snapshot (see :class:`~loopml.ledger.backend.LedgerReader`)."""
 
     def __init__(self, conn: sqlite3.Connection, backend: SqliteBackend) -> None:
         self._conn = conn

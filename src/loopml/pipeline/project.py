@@ -1,7 +1,8 @@
-"""``loopml init``: inspect a real table and write the project file and its data contract.
+"""``loopml init`` and ``loopml contract update``: the files a project starts from.
 
-It guesses what it can (task, entity key, time column) and says what it guessed, so the
-user can correct the project file rather than discover the guess later.
+``init`` inspects a real table and writes the project file, its data contract and the
+admin token. It guesses what it can (task, entity key, time column) and says what it
+guessed, so the user can correct the project file rather than discover the guess later.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from loopml.data.infer import (
     guess_identifiers,
     guess_task,
     guess_time_column,
+    infer_contract,
 )
-from loopml.data.sources import read_table, write_text_atomic
-from loopml.data.validate import ValidationReport
+from loopml.data.sources import read_source, read_table
 from loopml.errors import ConfigError, ContractError
-from loopml.serve.security import ensure_token
+from loopml.files import write_text_atomic
+from loopml.tokens import ensure_token
 
 HEADER = """\
 # loopml project file. Every command reads it; see 'loopml --help'.
@@ -61,8 +63,6 @@ def init_project(
     data: Path, target: str, *, project_file: Path, options: InitOptions | None = None
 ) -> InitResult:
     """Infer a contract from ``data`` and write ``project_file`` and the contract beside it."""
-    from loopml.data.infer import infer_contract
-
     opts = options or InitOptions()
     project_file = project_file.resolve()
     if project_file.exists() and not opts.force:
@@ -171,9 +171,6 @@ def _name_from(data: Path) -> str:
 def update_contract(project: ProjectConfig) -> tuple[Contract | None, Contract]:
     """Re-infer the contract from the project's table (after editing ``data.drop``, or when
     a change in the data is intended); returns the old contract (if any) and the new one."""
-    from loopml.data.infer import infer_contract
-    from loopml.data.sources import read_source
-
     path = project.resolve(project.data.contract)
     old = Contract.load(path) if path.is_file() else None
     frame = read_source(project.data.source, project.root)
@@ -189,42 +186,3 @@ def update_contract(project: ProjectConfig) -> tuple[Contract | None, Contract]:
     check_trainable(frame, new)
     new.save(path)
     return old, new
-
-
-def contract_changes(old: Contract | None, new: Contract) -> list[str]:
-    """Human lines describing what changed between two contracts' columns."""
-    if old is None:
-        return [f"new contract with {len(new.columns)} columns"]
-    before = {c.name: c for c in old.columns}
-    after = {c.name: c for c in new.columns}
-    lines = [f"added column {n}" for n in after if n not in before]
-    lines += [f"removed column {n}" for n in before if n not in after]
-    for name in after.keys() & before.keys():
-        a, b = before[name], after[name]
-        if (a.type, a.role) != (b.type, b.role):
-            lines.append(f"{name}: {a.type}/{a.role} -> {b.type}/{b.role}")
-    return lines
-
-
-def source_label(project: ProjectConfig) -> str:
-    """How to name the project's training table in messages."""
-    from loopml.data.sources import mask_url
-
-    source = project.data.source
-    return source.path or f"the query on {mask_url(source.url or '')}"
-
-
-def check_table(
-    project: ProjectConfig, path: Path | None = None
-) -> tuple[pd.DataFrame, Contract, ValidationReport]:
-    """Read ``path`` (default: the project's own source, file or SQL) and validate it
-    against the project's contract."""
-    from loopml.data.sources import read_source
-    from loopml.data.validate import validate_table
-
-    contract = Contract.load(project.resolve(project.data.contract))
-    if path is None:
-        frame, label = read_source(project.data.source, project.root), source_label(project)
-    else:
-        frame, label = read_table(path), str(path)
-    return frame, contract, validate_table(frame, contract, source=label)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loopml.serve.ledger.backend import LedgerBackend
-from loopml.serve.ledger.records import LedgerError
+from loopml.ledger.backend import LedgerBackend
+from loopml.ledger.postgres import PostgresBackend
+from loopml.ledger.records import LedgerError
+from loopml.ledger.sqlite import SqliteBackend
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -18,16 +20,12 @@ def open_backend(url: str, root: Path) -> LedgerBackend:
 
     >>> open_backend("mysql://db/ledger", Path("."))  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    loopml.serve.ledger.records.LedgerError: unsupported ledger URL 'mysql://db/ledger'
+    loopml.ledger.records.LedgerError: unsupported ledger URL 'mysql://db/ledger'
     """
     scheme = urlsplit(url).scheme.split("+", 1)[0].lower()
     if scheme == "sqlite":
-        from loopml.serve.ledger.sqlite import SqliteBackend
-
         return SqliteBackend.from_url(url, root)
     if scheme in POSTGRES_SCHEMES:
-        from loopml.serve.ledger.postgres import PostgresBackend
-
         return PostgresBackend(url)
     raise LedgerError(
         f"unsupported ledger URL {url!r}",

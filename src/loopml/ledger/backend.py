@@ -1,6 +1,6 @@
 """The one interface both ledger databases implement, and what they share.
 
-The :class:`~loopml.serve.ledger.writer.Ledger` writer thread is the only caller of
+The :class:`~loopml.ledger.writer.Ledger` writer thread is the only caller of
 :meth:`LedgerBackend.commit`; it hands over every submission it took from the queue, in
 queue order, and the backend writes them in as few transactions as it can (group commit).
 Readers (export, stats, monitoring) open their own connection through
@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from loopml.serve.ledger.records import (
+from loopml.ledger.records import (
     SCHEMA_VERSION,
     DuplicateRequest,
     Feedback,
@@ -89,7 +89,7 @@ class LedgerBackend(Protocol):
         """Write ``ops`` in order as one group; one result per op.
 
         A duplicate ``(request_id, row)`` fails only its own :class:`PredictionOp`. A
-        database failure raises :class:`~loopml.serve.ledger.records.LedgerError` and
+        database failure raises :class:`~loopml.ledger.records.LedgerError` and
         nothing of the group is kept; the next call reconnects if it has to.
         """
         ...

@@ -9,9 +9,9 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from loopml.serve.ledger import FeedbackResult, LedgerQuery, LedgerRecord, LedgerSummary
-from loopml.serve.ledger.backend import Op, OpResult, PredictionOp
-from loopml.serve.ledger.records import DuplicateRequest, PredictionRow
+from loopml.ledger import FeedbackResult, LedgerQuery, LedgerRecord, LedgerSummary
+from loopml.ledger.backend import Op, OpResult, PredictionOp
+from loopml.ledger.records import DuplicateRequest, PredictionRow
 
 
 def row(request_id: str, index: int = 0, ts: float = 1_700_000_000.0) -> PredictionRow:

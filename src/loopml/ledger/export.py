@@ -21,17 +21,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.errors import DataError, LoopmlError
-from loopml.serve.ledger.backend import LedgerBackend
-from loopml.serve.ledger.columns import JsonColumns, ValueColumn
-from loopml.serve.ledger.connect import open_backend
-from loopml.serve.ledger.records import LedgerQuery, LedgerRecord
+from loopml.ledger.backend import LedgerBackend
+from loopml.ledger.columns import JsonColumns, ValueColumn
+from loopml.ledger.connect import open_backend
+from loopml.ledger.records import LedgerQuery, LedgerRecord
+from loopml.progress import Progress, progress_or_silent
 
 META_COLUMNS = ("request_id", "row", "ts", "model", "version", "arm", "entity_key", "latency_ms")
 LABEL_COLUMNS = ("label", "labelled_at")
@@ -39,14 +39,6 @@ OUTPUT_NAMES = {"label": "prediction"}
 CHUNK_ROWS = 50_000
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
-class Progress(Protocol):
-    """How long work reports itself (the CLI renders it with Rich)."""
-
-    def stage(self, description: str, total: int | None = None) -> None: ...
-
-    def advance(self, amount: int = 1) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +97,7 @@ def export_ledger(
     ``root``), opened and closed here.
 
     >>> import pathlib, tempfile
-    >>> from loopml.serve.ledger.sqlite import SqliteBackend
+    >>> from loopml.ledger.sqlite import SqliteBackend
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> backend = SqliteBackend(folder / "ledger.db")
     >>> export_ledger(backend, folder / "out.parquet").rows
@@ -126,7 +118,7 @@ def export_ledger(
         until=until.timestamp() if until else None,
         version=version,
     )
-    report: Progress = progress if progress is not None else _Silent()
+    report = progress_or_silent(progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -242,11 +234,3 @@ def _timestamps(seconds: list[float | None]) -> pa.Array:
     mask = np.isnan(values)
     micros = np.round(np.where(mask, 0.0, values) * 1e6).astype(np.int64)
     return pa.array(micros, type=pa.int64(), mask=mask).cast(pa.timestamp("us", tz="UTC"))
-
-
-class _Silent:
-    def stage(self, description: str, total: int | None = None) -> None:
-        return None
-
-    def advance(self, amount: int = 1) -> None:
-        return None

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
 import yaml
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from loopml.data.contract import Contract
 from loopml.errors import InputError, RegistryError
@@ -240,14 +243,11 @@ def _scorer(verified: VerifiedFolder, threads: int) -> Scorer:
         return _OnnxScorer(_session(data, threads, verified.folder), manifest)
     if manifest.format == "skops":
         return _PipelineScorer(_load_skops(data, verified.folder), manifest)
-    import joblib
 
     return _PipelineScorer(joblib.load(io.BytesIO(data)), manifest)
 
 
 def _session(data: bytes, threads: int, folder: Path) -> Any:
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
     options.inter_op_num_threads = 1
@@ -265,7 +265,8 @@ def _session(data: bytes, threads: int, folder: Path) -> Any:
 
 
 def _load_skops(data: bytes, folder: Path) -> Any:
-    import skops.io as sio
+    # skops (1.5 s to import) loads only for the fallback format, not on every server start.
+    import skops.io as sio  # noqa: PLC0415
 
     untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
     if untrusted:
@@ -282,8 +283,6 @@ class _OnnxScorer:
     """Packs the arrays into the graph's input blocks and runs the session."""
 
     def __init__(self, session: Any, manifest: ArtifactManifest) -> None:
-        from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
-
         # The public ``session.run`` re-validates input names and EP fallback on every call
         # (~4 µs, 15% of a one-row prediction); our feed always has exactly the graph's
         # inputs on the CPU provider, so the compiled session is called directly.

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from loopml.config import LedgerConfig
-from loopml.serve.ledger import Ledger, LedgerError, LedgerQuery, open_backend, open_ledger
-from loopml.serve.ledger.sqlite import SqliteBackend
-from tests.unit.serve.ledger.fakes import row
+from loopml.ledger import Ledger, LedgerError, LedgerQuery, open_backend, open_ledger
+from loopml.ledger.sqlite import SqliteBackend
+from tests.unit.ledger.fakes import row
 
 pytestmark = pytest.mark.unit
 

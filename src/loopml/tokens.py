@@ -1,0 +1,60 @@
+"""The admin token: a file only its owner can read, compared in constant time.
+
+``loopml init`` (or the first ``loopml serve``) creates it; the server's admin routes ask
+for it as ``Authorization: Bearer <token>``.
+
+>>> import pathlib, tempfile
+>>> token, created = ensure_token(pathlib.Path(tempfile.mkdtemp()) / "admin.token")
+>>> created, bearer_matches(f"Bearer {token}", token), bearer_matches("Bearer x", token)
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from loopml.errors import ConfigError
+
+__all__ = ["bearer_matches", "ensure_token", "read_token"]
+
+
+def ensure_token(path: Path) -> tuple[str, bool]:
+    """The admin token at ``path``, creating it (mode 0600) if absent; (token, created)."""
+    if path.is_file():
+        return read_token(path), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token, True
+
+
+def read_token(path: Path) -> str:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"the admin token {path} is readable by other users (mode {mode:o})",
+            fix=f"run 'chmod 600 {path}'",
+        )
+    token = path.read_text(encoding="utf-8").strip()
+    if len(token) < 16:
+        raise ConfigError(
+            f"the admin token in {path} is too short to be safe",
+            fix="delete the file; 'loopml serve' creates a new one",
+        )
+    return token
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``token``, compared in constant time."""
+    if not header:
+        return False
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
