@@ -3,7 +3,11 @@
 Every error a user can cause carries three things, built from data rather than prose:
 a one-line ``headline`` (what failed), a ``detail`` (where: file, column, rows, key) and
 a ``fix`` (what to do about it). One mapping turns them into CLI output and exit codes
-(:mod:`loopml.cli.output`); later stages map them to HTTP responses the same way.
+(:mod:`loopml.cli.output`), one into HTTP answers (:mod:`loopml.serve.app`): each error
+carries its ``status``, a stable ``error`` code, the ``reason`` a client is told, and
+whether a client should retry (the server then adds ``Retry-After``). An error whose
+status stays 500 is a failure of the server itself: the client gets a generic answer and
+the log gets the traceback.
 
 Exit codes follow ``loopml validate``: 1 means "the input was read but is not acceptable"
 (violations, a failed gate), 2 means "the input could not be used at all" (missing or
@@ -20,12 +24,22 @@ class LoopmlError(Exception):
     """Base class: a failure the user can act on."""
 
     exit_code: int = EXIT_UNUSABLE
+    status: int = 500
+    error: str = "internal"
+    client_reason: str = ""
+    """What a client is told, when not the headline (which may name server internals)."""
+    retryable: bool = False
+    logged: bool = False
+    """Whether the server logs each time it answers with this error."""
+    field: str | None = None
+    row: int | None = None
 
     def __init__(self, headline: str, *, detail: str = "", fix: str = "") -> None:
         super().__init__(headline)
         self.headline = headline
         self.detail = detail
         self.fix = fix
+        self.reason = self.client_reason or headline
 
     def __str__(self) -> str:
         parts = [self.headline]
@@ -42,6 +56,10 @@ class LoopmlError(Exception):
             "detail": self.detail,
             "fix": self.fix,
         }
+
+    def to_body(self) -> dict[str, object]:
+        """The JSON body of the HTTP answer: ``{error, field, row, reason}``."""
+        return {"error": self.error, "field": self.field, "row": self.row, "reason": self.reason}
 
 
 class ConfigError(LoopmlError):
@@ -111,7 +129,3 @@ class InputError(LoopmlError):
         self.field = field
         self.row = row
         self.status = status
-
-    def to_body(self) -> dict[str, object]:
-        """The JSON body of the 4xx response."""
-        return {"error": self.error, "field": self.field, "row": self.row, "reason": self.reason}

@@ -50,7 +50,7 @@ def serve(
     SIGTERM drains in-flight requests and exits 0. Admin routes need the bearer token in
     .loopml/admin.token.
     """
-    from loopml.serve.server import run_server
+    from loopml.pipeline.serving import serve_project
 
     state: State = ctx.obj
     overrides = {
@@ -67,11 +67,16 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     settings = project.serve
     ledger = "off" if not settings.ledger.enabled else f"{settings.ledger.mode}"
-    err_console.print(
-        f"serving [bold]{project.name}@{settings.alias}[/] on "
-        f"http://{settings.host}:{settings.port} (ledger: {ledger}; docs at /docs)"
+
+    def announce() -> None:
+        err_console.print(
+            f"serving [bold]{project.name}@{settings.alias}[/] on "
+            f"http://{settings.host}:{settings.port} (ledger: {ledger}; docs at /docs)"
+        )
+
+    serve_project(
+        project, project_file=state.project_file, access_log=access_log, on_ready=announce
     )
-    run_server(project, project_file=state.project_file, access_log=access_log)
 
 
 def score(
@@ -89,22 +94,12 @@ def score(
     Rows that break the contract are not scored: they go to OUT.rejected.csv with their
     row number, field and reason, and the job goes on. Exit code 1 if any row was rejected.
     """
-    from loopml.registry.runtime import load_runtime
-    from loopml.registry.store import open_registry
-    from loopml.serve.batch import count_rows, score_file, table_format
-    from loopml.serve.server import champion_version
+    from loopml.serve.batch import count_rows, score_file, scoring_runtime, table_format
 
-    state: State = ctx.obj
-    project = state.project()
+    project = ctx.obj.project()
     table_format(source)
     table_format(out)
-    registry = open_registry(project)
-    chosen = version or champion_version(registry, project.serve.alias)
-    folder = registry.fetch_serving_artifact(chosen, project.resolve(project.serve.cache_dir))
-    # A batch job has the machine to itself: let onnxruntime use every core.
-    threads = max(1, os.cpu_count() or 1)
-    runtime = load_runtime(folder, trust_pickle=project.serve.trust_pickle, threads=threads)
-    runtime.check_parity()
+    chosen, runtime = scoring_runtime(project, version)
     with Progress(
         TextColumn("scoring {task.description}"),
         BarColumn(),

@@ -134,8 +134,14 @@ class LedgerError(LoopmlError):
     """The ledger's database failed (unreachable, locked, full, broken schema).
 
     A failed commit fails every submission of its group; the writer keeps running and
-    later commits succeed once the database is back.
+    later commits succeed once the database is back. A server answers 503 and logs it.
     """
+
+    status = 503
+    error = "ledger_unavailable"
+    client_reason = "the prediction could not be recorded, so it is not served; retry later"
+    retryable = True
+    logged = True
 
 
 class LedgerFull(LoopmlError):
@@ -143,6 +149,11 @@ class LedgerFull(LoopmlError):
 
     Raised by ``submit`` at once; a submission is never blocked and never silently dropped.
     """
+
+    status = 503
+    error = "ledger_full"
+    client_reason = "the prediction ledger is full; retry after the Retry-After delay"
+    retryable = True
 
     def __init__(self, queued: int, capacity: int, retry_after: int) -> None:
         super().__init__(
@@ -156,6 +167,11 @@ class LedgerFull(LoopmlError):
 
 class LedgerClosed(LoopmlError):
     """The ledger is closing or closed and accepts nothing more."""
+
+    status = 503
+    error = "shutting_down"
+    client_reason = "the server is shutting down; retry on another replica"
+    retryable = True
 
     def __init__(self) -> None:
         super().__init__(

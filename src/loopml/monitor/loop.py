@@ -1,16 +1,17 @@
-"""The server's background monitor: ``loopml monitor run`` every ``interval_seconds``.
+"""The monitor as a background job: ``loopml monitor run`` every ``interval_seconds``.
 
-It runs on its own thread, off the request path, and keeps the newest results for the
-``/metrics`` gauges (re-read from the monitor store after each run, so windows computed
-by a ``loopml monitor run`` elsewhere show too). A failed run is logged and counted; the
-next one tries again. Only one run happens at a time, whether it comes from the timer or
-from ``POST /admin/monitor``.
+Whoever starts a process composes it (``loopml serve`` gives it to the server; the agent
+will run the same object): it runs on its own thread, off the request path, and keeps the
+newest results for the ``/metrics`` gauges (re-read from the monitor store after each
+run, so windows computed by a ``loopml monitor run`` elsewhere show too). A failed run is
+logged and counted; the next one tries again. One run at a time per model across every
+process and host: a scheduled run that finds another holding the lease skips its turn,
+a run asked for now (``POST /admin/monitor``) waits for it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,71 +19,92 @@ from typing import Any
 
 from loopml.config import ProjectConfig
 from loopml.errors import LoopmlError
+from loopml.jobs import JobStatus, PeriodicJob
 from loopml.monitor.gauges import MonitorSnapshot
-from loopml.monitor.run import MonitorRun
+from loopml.monitor.lease import LeaseBusy
+from loopml.monitor.run import WAIT_SECONDS, MonitorRun, run_monitor
 from loopml.monitor.store import MonitorStore
 from loopml.monitor.windows import WindowSpec
 
-__all__ = ["MonitorLoop"]
+__all__ = ["MonitorLoop", "monitor_job"]
 
 log = logging.getLogger("loopml.monitor")
+JOB_NAME = "monitor"
+
+RunMonitor = Callable[[float], MonitorRun]
+"""One monitor run that waits at most this many seconds for another to finish."""
 
 
 class MonitorLoop:
-    """Calls ``run`` every ``interval`` seconds (first after ``interval``)."""
+    """The monitor job: calls ``run`` every ``interval`` seconds (first after one interval)
+    and keeps the snapshot the gauges read."""
 
     def __init__(
         self,
-        run: Callable[[], MonitorRun],
+        run: RunMonitor,
         interval: float,
         read: Callable[[], MonitorSnapshot | None] | None = None,
     ) -> None:
         self._run = run
-        self._interval = interval
         self._read = read
         self._snapshot = (read() if read else None) or MonitorSnapshot()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._job: PeriodicJob[MonitorRun] = PeriodicJob(
+            JOB_NAME,
+            lambda: self._run_and_keep(wait=True),
+            interval,
+            scheduled=self._scheduled,
+            on_failure=lambda _exc: self._count_failure(),
+        )
+
+    @property
+    def name(self) -> str:
+        return JOB_NAME
 
     def start(self) -> None:
-        if self._interval <= 0 or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="loopml-monitor", daemon=True)
-        self._thread.start()
+        self._job.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._job.stop(timeout)
+
+    def status(self) -> JobStatus:
+        return self._job.status()
 
     def snapshot(self) -> MonitorSnapshot:
         return self._snapshot
 
     def run_now(self) -> MonitorRun:
         """One run, now, on the calling thread (waits for a run in progress)."""
-        with self._lock:
-            try:
-                result = self._run()
-            except Exception:
-                self._snapshot = _failed(self._snapshot)
-                raise
-            merged = _merge(self._snapshot, result)
-            # The store also holds what other runs (``loopml monitor run``) computed.
-            stored = self._read() if self._read else None
-            if stored is not None:
-                merged = replace(merged, windows=stored.windows, active_alerts=stored.active_alerts)
-            self._snapshot = merged
-            return result
+        return self._job.run_now()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.run_now()
-            except LoopmlError as exc:
-                log.warning("monitor run failed: %s", exc.headline)
-            except Exception:  # a bug must not kill monitoring: log it, try next time
-                log.exception("monitor run failed unexpectedly")
+    def _scheduled(self) -> MonitorRun | None:
+        try:
+            return self._run_and_keep(wait=False)
+        except LeaseBusy as exc:  # another process runs it now: this turn is its
+            log.info("monitor run skipped: %s", exc.headline)
+            return None
+
+    def _run_and_keep(self, *, wait: bool) -> MonitorRun:
+        result = self._run(WAIT_SECONDS if wait else 0.0)
+        merged = _merge(self._snapshot, result)
+        # The store also holds what other runs (``loopml monitor run``) computed.
+        stored = self._read() if self._read else None
+        if stored is not None:
+            merged = replace(merged, windows=stored.windows, active_alerts=stored.active_alerts)
+        self._snapshot = merged
+        return result
+
+    def _count_failure(self) -> None:
+        self._snapshot = _failed(self._snapshot)
+
+
+def monitor_job(project: ProjectConfig) -> MonitorLoop:
+    """The project's monitor as a job, seeded with the stored results so gauges show at
+    once."""
+    return MonitorLoop(
+        lambda wait: run_monitor(project, wait=wait),
+        project.monitor.interval_seconds,
+        read=lambda: stored_snapshot(project),
+    )
 
 
 def _merge(old: MonitorSnapshot, result: MonitorRun) -> MonitorSnapshot:
@@ -109,7 +131,6 @@ def _failed(old: MonitorSnapshot) -> MonitorSnapshot:
 
 def stored_snapshot(project: ProjectConfig) -> MonitorSnapshot | None:
     """What the monitor store holds now; None (and a warning) when it cannot be read."""
-
     spec = WindowSpec.parse(project.monitor.window).text
     try:
         store = MonitorStore.open(project.monitor.store, project.root)

@@ -10,10 +10,8 @@ leaves nothing behind; running again picks up from the same place.
 
 from __future__ import annotations
 
-import fcntl
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +38,7 @@ from loopml.train.metrics import default_metric
 __all__ = ["MonitorRun", "run_monitor"]
 
 CHUNK_ROWS = 5_000
-LOCK_FILE = f"{STATE_DIR}/monitor.lock"
+WAIT_SECONDS = 600.0  # how long a run waits for another one to finish
 REPORT_WINDOWS = 50  # windows per version and arm shown in the report's charts
 
 
@@ -62,6 +60,16 @@ class MonitorRun:
     def complete_windows(self) -> list[WindowReport]:
         return [w for w in self.windows if w.complete]
 
+    def summary(self) -> dict[str, Any]:
+        """What a host reports of the run (the server's ``POST /admin/monitor``): complete
+        windows, the alert events, the alerts raised now and the errors."""
+        return {
+            "windows": len(self.complete_windows),
+            "events": [e.to_dict() for e in self.events],
+            "active": [a.to_dict() for a in self.active],
+            "errors": self.errors,
+        }
+
 
 ProfileLoader = Callable[[str], ReferenceProfile]
 
@@ -76,19 +84,31 @@ def run_monitor(
     profiles: ProfileLoader | None = None,
     progress: Progress | None = None,
     write_reports: bool = True,
+    wait: float = WAIT_SECONDS,
 ) -> MonitorRun:
-    """Monitor every version and arm in the ledger (or only ``version`` / ``arm``)."""
+    """Monitor every version and arm in the ledger (or only ``version`` / ``arm``).
+
+    One run at a time per model, whichever process or host runs it (the server's job, its
+    workers and replicas, the CLI): a lease in the monitor store. The next run waits up to
+    ``wait`` seconds (then :class:`~loopml.monitor.lease.LeaseBusy`), and goes on from the
+    windows this one stored.
+    """
     spec = WindowSpec.parse(window or project.monitor.window)
     clock = time.time() if now is None else now
     load = profiles or _registry_profiles(project)
-    # One run at a time per project folder (the server's loop, its workers, the CLI):
-    # the next one waits, then finds the windows this one stored and goes on from there.
-    with exclusive(project.resolve(LOCK_FILE)):
-        return _run_locked(project, spec, clock, load, version, arm, progress, write_reports)
+    store = MonitorStore.open(project.monitor.store, project.root)
+    try:
+        with store.lease(f"monitor-run:{project.name}", wait=wait):
+            return _run_leased(
+                project, store, spec, clock, load, version, arm, progress, write_reports
+            )
+    finally:
+        store.close()
 
 
-def _run_locked(
+def _run_leased(
     project: ProjectConfig,
+    store: MonitorStore,
     spec: WindowSpec,
     clock: float,
     load: ProfileLoader,
@@ -97,9 +117,7 @@ def _run_locked(
     progress: Progress | None,
     write_reports: bool,
 ) -> MonitorRun:
-    settings = project.monitor
     backend = open_backend(project.serve.ledger.url, project.root)
-    store = MonitorStore.open(settings.store, project.root)
     try:
         with backend.reader() as reader:
             groups = [
@@ -129,7 +147,6 @@ def _run_locked(
             run = _write(project, store, run)
         return run
     finally:
-        store.close()
         backend.close()
 
 
@@ -292,15 +309,3 @@ def _write(project: ProjectConfig, store: MonitorStore, run: MonitorRun) -> Moni
     folder = project.resolve(project.monitor.reports_dir)
     json_path, html_path = write_report(report, folder)
     return replace(run, report_json=json_path, report_html=html_path)
-
-
-@contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) while the block runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -11,6 +11,7 @@ Windows are keyed by ``(model, version, arm, spec, idx)``. A stored window that 
 committed again; committing a complete window twice is an error and the whole commit is
 rolled back. Suggested order for a run: :meth:`commit`, then deliver the events, then
 :meth:`record_deliveries` (a crash in between loses a notification, never a record).
+:meth:`lease` keeps runs of one model apart, whichever process or host they run in.
 
 The tables and opening the database live in :mod:`~loopml.monitor.store_schema`.
 """
@@ -29,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from loopml.monitor.alerts import AlertEvent, AlertKey, AlertState
+from loopml.monitor.lease import Lease
 from loopml.monitor.sinks import Delivery
 from loopml.monitor.store_schema import (
     MonitorError,
@@ -128,6 +130,11 @@ class MonitorStore:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def lease(self, name: str, *, ttl: float = 60.0, wait: float = 0.0) -> Lease:
+        """Hold ``name`` across processes and hosts while a block runs (see
+        :mod:`~loopml.monitor.lease`): ``with store.lease("monitor-run:feed", wait=60):``."""
+        return Lease(self._engine, name, url=self.url, ttl=ttl, wait=wait)
 
     def load_states(self, model: str) -> dict[AlertKey, AlertState]:
         """Every alert state of ``model``, by key."""

@@ -1,8 +1,9 @@
 """The monitor store's tables and how to reach its database.
 
-The SQLAlchemy table definitions, the schema version, and opening an engine from a
-``monitor.store`` URL (SQLite in WAL mode, relative to the project folder, or PostgreSQL
-through psycopg 3), creating the tables when they are missing.
+The SQLAlchemy table definitions (alert states and events, windows, and the leases that
+keep one monitor run at a time across processes and hosts), the schema version, and
+opening an engine from a ``monitor.store`` URL (SQLite in WAL mode, relative to the project
+folder, or PostgreSQL through psycopg 3), creating the tables when they are missing.
 :class:`~loopml.monitor.store.MonitorStore` reads and writes through them.
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "create_schema",
     "engine_url",
     "events_table",
+    "leases_table",
     "mask_url",
     "meta_table",
     "states_table",
@@ -83,6 +85,15 @@ windows_table = sa.Table(
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("computed_at", sa.Float, nullable=False),
     sa.UniqueConstraint("model", "version", "arm", "spec", "idx", name="windows_key"),
+)
+
+leases_table = sa.Table(
+    "leases",
+    _META,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("holder", sa.String, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
 )
 
 

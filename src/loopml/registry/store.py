@@ -126,6 +126,18 @@ class ModelRegistry:
                 fix="check that the tracking store is reachable, then run the command again",
             ) from exc
 
+    def served_version(self, alias: str) -> str:
+        """The version behind ``alias``, the one to serve or score with; a clear error when
+        the alias is not set."""
+        version = self.alias(alias)
+        if version is None:
+            raise RegistryError(
+                f"model {self.name!r} has no {alias!r} version to serve",
+                fix="run 'loopml train' (the first version becomes champion), or point "
+                "serve.alias at an alias that is set",
+            )
+        return version
+
     def load_package(self, version: str) -> ModelPackage:
         """Download a version's model package into a temp folder and load it."""
         info = self.version(version)

@@ -1,61 +1,47 @@
-"""The FastAPI app: middleware, the one error-to-HTTP mapping, health, metrics, admin.
+"""The FastAPI app: middleware, the one error-to-HTTP mapping, and the route objects.
 
 Prediction routes live in :mod:`loopml.serve.routes` (``/predict``, ``/invocations``,
-``/feedback``) and :mod:`loopml.serve.oip_routes` (the Open Inference Protocol v2). They
-read the raw body and hand it to the codecs, which is several times faster than letting
-FastAPI build pydantic objects per request; :mod:`loopml.serve.schemas` documents the same
-shapes in the OpenAPI document.
+``/feedback``) and :mod:`loopml.serve.oip_routes` (the Open Inference Protocol v2), probes,
+metrics and admin routes in :mod:`loopml.serve.operations`. Each is an object built over
+the server's :class:`~loopml.serve.parts.ServerParts`. They read the raw body and hand it
+to the codecs, which is several times faster than letting FastAPI build pydantic objects
+per request; :mod:`loopml.serve.schemas` documents the same shapes in the OpenAPI document.
+
+Every failure loopml raises carries its HTTP status, code and retry hint
+(:class:`~loopml.errors.LoopmlError`), so one handler answers them all; a second answers
+the framework's own 404 / 405, and a last one turns anything unexpected into a 500 whose
+traceback goes to the log, not to the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from loopml.config import ServeConfig
-from loopml.errors import InputError, LoopmlError
-from loopml.ledger import DuplicateRequest, LedgerClosed, LedgerError, LedgerFull
-from loopml.serve import oip_routes, routes
-from loopml.serve.metrics import CONTENT_TYPE, ServeMetrics
-from loopml.serve.reload import Reloader
+from loopml.errors import LoopmlError
+from loopml.serve.oip_routes import OipRoutes
+from loopml.serve.operations import OperationRoutes
+from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody, problem
-from loopml.serve.schemas import Health, ReloadResponse, component_schemas, problem_responses
+from loopml.serve.routes import PredictionRoutes
+from loopml.serve.schemas import component_schemas
 from loopml.serve.security import BodyLimit
-from loopml.serve.service import PredictionService
-from loopml.tokens import bearer_matches
 from loopml.version import __version__
 
-if TYPE_CHECKING:
-    from loopml.monitor.loop import MonitorLoop
+__all__ = ["create_app"]
 
 log = logging.getLogger("loopml.serve")
-
-
-@dataclass
-class ServerParts:
-    """Everything the routes need, built once by :mod:`loopml.serve.server`."""
-
-    service: PredictionService
-    metrics: ServeMetrics
-    settings: ServeConfig
-    token: str
-    reloader: Reloader | None = None
-    monitor: MonitorLoop | None = None
-    durable: bool = True
-    on_start: list[Callable[[], None]] = field(default_factory=list)
-    on_stop: list[Callable[[], None]] = field(default_factory=list)
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
 
 
 def create_app(parts: ServerParts) -> FastAPI:
@@ -73,17 +59,10 @@ def create_app(parts: ServerParts) -> FastAPI:
                 # Closing the ledger drains its queue: run it off the event loop.
                 await asyncio.to_thread(stop)
 
-    app = FastAPI(
-        title="loopml prediction server",
-        version=__version__,
-        lifespan=lifespan,
-    )
-    app.state.parts = parts
+    app = FastAPI(title="loopml prediction server", version=__version__, lifespan=lifespan)
     _errors(app, parts)
-    app.include_router(routes.router)
-    app.include_router(oip_routes.router)
-    _operations(app, parts)
-    _admin(app, parts)
+    for routes in (PredictionRoutes(parts), OipRoutes(parts), OperationRoutes(parts)):
+        app.include_router(routes.router())
     _openapi(app)
     settings = parts.settings
     if settings.cors_origins:
@@ -100,146 +79,37 @@ def create_app(parts: ServerParts) -> FastAPI:
 
 
 def _errors(app: FastAPI, parts: ServerParts) -> None:
-    """The one mapping from failures to HTTP answers; the body is always a Problem."""
+    """The mapping from failures to HTTP answers; the body is always a Problem."""
     metrics = parts.metrics
-    retry = str(parts.settings.ledger.retry_after_seconds)
+    retry = {"Retry-After": str(parts.settings.ledger.retry_after_seconds)}
 
     def route_of(request: Request) -> str:
         found = request.scope.get("route")
         return str(getattr(found, "path", request.url.path))
 
-    @app.exception_handler(InputError)
-    async def bad_input(request: Request, exc: InputError) -> Response:
-        metrics.refused(route_of(request), exc.error)
-        return JSONBody(exc.to_body(), status_code=exc.status)
-
-    @app.exception_handler(LedgerFull)
-    async def ledger_full(request: Request, exc: LedgerFull) -> Response:
-        metrics.refused(route_of(request), "ledger_full")
-        metrics.ledger_full.inc()
-        reason = "the prediction ledger is full; retry after the Retry-After delay"
-        return problem(503, "ledger_full", reason, headers={"Retry-After": retry})
-
-    @app.exception_handler(LedgerClosed)
-    async def ledger_closed(request: Request, exc: LedgerClosed) -> Response:
-        metrics.refused(route_of(request), "shutting_down")
-        reason = "the server is shutting down; retry on another replica"
-        return problem(503, "shutting_down", reason, headers={"Retry-After": retry})
-
-    @app.exception_handler(LedgerError)
-    async def ledger_error(request: Request, exc: LedgerError) -> Response:
-        metrics.refused(route_of(request), "ledger_unavailable")
-        log.error("ledger write failed: %s", exc)
-        reason = "the prediction could not be recorded, so it is not served; retry later"
-        return problem(503, "ledger_unavailable", reason, headers={"Retry-After": retry})
-
-    @app.exception_handler(DuplicateRequest)
-    async def duplicate(request: Request, exc: DuplicateRequest) -> Response:
-        metrics.refused(route_of(request), "duplicate_request_id")
-        reason = "this request id was used before; send a new id (or none to get one)"
-        return problem(409, "duplicate_request_id", reason, field="request_id")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        metrics.refused(route_of(request), "invalid_request")
-        reason = str(first.get("msg", "invalid request"))
-        return problem(422, "invalid_request", reason, field=where)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, error, str(exc.detail), headers=exc.headers)
-
-    @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
+        log.exception("unexpected error on %s", request.url.path, exc_info=exc)
         metrics.refused(route_of(request), "internal")
         return problem(500, "internal", "unexpected server error; see the server log")
 
+    async def refused(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, LoopmlError) or (exc.status >= 500 and not exc.retryable):
+            return await unexpected(request, exc)
+        metrics.refused(route_of(request), exc.error)
+        if exc.logged:
+            log.error("%s: %s", exc.error, exc)
+        headers = retry if exc.retryable else None
+        return JSONBody(exc.to_body(), status_code=exc.status, headers=headers)
 
-def _operations(app: FastAPI, parts: ServerParts) -> None:
-    """Probes, metrics and the admin routes."""
-    service = parts.service
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, StarletteHTTPException):
+            return await unexpected(request, exc)
+        error = _HTTP_ERRORS.get(exc.status_code, "http_error")
+        return problem(exc.status_code, error, str(exc.detail), headers=exc.headers)
 
-    @app.get("/health/live", response_model=Health, tags=["operations"])
-    async def live() -> Health:
-        return Health(status="live")
-
-    @app.get(
-        "/health/ready",
-        response_model=Health,
-        responses=problem_responses(503),
-        tags=["operations"],
-    )
-    async def ready() -> Response:
-        deployment = service.deployment
-        if not service.ready:
-            return problem(503, "not_ready", "the server is shutting down")
-        body = Health(status="ready", model=deployment.model, version=deployment.version)
-        return JSONBody(body.model_dump())
-
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics() -> Response:
-        return Response(parts.metrics.exposition(), media_type=CONTENT_TYPE)
-
-
-def _admin(app: FastAPI, parts: ServerParts) -> None:
-    """Routes that change the server's state: they need the admin token."""
-
-    @app.post(
-        "/admin/reload",
-        response_model=ReloadResponse,
-        responses=problem_responses(401, 403, 409),
-        tags=["admin"],
-    )
-    async def reload(request: Request) -> Response:
-        denied = check_admin(request, parts.token)
-        if denied is not None:
-            return denied
-        if parts.reloader is None:
-            return problem(409, "reload_disabled", "this server does not follow an alias")
-        outcome = await asyncio.wrap_future(parts.reloader.reload_now())
-        status = 200 if outcome.outcome != "failed" else 409
-        return JSONBody(outcome.to_dict(), status_code=status)
-
-    @app.post("/admin/monitor", responses=problem_responses(401, 403, 409), tags=["admin"])
-    async def monitor(request: Request) -> Response:
-        """Run the monitor now (as ``loopml monitor run`` does) and answer its summary."""
-        denied = check_admin(request, parts.token)
-        if denied is not None:
-            return denied
-        if parts.monitor is None:
-            return problem(409, "monitor_disabled", "this server runs no monitor")
-        try:
-            result = await asyncio.to_thread(parts.monitor.run_now)
-        except LoopmlError as exc:
-            return problem(409, "monitor_failed", exc.headline)
-        return JSONBody(
-            {
-                "windows": len(result.complete_windows),
-                "events": [e.to_dict() for e in result.events],
-                "active": [a.to_dict() for a in result.active],
-                "errors": result.errors,
-            }
-        )
-
-
-def check_admin(request: Request, token: str) -> Response | None:
-    """None if the request carries the admin token; else the 401 / 403 to send."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return problem(
-            401,
-            "unauthorized",
-            "admin routes need 'Authorization: Bearer <token>' (the token is in the file "
-            "named by serve.token_file, by default .loopml/admin.token)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not bearer_matches(header, token):
-        return problem(403, "forbidden", "the bearer token does not match the admin token")
-    return None
+    app.add_exception_handler(LoopmlError, refused)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
 
 
 def _openapi(app: FastAPI) -> None:

@@ -21,8 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loopml.config import ProjectConfig
 from loopml.errors import DataError, InputError
-from loopml.registry.runtime import Outputs, Runtime
+from loopml.registry.runtime import Outputs, Runtime, load_runtime
+from loopml.registry.store import open_registry
 from loopml.serve.table import Table
 from loopml.serve.validation import InputSchema, validate
 
@@ -44,6 +46,18 @@ class ScoreResult:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+def scoring_runtime(project: ProjectConfig, version: str | None) -> tuple[str, Runtime]:
+    """The version to score with (default: the served alias) and its verified, parity-checked
+    serving runtime, with every core: a batch job has the machine to itself."""
+    registry = open_registry(project)
+    chosen = version or registry.served_version(project.serve.alias)
+    folder = registry.fetch_serving_artifact(chosen, project.resolve(project.serve.cache_dir))
+    threads = max(1, os.cpu_count() or 1)
+    runtime = load_runtime(folder, trust_pickle=project.serve.trust_pickle, threads=threads)
+    runtime.check_parity()
+    return chosen, runtime
 
 
 def table_format(path: Path) -> str:

@@ -62,11 +62,7 @@ class _LedgerCollector(Collector):
 class ServeMetrics:
     """The server's instruments, labelled by route, model version and arm."""
 
-    def __init__(
-        self,
-        ledger: Callable[[], LedgerGauges | None] | None = None,
-        monitor: Collector | None = None,
-    ) -> None:
+    def __init__(self, ledger: Callable[[], LedgerGauges | None] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -107,8 +103,6 @@ class ServeMetrics:
         )
         if ledger is not None:
             r.register(_LedgerCollector(ledger))
-        if monitor is not None:
-            r.register(monitor)
 
     def served(self, model: str, version: str) -> None:
         self.model_info.clear()
@@ -120,6 +114,8 @@ class ServeMetrics:
 
     def refused(self, route: str, error: str) -> None:
         self.errors.labels(route, error).inc()
+        if error == "ledger_full":
+            self.ledger_full.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,72 +14,97 @@ from fastapi.responses import Response
 
 from loopml.errors import InputError
 from loopml.serve import oip
+from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody
-from loopml.serve.routes import REFUSALS, record
+from loopml.serve.routes import REFUSALS
 from loopml.serve.schemas import InferRequest, InferResponse, body_schema
 from loopml.serve.service import Deployment
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 HEADER_LENGTH = "inference-header-content-length"
 
 
-@router.get("")
-async def server_metadata() -> Response:
-    return JSONBody(oip.server_metadata())
+class OipRoutes:
+    """The Open Inference Protocol v2 routes of one server (its :class:`ServerParts`)."""
 
+    def __init__(self, parts: ServerParts) -> None:
+        self.parts = parts
 
-@router.get("/health/live")
-async def server_live() -> Response:
-    return JSONBody({"live": True})
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+        get = router.add_api_route
+        get("", self.server_metadata, methods=["GET"])
+        get("/health/live", self.server_live, methods=["GET"])
+        get("/health/ready", self.server_ready, methods=["GET"])
+        for path in ("/models/{name}", "/models/{name}/versions/{version}"):
+            get(path, self.model_metadata, methods=["GET"])
+            get(f"{path}/ready", self.model_ready, methods=["GET"])
+        for path in ("/models/{name}/infer", "/models/{name}/versions/{version}/infer"):
+            router.add_api_route(
+                path, self.infer, methods=["POST"], response_model=InferResponse,
+                responses=REFUSALS,
+                openapi_extra=body_schema(
+                    InferRequest, "application/json", "application/octet-stream"
+                ),
+            )  # fmt: skip
+        return router
 
+    async def server_metadata(self) -> Response:
+        return JSONBody(oip.server_metadata())
 
-@router.get("/health/ready")
-async def server_ready(request: Request) -> Response:
-    ready = request.app.state.parts.service.ready
-    return JSONBody({"ready": ready}, status_code=200 if ready else 503)
+    async def server_live(self) -> Response:
+        return JSONBody({"live": True})
 
+    async def server_ready(self) -> Response:
+        ready = self.parts.service.ready
+        return JSONBody({"ready": ready}, status_code=200 if ready else 503)
 
-@router.get("/models/{name}")
-@router.get("/models/{name}/versions/{version}")
-async def model_metadata(request: Request, name: str, version: str | None = None) -> Response:
-    d = served(request, name, version)
-    return JSONBody(oip.model_metadata(d.model, [d.version], d.runtime.contract, d.task, d.classes))
+    async def model_metadata(self, name: str, version: str | None = None) -> Response:
+        d = self.served(name, version)
+        return JSONBody(
+            oip.model_metadata(d.model, [d.version], d.runtime.contract, d.task, d.classes)
+        )
 
+    async def model_ready(self, name: str, version: str | None = None) -> Response:
+        self.served(name, version)
+        ready = self.parts.service.ready
+        return JSONBody({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
-@router.get("/models/{name}/ready")
-@router.get("/models/{name}/versions/{version}/ready")
-async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
-    served(request, name, version)
-    ready = request.app.state.parts.service.ready
-    return JSONBody({"name": name, "ready": ready}, status_code=200 if ready else 503)
+    async def infer(self, request: Request, name: str, version: str | None = None) -> Response:
+        """JSON tensors, or the binary tensor extension (``Inference-Header-Content-Length``)."""
+        started = time.perf_counter()
+        parts = self.parts
+        deployment = self.served(name, version)
+        decoded = oip.decode_infer(await request.body(), header_length(request))
+        oip.check_outputs(decoded, deployment.task)
+        prediction = parts.service.predict(decoded.table, decoded.id, durable=parts.durable)
+        if prediction.committed is not None:
+            await prediction.committed
+        d = prediction.deployment
+        body, headers = oip.encode_infer(
+            d.model, d.version, prediction.request_id, prediction.outputs, d.classes, decoded
+        )
+        parts.record("/v2/infer", prediction, started)
+        binary = HEADER_LENGTH in {h.lower() for h in headers}
+        media = "application/octet-stream" if binary else "application/json"
+        return Response(body, media_type=media, headers=headers)
 
-
-INFER = {
-    "response_model": InferResponse,
-    "responses": REFUSALS,
-    "openapi_extra": body_schema(InferRequest, "application/json", "application/octet-stream"),
-}
-
-
-@router.post("/models/{name}/infer", **INFER)  # type: ignore[arg-type]
-@router.post("/models/{name}/versions/{version}/infer", **INFER)  # type: ignore[arg-type]
-async def infer(request: Request, name: str, version: str | None = None) -> Response:
-    """JSON tensors, or the binary tensor extension (``Inference-Header-Content-Length``)."""
-    started = time.perf_counter()
-    parts = request.app.state.parts
-    deployment = served(request, name, version)
-    decoded = oip.decode_infer(await request.body(), header_length(request))
-    oip.check_outputs(decoded, deployment.task)
-    prediction = parts.service.predict(decoded.table, decoded.id, durable=parts.durable)
-    if prediction.committed is not None:
-        await prediction.committed
-    d = prediction.deployment
-    body, headers = oip.encode_infer(
-        d.model, d.version, prediction.request_id, prediction.outputs, d.classes, decoded
-    )
-    record(parts, "/v2/infer", prediction, started)
-    media = "application/octet-stream" if HEADER_LENGTH in {h.lower() for h in headers} else None
-    return Response(body, media_type=media or "application/json", headers=headers)
+    def served(self, name: str, version: str | None) -> Deployment:
+        deployment = self.parts.service.deployment
+        if name != deployment.model:
+            raise InputError(
+                f"no model named {name!r} here; this server serves {deployment.model!r}",
+                error="unknown_model",
+                field="name",
+                status=404,
+            )
+        if version is not None and version != deployment.version:
+            raise InputError(
+                f"version {version} of {name!r} is not loaded; version {deployment.version} is",
+                error="unknown_version",
+                field="version",
+                status=404,
+            )
+        return deployment
 
 
 def header_length(request: Request) -> int | None:
@@ -95,22 +120,3 @@ def header_length(request: Request) -> int | None:
             field=HEADER_LENGTH,
             status=400,
         ) from None
-
-
-def served(request: Request, name: str, version: str | None) -> Deployment:
-    deployment: Deployment = request.app.state.parts.service.deployment
-    if name != deployment.model:
-        raise InputError(
-            f"no model named {name!r} here; this server serves {deployment.model!r}",
-            error="unknown_model",
-            field="name",
-            status=404,
-        )
-    if version is not None and version != deployment.version:
-        raise InputError(
-            f"version {version} of {name!r} is not loaded; version {deployment.version} is",
-            error="unknown_version",
-            field="version",
-            status=404,
-        )
-    return deployment

@@ -5,6 +5,10 @@ artifact, a corrupt artifact, an unreachable ledger) fails here, before the port
 as a :class:`~loopml.errors.LoopmlError`. SIGTERM is graceful: readiness flips to
 not-ready first, the listener closes after ``serve.drain_seconds``, requests in flight
 finish and are written to the ledger, the ledger queue is drained, and the process exits 0.
+
+The server runs no background job of its own: whoever starts it passes a ``compose``
+function that adds them to the parts (:mod:`loopml.pipeline.serving` adds the monitor),
+in this process and, with ``--workers N``, in every worker.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,15 +25,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from loopml.config import ProjectConfig, load_project
-from loopml.errors import RegistryError
 from loopml.ledger import Ledger, open_ledger
-from loopml.monitor.gauges import MonitorCollector
-from loopml.monitor.loop import MonitorLoop, stored_snapshot
-from loopml.monitor.run import run_monitor
 from loopml.registry.runtime import load_runtime
 from loopml.registry.store import ModelRegistry, open_registry
-from loopml.serve.app import ServerParts, create_app
+from loopml.serve.app import create_app
 from loopml.serve.metrics import LedgerGauges, ServeMetrics
+from loopml.serve.parts import ServerParts
 from loopml.serve.reload import Reloader, ReloadOutcome
 from loopml.serve.service import Deployment, PredictionService
 from loopml.tokens import ensure_token
@@ -48,39 +50,22 @@ def load_deployment(
     return Deployment.of(registry.name, version, runtime)
 
 
-def champion_version(registry: ModelRegistry, alias: str) -> str:
-    version = registry.alias(alias)
-    if version is None:
-        raise RegistryError(
-            f"model {registry.name!r} has no {alias!r} version to serve",
-            fix="run 'loopml train' (the first version becomes champion), or point "
-            "serve.alias at an alias that is set",
-        )
-    return version
-
-
 def build_parts(project: ProjectConfig) -> ServerParts:
     """Load the served version and open everything the server needs (not started yet)."""
     settings = project.serve
     registry = open_registry(project)
     cache = project.resolve(settings.cache_dir)
     trust = settings.trust_pickle
-    version = champion_version(registry, settings.alias)
+    version = registry.served_version(settings.alias)
     deployment = load_deployment(registry, version, cache, trust_pickle=trust)
     token, _ = ensure_token(project.resolve(settings.token_file))
     ledger = open_ledger(settings.ledger, project.root) if settings.ledger.enabled else None
     service = PredictionService(deployment, ledger, max_rows=settings.max_rows)
-    monitor = _monitor(project) if settings.ledger.enabled else None
-    collector = None if monitor is None else MonitorCollector(monitor.snapshot)
-    metrics = ServeMetrics(_gauges(ledger), collector)
+    metrics = ServeMetrics(_gauges(ledger))
     metrics.served(deployment.model, deployment.version)
     parts = ServerParts(
-        service, metrics, settings, token, durable=settings.ledger.mode == "durable",
-        monitor=monitor,
-    )  # fmt: skip
-    if monitor is not None:
-        parts.on_start.append(monitor.start)
-        parts.on_stop.insert(0, monitor.stop)
+        service, metrics, settings, token, durable=settings.ledger.mode == "durable"
+    )
     if ledger is not None:
         parts.on_start.append(ledger.start)
         parts.on_stop.append(ledger.close)
@@ -112,16 +97,6 @@ def _reloader(
         lambda: registry.alias(settings.alias),
         poll_seconds=settings.poll_seconds,
         on_outcome=on_outcome,
-    )
-
-
-def _monitor(project: ProjectConfig) -> MonitorLoop:
-    """The background monitor, seeded with the stored results so gauges show at once."""
-
-    return MonitorLoop(
-        lambda: run_monitor(project),
-        project.monitor.interval_seconds,
-        read=lambda: stored_snapshot(project),
     )
 
 
@@ -164,18 +139,34 @@ class GracefulServer(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def run_server(project: ProjectConfig, *, project_file: Path, access_log: bool = False) -> None:
+Compose = Callable[[ProjectConfig, ServerParts], None]
+"""Adds the process's background jobs to freshly built parts (see the module doc)."""
+
+
+def run_server(
+    project: ProjectConfig,
+    *,
+    project_file: Path,
+    compose: Compose,
+    factory: str,
+    access_log: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
     """Serve until SIGTERM / SIGINT. With several workers each loads its own copy.
 
     Worker processes rebuild everything from the project file and the ``LOOPML_``
-    environment, so command-line flags must have been turned into environment overrides.
+    environment, so command-line flags must have been turned into environment overrides;
+    ``factory`` is the import string of the app factory they call (it must compose the
+    same jobs). ``on_ready`` runs once the parts are built, just before the port opens.
     """
     settings = project.serve
     host, port, workers = settings.host, settings.port, settings.workers
     if workers > 1:
         os.environ[PROJECT_ENV] = str(project_file.resolve())
+        if on_ready is not None:
+            on_ready()
         uvicorn.run(
-            "loopml.serve.server:worker_app",
+            factory,
             factory=True,
             host=host,
             port=port,
@@ -185,6 +176,9 @@ def run_server(project: ProjectConfig, *, project_file: Path, access_log: bool =
         )
         return
     parts = build_parts(project)
+    compose(project, parts)
+    if on_ready is not None:
+        on_ready()
     config = uvicorn.Config(
         create_app(parts),
         host=host,
@@ -196,7 +190,10 @@ def run_server(project: ProjectConfig, *, project_file: Path, access_log: bool =
     GracefulServer(config, parts, project.serve.drain_seconds).run()
 
 
-def worker_app() -> FastAPI:
-    """The app factory uvicorn calls in each worker process (``--workers N``)."""
+def worker_app(compose: Compose) -> FastAPI:
+    """The app of one worker process (``--workers N``), from the project file the parent
+    named in the environment."""
     project = load_project(os.environ[PROJECT_ENV], os.environ)
-    return create_app(build_parts(project))
+    parts = build_parts(project)
+    compose(project, parts)
+    return create_app(parts)

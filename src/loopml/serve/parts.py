@@ -1,0 +1,61 @@
+"""What one server process is made of, typed: the routes' only view of the server.
+
+:func:`loopml.serve.server.build_parts` builds it; whoever starts the process adds its
+background jobs (:meth:`ServerParts.add_job`) and then hands it to
+:func:`loopml.serve.app.create_app`, which gives every route object the same instance
+(as MLServer's endpoints get their data plane) instead of an untyped ``app.state``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client.registry import Collector
+
+from loopml.config import ServeConfig
+from loopml.jobs import Job
+from loopml.serve.metrics import ServeMetrics
+from loopml.serve.reload import Reloader
+from loopml.serve.service import Prediction, PredictionService
+
+__all__ = ["ServerParts"]
+
+
+@dataclass
+class ServerParts:
+    """The service, its instruments and settings, the admin token, the reloader and the
+    background jobs; ``on_start`` / ``on_stop`` run when the server starts and stops."""
+
+    service: PredictionService
+    metrics: ServeMetrics
+    settings: ServeConfig
+    token: str
+    reloader: Reloader | None = None
+    jobs: dict[str, Job] = field(default_factory=dict)
+    durable: bool = True
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+    def add_job(self, job: Job, *, gauges: Collector | None = None) -> None:
+        """Run ``job`` while the server runs (stopped before the ledger closes), and
+        expose its ``gauges`` on ``/metrics``."""
+        if job.name in self.jobs:
+            raise ValueError(f"a job named {job.name!r} is already added")
+        self.jobs[job.name] = job
+        self.on_start.append(job.start)
+        self.on_stop.insert(0, job.stop)
+        if gauges is not None:
+            self.metrics.registry.register(gauges)
+
+    def record(self, route: str, prediction: Prediction, started: float) -> None:
+        """Count one answered prediction request: its latency, rows and unseen values."""
+        metrics = self.metrics
+        version = prediction.deployment.version
+        arm = self.service.arm
+        metrics.observe(route, version, arm, 200, time.perf_counter() - started)
+        metrics.rows.labels(version, arm).inc(prediction.n_rows)
+        for feature, count in prediction.unseen.items():
+            if count:
+                metrics.unseen.labels(feature).inc(count)
