@@ -1,6 +1,6 @@
 """Benchmark: `loopml serve` side by side with the servers a team would otherwise use.
 
-Not a test. Method: /work/shared/QUALITY.md. Builds a bench project (generated feed table,
+Not a test. Method: docs/benchmark-method.md. Builds a bench project (generated feed table,
 `loopml init`, a small LightGBM-only `loopml train`), then serves its champion with every
 peer, each server pinned to core 1 and wrk to core 0, one thread per library pool:
 

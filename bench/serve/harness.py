@@ -1,6 +1,6 @@
 """Run one server pinned to a core, watch its memory, and load it with wrk on the other core.
 
-Method: /work/shared/QUALITY.md. A server is started under ``taskset`` in its own session so
+Method: docs/benchmark-method.md. A server is started under ``taskset`` in its own session so
 it and every process it forks can be stopped together; its peak RSS is the highest sum of
 RSS over its whole process tree, sampled every 100 ms; its cold start is the time from
 ``Popen`` to the first response that carries the expected prediction.
