@@ -41,4 +41,3 @@ def predict_frame(package: ModelPackage, frame: pd.DataFrame) -> pd.DataFrame:
     for i, cls in enumerate(meta.classes):
         out[f"proba_{cls}"] = scores[:, i]
     return out
-
