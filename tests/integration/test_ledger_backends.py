@@ -176,6 +176,20 @@ def test_rows_are_committed_and_read_back_unchanged(ledger: Ledger) -> None:
     assert stats.queue_rows == 0
 
 
+def test_a_read_the_database_fails_is_a_ledger_error(url: str, ledger: Ledger) -> None:
+    ledger.submit([row("a")]).result(timeout=30)
+    with table_missing(url, "labels"):
+        with ledger.backend.reader() as reader:
+            assert reader.count(LedgerQuery()) == 1  # predictions alone still read
+            with pytest.raises(LedgerError, match="cannot read the prediction ledger") as summary:
+                reader.summary()
+        with ledger.backend.reader() as reader, pytest.raises(LedgerError) as chunks:
+            next(reader.chunks(LedgerQuery(), 10))
+    for caught in (summary, chunks):
+        assert caught.value.headline.startswith("cannot read the prediction ledger")
+        assert "labels" in caught.value.detail
+
+
 def test_durable_future_resolves_only_once_the_row_is_readable_elsewhere(
     ledger: Ledger, url: str
 ) -> None:

@@ -123,7 +123,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(served_project: Project
             load.wait_for(200)
             assert server.proc is not None
             server.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
+            wait_until(lambda: server.get("/health/ready")[0] == 503)
             assert server.get("/health/ready")[0] == 503  # not ready, still answering
             served_while_draining = len(load.result.acknowledged)
             load.wait_for(served_while_draining + 20)

@@ -4,15 +4,18 @@ The :class:`~loopml.ledger.writer.Ledger` writer thread is the only caller of
 :meth:`LedgerBackend.commit`; it hands over every submission it took from the queue, in
 queue order, and the backend writes them in as few transactions as it can (group commit).
 Readers (export, stats, monitoring) open their own connection through
-:meth:`LedgerBackend.reader`, so they never touch the writer's.
+:meth:`LedgerBackend.reader`, so they never touch the writer's. Both databases read with
+the same SQL: :class:`SqlReader` holds it, and each backend's reader adds only its
+placeholder, its driver's error type and how it runs a statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 from loopml.ledger.records import (
     SCHEMA_VERSION,
@@ -123,6 +126,12 @@ def prediction_runs(ops: Sequence[Op]) -> Iterator[tuple[bool, list[int]]]:
         yield kind, run
 
 
+def prediction_rows(op: Op) -> Sequence[PredictionRow]:
+    """The rows of an op the caller knows is a :class:`PredictionOp`."""
+    assert isinstance(op, PredictionOp)
+    return op.rows
+
+
 def prediction_params(rows: Sequence[PredictionRow]) -> list[tuple[object, ...]]:
     """Insert parameters in :data:`PREDICTION_COLUMNS` order."""
     return [
@@ -192,6 +201,56 @@ SUMMARY_GROUPS = (
     "SELECT version, arm, COUNT(*) FROM predictions GROUP BY version, arm "
     "ORDER BY COUNT(*) DESC, version, arm"
 )
+
+
+class SqlReader(ABC):
+    """:class:`LedgerReader` over one snapshot, in the SQL both databases understand.
+
+    A backend's reader says how to run a statement (:meth:`_fetch_all`, :meth:`_batches`),
+    which placeholder its driver takes and which error type it raises; a driver error
+    becomes the backend's :class:`~loopml.ledger.records.LedgerError`.
+    """
+
+    placeholder: ClassVar[str]
+    database_error: ClassVar[type[Exception]]
+
+    def __init__(self, url: str, error: Callable[[str, Exception], LedgerError]) -> None:
+        self._url = url
+        self._error = error
+
+    def count(self, query: LedgerQuery) -> int:
+        where, params = where_clause(query, self.placeholder)
+        return int(self._fetch(f"SELECT COUNT(*) FROM predictions p{where}", params)[0][0])
+
+    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
+        sql, params = select_records(query, self.placeholder)
+        try:
+            for batch in self._batches(sql, params, chunk_rows):
+                yield [LedgerRecord._make(row) for row in batch]
+        except self.database_error as exc:
+            raise self._error("cannot read", exc) from exc
+
+    def summary(self) -> LedgerSummary:
+        rows, first, last = self._fetch(SUMMARY_TOTALS, [])[0]
+        labelled = self._fetch(SUMMARY_LABELLED, [])[0][0]
+        groups = [(str(v), str(a), int(n)) for v, a, n in self._fetch(SUMMARY_GROUPS, [])]
+        return LedgerSummary(self._url, int(rows), int(labelled), first, last, groups)
+
+    def _fetch(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+        try:
+            return self._fetch_all(sql, params)
+        except self.database_error as exc:
+            raise self._error("cannot read", exc) from exc
+
+    @abstractmethod
+    def _fetch_all(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+        """Every row of one statement."""
+
+    @abstractmethod
+    def _batches(
+        self, sql: str, params: list[object], chunk_rows: int
+    ) -> Iterator[Sequence[tuple[Any, ...]]]:
+        """The rows of one statement, ``chunk_rows`` at a time, without holding them all."""
 
 
 def check_schema_version(found: int, url: str) -> None:

@@ -22,19 +22,15 @@ from psycopg import errors as pg_errors
 
 from loopml.ledger.backend import (
     PREDICTION_COLUMNS,
-    SUMMARY_GROUPS,
-    SUMMARY_LABELLED,
-    SUMMARY_TOTALS,
     FeedbackOp,
     Op,
     OpResult,
-    PredictionOp,
+    SqlReader,
     check_schema_version,
     latest_labels,
     prediction_params,
+    prediction_rows,
     prediction_runs,
-    select_records,
-    where_clause,
 )
 from loopml.ledger.records import (
     SCHEMA_VERSION,
@@ -42,9 +38,6 @@ from loopml.ledger.records import (
     Feedback,
     FeedbackResult,
     LedgerError,
-    LedgerQuery,
-    LedgerRecord,
-    LedgerSummary,
     PredictionRow,
 )
 
@@ -134,7 +127,7 @@ class PostgresBackend:
         except psycopg.Error as exc:
             raise self._error("cannot connect to", exc) from exc
 
-    def _error(self, what: str, exc: psycopg.Error) -> LedgerError:
+    def _error(self, what: str, exc: Exception) -> LedgerError:
         return LedgerError(
             f"{what} the prediction ledger {self._url}",
             detail=f"{type(exc).__name__}: {str(exc).strip()}",
@@ -200,7 +193,7 @@ class PostgresBackend:
         if len(runs) == 1 and runs[0][0]:
             # The usual group, predictions only: one autocommit statement, no BEGIN/COMMIT.
             try:
-                self._insert_rows(conn, [r for op in ops for r in _rows(op)])
+                self._insert_rows(conn, [r for op in ops for r in prediction_rows(op)])
                 return results
             except pg_errors.UniqueViolation:
                 together = False
@@ -223,7 +216,7 @@ class PostgresBackend:
         together: bool,
     ) -> None:
         """Inside the group's transaction; each attempt in a savepoint of its own."""
-        rows = [r for i in indexes for r in _rows(ops[i])]
+        rows = [r for i in indexes for r in prediction_rows(ops[i])]
         if together and len(indexes) > 1:
             try:
                 with conn.transaction():
@@ -233,7 +226,7 @@ class PostgresBackend:
                 pass
         # Some key is taken: one statement per submission, so only the guilty fail.
         for i in indexes:
-            op_rows = _rows(ops[i])
+            op_rows = prediction_rows(ops[i])
             try:
                 with conn.transaction():
                     self._insert_rows(conn, op_rows)
@@ -279,44 +272,27 @@ class PostgresBackend:
         self._drop()
 
 
-class PostgresReader:
+class PostgresReader(SqlReader):
     """Reads over one REPEATABLE READ snapshot, streaming through a server-side cursor."""
 
+    placeholder = "%s"
+    database_error = psycopg.Error
+
     def __init__(self, conn: psycopg.Connection[Any], backend: PostgresBackend) -> None:
+        super().__init__(backend.url, backend._error)
         self._conn = conn
-        self._backend = backend
 
-    def count(self, query: LedgerQuery) -> int:
-        where, params = where_clause(query, "%s")
-        return int(self._fetch(f"SELECT COUNT(*) FROM predictions p{where}", params)[0][0])
+    def _fetch_all(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
 
-    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
-        sql, params = select_records(query, "%s")
-        try:
-            with self._conn.cursor(name="ledger_read") as cursor:
-                cursor.itersize = chunk_rows
-                cursor.execute(sql, params)
-                while batch := cursor.fetchmany(chunk_rows):
-                    yield [LedgerRecord._make(row) for row in batch]
-        except psycopg.Error as exc:
-            raise self._backend._error("cannot read", exc) from exc
-
-    def summary(self) -> LedgerSummary:
-        rows, first, last = self._fetch(SUMMARY_TOTALS, [])[0]
-        labelled = self._fetch(SUMMARY_LABELLED, [])[0][0]
-        groups = [(str(v), str(a), int(n)) for v, a, n in self._fetch(SUMMARY_GROUPS, [])]
-        return LedgerSummary(self._backend.url, int(rows), int(labelled), first, last, groups)
-
-    def _fetch(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
-        try:
-            return self._conn.execute(sql, params).fetchall()
-        except psycopg.Error as exc:
-            raise self._backend._error("cannot read", exc) from exc
-
-
-def _rows(op: Op) -> Sequence[PredictionRow]:
-    assert isinstance(op, PredictionOp)
-    return op.rows
+    def _batches(
+        self, sql: str, params: list[object], chunk_rows: int
+    ) -> Iterator[Sequence[tuple[Any, ...]]]:
+        with self._conn.cursor(name="ledger_read") as cursor:
+            cursor.itersize = chunk_rows
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(chunk_rows):
+                yield batch
 
 
 def _label_columns(labels: Sequence[Feedback]) -> list[list[Any]]:

@@ -21,28 +21,20 @@ from urllib.parse import parse_qs, urlsplit
 
 from loopml.ledger.backend import (
     PREDICTION_COLUMNS,
-    SUMMARY_GROUPS,
-    SUMMARY_LABELLED,
-    SUMMARY_TOTALS,
     FeedbackOp,
     Op,
     OpResult,
-    PredictionOp,
+    SqlReader,
     check_schema_version,
     prediction_params,
+    prediction_rows,
     prediction_runs,
-    select_records,
-    where_clause,
 )
 from loopml.ledger.records import (
     SCHEMA_VERSION,
     DuplicateRequest,
     FeedbackResult,
     LedgerError,
-    LedgerQuery,
-    LedgerRecord,
-    LedgerSummary,
-    PredictionRow,
 )
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
@@ -171,7 +163,7 @@ class SqliteBackend:
             raise self._error("cannot create the tables of", exc) from exc
         check_schema_version(int(found[0]), self.url)
 
-    def _error(self, what: str, exc: sqlite3.Error) -> LedgerError:
+    def _error(self, what: str, exc: Exception) -> LedgerError:
         return LedgerError(
             f"{what} the prediction ledger {self.path}",
             detail=f"{type(exc).__name__}: {exc}",
@@ -204,7 +196,7 @@ class SqliteBackend:
     def _insert_run(
         conn: sqlite3.Connection, ops: Sequence[Op], indexes: list[int], results: list[OpResult]
     ) -> None:
-        params = [p for i in indexes for p in prediction_params(_rows(ops[i]))]
+        params = [p for i in indexes for p in prediction_params(prediction_rows(ops[i]))]
         conn.execute("SAVEPOINT run")
         try:
             conn.executemany(_INSERT, params)
@@ -215,7 +207,7 @@ class SqliteBackend:
             conn.execute("RELEASE run")
         # Some key is taken: write the submissions one by one so only the guilty fail.
         for i in indexes:
-            rows = _rows(ops[i])
+            rows = prediction_rows(ops[i])
             conn.execute("SAVEPOINT op")
             try:
                 conn.executemany(_INSERT, prediction_params(rows))
@@ -242,43 +234,25 @@ class SqliteBackend:
             self._conn = None
 
 
-class SqliteReader:
+class SqliteReader(SqlReader):
     """Reads over one WAL snapshot (see :class:`~loopml.ledger.backend.LedgerReader`)."""
 
+    placeholder = "?"
+    database_error = sqlite3.Error
+
     def __init__(self, conn: sqlite3.Connection, backend: SqliteBackend) -> None:
+        super().__init__(backend.url, backend._error)
         self._conn = conn
-        self._backend = backend
 
-    def count(self, query: LedgerQuery) -> int:
-        where, params = where_clause(query, "?")
-        sql = f"SELECT COUNT(*) FROM predictions p{where}"
-        return int(self._fetch(sql, params)[0][0])
+    def _fetch_all(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
 
-    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
-        sql, params = select_records(query, "?")
-        try:
-            cursor = self._conn.execute(sql, params)
-            while batch := cursor.fetchmany(chunk_rows):
-                yield [LedgerRecord._make(row) for row in batch]
-        except sqlite3.Error as exc:
-            raise self._backend._error("cannot read", exc) from exc
-
-    def summary(self) -> LedgerSummary:
-        rows, first, last = self._fetch(SUMMARY_TOTALS, [])[0]
-        labelled = self._fetch(SUMMARY_LABELLED, [])[0][0]
-        groups = [(str(v), str(a), int(n)) for v, a, n in self._fetch(SUMMARY_GROUPS, [])]
-        return LedgerSummary(self._backend.url, int(rows), int(labelled), first, last, groups)
-
-    def _fetch(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
-        try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise self._backend._error("cannot read", exc) from exc
-
-
-def _rows(op: Op) -> Sequence[PredictionRow]:
-    assert isinstance(op, PredictionOp)
-    return op.rows
+    def _batches(
+        self, sql: str, params: list[object], chunk_rows: int
+    ) -> Iterator[Sequence[tuple[Any, ...]]]:
+        cursor = self._conn.execute(sql, params)
+        while batch := cursor.fetchmany(chunk_rows):
+            yield batch
 
 
 def _record_feedback(conn: sqlite3.Connection, op: Op) -> FeedbackResult:

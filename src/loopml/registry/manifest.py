@@ -216,7 +216,8 @@ def _corrupt(folder: Path, detail: str) -> RegistryError:
 def native_labels(classes: tuple[str, ...], target_type: str) -> list[Any]:
     """Class names (stored as strings) back in the target's own type.
 
-    The same rule as :func:`loopml.registry.pyfunc_model.decode_labels`, kept here because
+    The one rule for both faces of a version: the serving runtime and the MLflow pyfunc
+    model (:mod:`loopml.registry.pyfunc_model`). It lives here, not there, because
     importing that module builds an MLflow ``PythonModel`` (a second of imports and a
     warning MLflow forces through every filter) on the server's load path.
 

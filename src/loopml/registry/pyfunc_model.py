@@ -15,6 +15,7 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from loopml.features.pipeline import feature_frame
+from loopml.registry.manifest import native_labels
 from loopml.registry.package import ModelPackage, read_package
 from loopml.train.evaluate import model_scores
 
@@ -35,19 +36,8 @@ def predict_frame(package: ModelPackage, frame: pd.DataFrame) -> pd.DataFrame:
     scores = model_scores(package.pipeline, features, meta.task)
     if meta.task == "regression":
         return pd.DataFrame({"prediction": scores}, index=frame.index)
-    labels = np.asarray(decode_labels(meta.classes, meta.target_type))
+    labels = np.asarray(native_labels(meta.classes, meta.target_type))
     out = pd.DataFrame({"prediction": labels[scores.argmax(axis=1)]}, index=frame.index)
     for i, cls in enumerate(meta.classes):
         out[f"proba_{cls}"] = scores[:, i]
     return out
-
-
-def decode_labels(classes: tuple[str, ...], target_type: str) -> list[Any]:
-    """Class names are stored as strings; give them back in the target's own type."""
-    if target_type == "integer":
-        return [int(float(c)) for c in classes]
-    if target_type == "float":
-        return [float(c) for c in classes]
-    if target_type == "boolean":
-        return [c.lower() in {"true", "1"} for c in classes]
-    return list(classes)

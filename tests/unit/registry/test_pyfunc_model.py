@@ -1,24 +1,31 @@
+"""The MLflow pyfunc face of a version agrees with the serving runtime on every label."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
-from loopml.registry.pyfunc_model import decode_labels
+from loopml.registry.artifact import build_serving_artifact
+from loopml.registry.pyfunc_model import predict_frame
+from loopml.registry.runtime import feature_arrays, load_runtime
+from tests.unit.registry.models import package
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(
-    ("classes", "target_type", "expected"),
-    [
-        (("0", "1"), "integer", [0, 1]),
-        (("1.5", "2"), "float", [1.5, 2.0]),
-        (("False", "True"), "boolean", [False, True]),
-        (("cat", "dog"), "string", ["cat", "dog"]),
-    ],
+    ("task", "target_type"),
+    [("multiclass", "integer"), ("binary", "boolean"), ("multiclass", "string")],
 )
-def test_labels_come_back_in_the_targets_own_type(
-    classes: tuple[str, ...], target_type: str, expected: list[object]
+def test_label_decoding_matches_the_mlflow_model(
+    tmp_path: Path, task: str, target_type: str
 ) -> None:
-    decoded = decode_labels(classes, target_type)
-    assert decoded == expected
-    assert [type(v) for v in decoded] == [type(v) for v in expected]
+    pkg, holdout = package("linear", task, target_type=target_type)  # type: ignore[arg-type]
+    build_serving_artifact(pkg, holdout, tmp_path / "serving")
+    runtime = load_runtime(tmp_path / "serving")
+
+    mine = runtime.predict(feature_arrays(holdout, pkg.contract)).labels
+    theirs = predict_frame(pkg, holdout)["prediction"].tolist()
+    assert mine == theirs and [type(v) for v in mine] == [type(v) for v in theirs]
+    assert len(set(mine)) > 1  # more than one class predicted: the decoding was exercised

@@ -10,7 +10,7 @@ import pytest
 
 from loopml.errors import InputError, RegistryError
 from loopml.registry.artifact import build_serving_artifact
-from loopml.registry.manifest import MANIFEST_FILE, native_labels, sha256_bytes, sha256_file
+from loopml.registry.manifest import MANIFEST_FILE, sha256_bytes, sha256_file
 from loopml.registry.runtime import Outputs, feature_arrays, load_runtime
 from tests.unit.registry.models import native_scores, package
 
@@ -55,20 +55,6 @@ def test_labels_come_back_as_native_python_values(
     classes = list(pkg.meta.classes)
     native = native_scores(pkg, holdout).argmax(axis=1)
     assert [str(v) for v in out.labels] == [classes[i] for i in native]
-
-
-@pytest.mark.parametrize(
-    ("classes", "target_type"),
-    [(("0", "1", "2"), "integer"), (("1.5", "2"), "float"), (("False", "True"), "boolean"),
-     (("a", "b"), "string")],
-)  # fmt: skip
-def test_label_decoding_matches_the_mlflow_model(
-    classes: tuple[str, ...], target_type: str
-) -> None:
-    from loopml.registry.pyfunc_model import decode_labels
-
-    mine, theirs = native_labels(classes, target_type), decode_labels(classes, target_type)
-    assert mine == theirs and [type(v) for v in mine] == [type(v) for v in theirs]
 
 
 def test_regression_outputs_values(tmp_path: Path) -> None:
