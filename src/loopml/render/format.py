@@ -13,6 +13,7 @@ non-finite value is written as ``missing`` (by default "—"), never "nan" or "N
 from __future__ import annotations
 
 import math
+import numbers
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,8 +38,9 @@ LABEL_CHARS = 18
 
 
 def finite(value: Any) -> float | None:
-    """``value`` as a finite float; None for anything else (bools, NaN, text)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """``value`` (a Python or NumPy number) as a finite float; None for anything else
+    (bools, NaN, infinities, text)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     number = float(value)
     return number if math.isfinite(number) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from loopml.render.format import (
@@ -51,6 +52,7 @@ def test_fixed_decimals_intervals_and_counts() -> None:
     assert fmt_interval(math.nan, 0.1, 0.2, missing="n/a") == "n/a"
     assert fmt_int(12345.0) == "12,345" and fmt_int(None) == "—"
     assert fmt_int(True) == "—"  # a bool is no count
+    assert fmt_fixed(np.float32(0.25)) == "0.2500" and fmt_int(np.int64(3)) == "3"
 
 
 def test_text_is_never_none_or_nan() -> None:
