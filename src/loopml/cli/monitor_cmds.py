@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from loopml.cli.output import console, fmt, print_json, progress_display
 from loopml.cli.state import State
+
+if TYPE_CHECKING:  # the commands import their stage when they run (fast start-up)
+    from loopml.monitor.results import WindowReport
+    from loopml.monitor.run import MonitorRun
 
 monitor_app = typer.Typer(
     help="Watch the served model: drift, realized and estimated performance, alerts.",
@@ -50,27 +54,14 @@ def run(
         result = run_monitor(project, window=window, version=version, arm=arm, progress=progress)
     seconds = time.perf_counter() - started
     if as_json:
-        print_json(
-            {
-                "model": result.model,
-                "window": result.window,
-                "windows": [w.to_dict() for w in result.windows],
-                "events": [e.to_dict() for e in result.events],
-                "active": [a.to_dict() for a in result.active],
-                "deliveries": [d.to_dict() for d in result.deliveries],
-                "errors": result.errors,
-                "report_json": str(result.report_json) if result.report_json else None,
-                "report_html": str(result.report_html) if result.report_html else None,
-                "seconds": round(seconds, 3),
-            }
-        )
+        print_json({**result.to_dict(), "seconds": round(seconds, 3)})
     else:
         _show_run(result, seconds)
     if result.active:
         raise typer.Exit(1)
 
 
-def _show_run(result: Any, seconds: float) -> None:
+def _show_run(result: MonitorRun, seconds: float) -> None:
     for error in result.errors:
         console.print(f"[yellow]warning[/] {error}")
     done = result.complete_windows
@@ -103,7 +94,7 @@ def _show_run(result: Any, seconds: float) -> None:
         console.print(f"report: {result.report_html}")
 
 
-def _window_row(w: Any) -> list[str]:
+def _window_row(w: WindowReport) -> list[str]:
     perf = w.performance
     realized = ", ".join(f"{k} {fmt(v)}" for k, v in list(perf.realized.items())[:1])
     estimated = ", ".join(f"{k} {fmt(v)}" for k, v in list(perf.estimated.items())[:1])

@@ -1,18 +1,21 @@
 """The latest monitoring results as Prometheus gauges, read when Prometheus scrapes.
 
 The server's background monitor (:mod:`loopml.monitor.loop`) keeps the newest complete
-window per version and arm; this collector turns those window dicts
-(:meth:`~loopml.monitor.results.WindowReport.to_dict`) and the raised alerts into gauges.
+window per version and arm (:class:`~loopml.monitor.results.WindowReport`) and the raised
+alerts (:class:`~loopml.monitor.alerts.AlertState`); this collector turns them into gauges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from loopml.monitor.alerts import AlertState
+from loopml.monitor.results import WindowReport
 
 __all__ = ["MonitorCollector", "MonitorSnapshot"]
 
@@ -21,8 +24,8 @@ __all__ = ["MonitorCollector", "MonitorSnapshot"]
 class MonitorSnapshot:
     """The newest complete window per (version, arm), and the alerts raised now."""
 
-    windows: Sequence[Mapping[str, Any]] = ()
-    active_alerts: Sequence[Mapping[str, Any]] = ()
+    windows: Sequence[WindowReport] = ()
+    active_alerts: Sequence[AlertState] = ()
     last_run_ts: float | None = None
     runs_failed: int = 0
     errors: Sequence[str] = field(default_factory=tuple)
@@ -64,7 +67,7 @@ class MonitorCollector(Collector):
             labels=["version", "arm"],
         )  # fmt: skip
         for window in snapshot.windows:
-            labels = [str(window.get("version")), str(window.get("arm"))]
+            labels = [window.version, window.arm]
             _window(window, labels, share, dataset, score, drifted, performance, window_end)
         yield from (share, dataset, score, drifted, performance, window_end)
         yield _alerts(snapshot.active_alerts)
@@ -80,7 +83,7 @@ class MonitorCollector(Collector):
 
 
 def _window(
-    window: Mapping[str, Any],
+    window: WindowReport,
     labels: list[str],
     share: GaugeMetricFamily,
     dataset: GaugeMetricFamily,
@@ -89,35 +92,31 @@ def _window(
     performance: GaugeMetricFamily,
     window_end: GaugeMetricFamily,
 ) -> None:
-    window_end.add_metric(labels, float(window.get("end_ts") or 0.0))
-    if window.get("drift_share") is not None:
-        share.add_metric(labels, float(window["drift_share"]))
-        dataset.add_metric(labels, float(bool(window.get("dataset_drift"))))
-    columns = list(window.get("features") or [])
-    if window.get("prediction"):
-        columns.append(window["prediction"])
+    window_end.add_metric(labels, window.end_ts)
+    if window.drift_share is not None and math.isfinite(window.drift_share):
+        share.add_metric(labels, window.drift_share)
+        dataset.add_metric(labels, float(window.dataset_drift))
+    columns = [*window.features, *([window.prediction] if window.prediction else [])]
     for column in columns:
-        drift = column.get("drift") or {}
-        if drift.get("status") == "ok" and drift.get("statistic") is not None:
-            name = str(column.get("name"))
-            score.add_metric([*labels, name, str(drift.get("test"))], float(drift["statistic"]))
-            drifted.add_metric([*labels, name], float(bool(drift.get("drifted"))))
-    perf = window.get("performance") or {}
-    for kind in ("realized", "estimated", "reference"):
-        for metric, value in (perf.get(kind) or {}).items():
-            if value is not None:
-                performance.add_metric([*labels, str(metric), kind], float(value))
+        drift = column.drift
+        if drift.status == "ok" and drift.statistic is not None and math.isfinite(drift.statistic):
+            score.add_metric([*labels, column.name, drift.test], drift.statistic)
+            drifted.add_metric([*labels, column.name], float(drift.drifted))
+    perf = window.performance
+    for kind, values in (
+        ("realized", perf.realized), ("estimated", perf.estimated), ("reference", perf.reference),
+    ):  # fmt: skip
+        for metric, value in values.items():
+            if value is not None and math.isfinite(value):  # not finite: not measured
+                performance.add_metric([*labels, metric, kind], value)
 
 
-def _alerts(active: Sequence[Mapping[str, Any]]) -> GaugeMetricFamily:
+def _alerts(active: Sequence[AlertState]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(
         "loopml_alerts_raised", "Alerts raised now (1 per alert)",
         labels=["rule", "metric", "arm", "severity"],
     )  # fmt: skip
     for alert in active:
-        family.add_metric(
-            [str(alert.get("rule")), str(alert.get("metric")), str(alert.get("arm")),
-             str(alert.get("severity", ""))],
-            1.0,
-        )  # fmt: skip
+        # The state has no severity (the rule has); the label stays for the dashboards.
+        family.add_metric([alert.rule, alert.metric, alert.arm, ""], 1.0)
     return family

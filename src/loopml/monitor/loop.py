@@ -15,13 +15,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from loopml.config import ProjectConfig
 from loopml.errors import LoopmlError
 from loopml.jobs import JobStatus, PeriodicJob
 from loopml.monitor.gauges import MonitorSnapshot
 from loopml.monitor.lease import LeaseBusy
+from loopml.monitor.results import WindowReport
 from loopml.monitor.run import WAIT_SECONDS, MonitorRun, run_monitor
 from loopml.monitor.store import MonitorStore
 from loopml.monitor.windows import WindowSpec
@@ -109,14 +109,12 @@ def monitor_job(project: ProjectConfig) -> MonitorLoop:
 
 def _merge(old: MonitorSnapshot, result: MonitorRun) -> MonitorSnapshot:
     """The newest complete window per (version, arm), old ones kept where nothing new."""
-    latest: dict[tuple[Any, Any], dict[str, Any]] = {
-        (w.get("version"), w.get("arm")): dict(w) for w in old.windows
-    }
+    latest: dict[tuple[str, str], WindowReport] = {(w.version, w.arm): w for w in old.windows}
     for window in result.complete_windows:
-        latest[(window.version, window.arm)] = window.to_dict()
+        latest[(window.version, window.arm)] = window
     return MonitorSnapshot(
         windows=list(latest.values()),
-        active_alerts=[a.to_dict() for a in result.active],
+        active_alerts=list(result.active),
         last_run_ts=time.time(),
         runs_failed=old.runs_failed,
         errors=tuple(result.errors),
@@ -140,7 +138,7 @@ def stored_snapshot(project: ProjectConfig) -> MonitorSnapshot | None:
     try:
         return MonitorSnapshot(
             windows=store.latest_windows(project.name, spec),
-            active_alerts=[a.to_dict() for a in store.active_alerts(project.name)],
+            active_alerts=store.active_alerts(project.name),
         )
     finally:
         store.close()

@@ -87,19 +87,7 @@ def build_profile(
     :mod:`loopml.monitor.seasonal`).
     """
     classes = tuple(contract.classes)
-    features: list[ColumnProfile] = []
-    clocks = _clock_parts(times)
-    for spec in contract.features:
-        if spec.name not in train_features.columns:
-            continue
-        column = train_features[spec.name]
-        profiled: ColumnProfile
-        if spec.is_numeric:
-            profiled = numeric_profile(spec.name, column, points)
-        else:
-            profiled = categorical_profile(spec.name, column, missing=[MISSING])
-        clock = clock_of(column, clocks)
-        features.append(dataclasses.replace(profiled, clock=clock) if clock else profiled)
+    features = _feature_profiles(contract, train_features, points, _clock_parts(times))
     task = contract.task
     predicted = prediction_values(task, classes, holdout_scores)
     prediction = prediction_profile(task, PREDICTION, predicted, points)
@@ -107,13 +95,7 @@ def build_profile(
     clock = _finest_clock(features, holdout_features)
     if clock is not None and holdout_features is not None and task != "multiclass":
         seasonal = build_seasonal(clock, holdout_features[clock].to_numpy(object), predicted)
-    if task == "regression":
-        label: ColumnProfile = numeric_profile(contract.target, y_holdout, points)
-        calibration = None
-    else:
-        names = np.asarray(classes, dtype=object)[np.asarray(y_holdout, dtype=np.int64)]
-        label = categorical_profile(contract.target, names)
-        calibration = fit_calibration(task, holdout_scores, np.asarray(y_holdout))
+    label, calibration = _label_profile(contract, holdout_scores, y_holdout, points)
     return ReferenceProfile(
         model=model,
         task=task,
@@ -130,6 +112,39 @@ def build_profile(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         prediction_by=seasonal,
     )
+
+
+def _feature_profiles(
+    contract: Contract,
+    train_features: pd.DataFrame,
+    points: int | None,
+    clocks: dict[str, pd.Series],
+) -> list[ColumnProfile]:
+    """Each contract feature the training rows carry, marked when it follows the clock."""
+    features: list[ColumnProfile] = []
+    for spec in contract.features:
+        if spec.name not in train_features.columns:
+            continue
+        column = train_features[spec.name]
+        profiled: ColumnProfile
+        if spec.is_numeric:
+            profiled = numeric_profile(spec.name, column, points)
+        else:
+            profiled = categorical_profile(spec.name, column, missing=[MISSING])
+        clock = clock_of(column, clocks)
+        features.append(dataclasses.replace(profiled, clock=clock) if clock else profiled)
+    return features
+
+
+def _label_profile(
+    contract: Contract, holdout_scores: Array, y_holdout: Array, points: int | None
+) -> tuple[ColumnProfile, dict[str, Any] | None]:
+    """The holdout labels' distribution and, for classifiers, the scores' calibration."""
+    if contract.task == "regression":
+        return numeric_profile(contract.target, y_holdout, points), None
+    names = np.asarray(tuple(contract.classes), dtype=object)[np.asarray(y_holdout, dtype=np.int64)]
+    label = categorical_profile(contract.target, names)
+    return label, fit_calibration(contract.task, holdout_scores, np.asarray(y_holdout))
 
 
 def _finest_clock(features: list[ColumnProfile], holdout: pd.DataFrame | None) -> str | None:

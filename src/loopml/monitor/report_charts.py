@@ -8,13 +8,13 @@ numbers and already formatted tooltips for ``templates/monitor_report.html.j2``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from loopml.monitor.report_format import (
+from loopml.monitor.report_format import View
+from loopml.monitor.results import Histogram, WindowReport
+from loopml.render.format import (
     DASH,
-    View,
     finite,
     fmt_int,
     fmt_num,
@@ -46,21 +46,20 @@ class Series:
         return any(v is not None for v in self.values)
 
 
-def histogram_chart(histogram: Any, name: Any) -> View | None:
+def histogram_chart(histogram: Histogram | None, name: str) -> View | None:
     """Reference vs current shares: columns per bin (numeric) or bars per category."""
-    if not isinstance(histogram, Mapping):
+    if histogram is None:
         return None
-    labels = [text(label) for label in histogram.get("labels") or []]
-    reference = [finite(v) or 0.0 for v in histogram.get("reference") or []]
-    current = [finite(v) or 0.0 for v in histogram.get("current") or []]
+    labels = [text(label) for label in histogram.labels]
+    reference = [finite(v) or 0.0 for v in histogram.reference]
+    current = [finite(v) or 0.0 for v in histogram.current]
     count = min(len(labels), len(reference), len(current))
     if count == 0:
         return None
     bins = list(zip(labels[:count], reference[:count], current[:count], strict=True))
     caption = f"{text(name)}: share of rows, reference vs current, per "
-    edges = histogram.get("edges")
-    if isinstance(edges, list):
-        return _column_chart(bins, edges, caption + "bin")
+    if histogram.edges is not None:
+        return _column_chart(bins, histogram.edges, caption + "bin")
     return _bar_chart(bins, caption + "category")
 
 
@@ -68,7 +67,7 @@ def _tip(label: str, reference: float, current: float) -> str:
     return f"{label}: reference {fmt_pct(reference)}, current {fmt_pct(current)}"
 
 
-def _column_chart(bins: list[tuple[str, float, float]], edges: list[Any], caption: str) -> View:
+def _column_chart(bins: list[tuple[str, float, float]], edges: list[float], caption: str) -> View:
     width, base, height = 292.0, 76.0, 72.0
     scale = max(max(r, c) for _, r, c in bins) or 1.0
     step = width / len(bins)
@@ -181,27 +180,25 @@ def line_chart(
     }
 
 
-def window_axis(
-    windows: Sequence[Mapping[str, Any]],
-) -> tuple[list[tuple[str, str]], list[str]]:
+def window_axis(windows: Sequence[WindowReport]) -> tuple[list[tuple[str, str]], list[str]]:
     """Tick labels (index, start time) and tooltips (index, time range) per window."""
-    names = [f"#{fmt_int(w.get('index'))}" for w in windows]
-    starts = [utc(w.get("start_ts")) for w in windows]
+    names = [f"#{fmt_int(w.index)}" for w in windows]
+    starts = [utc(w.start_ts) for w in windows]
     ticks = [
         (name, DASH if t is None else f"{t:%m-%d %H:%M}")
         for name, t in zip(names, starts, strict=True)
     ]
     tips = [
-        f"window {n} ({fmt_range(w.get('start_ts'), w.get('end_ts'))})"
+        f"window {n} ({fmt_range(w.start_ts, w.end_ts)})"
         for n, w in zip(names, windows, strict=True)
     ]
     return ticks, tips
 
 
-def drift_chart(windows: Sequence[Mapping[str, Any]], threshold: float | None) -> View | None:
+def drift_chart(windows: Sequence[WindowReport], threshold: float | None) -> View | None:
     """The dataset drift share per window, on 0-100%, with the threshold line."""
     ticks, tips = window_axis(windows)
-    shares = [finite(w.get("drift_share")) for w in windows]
+    shares = [finite(w.drift_share) for w in windows]
     lines = [] if threshold is None else [("dataset drift threshold", "threshold", threshold)]
     return line_chart(
         ticks,

@@ -1,13 +1,16 @@
 """What monitoring computes, as plain typed values: per column, per window, per run.
 
 Every result serialises to JSON with :meth:`to_dict` (no NaN: a value that cannot be
-computed is ``None`` with a ``status`` and a ``reason`` saying why). The JSON report, the
-HTML report, the Prometheus gauges and the alert rules all read these.
+computed is ``None`` with a ``status`` and a ``reason`` saying why) and is read back with
+``from_dict``: ``WindowReport.from_dict(report.to_dict()).to_dict() == report.to_dict()``,
+so a stored window is the same typed object it was written as. The JSON report, the HTML
+report, the Prometheus gauges and the alert rules all read these objects.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -48,6 +51,21 @@ class ColumnDrift:
     def to_dict(self) -> dict[str, Any]:
         return _clean_dict(asdict(self))
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnDrift:
+        return cls(
+            name=str(data["name"]),
+            test=str(data["test"]),
+            kind=data["kind"],
+            threshold=_number(data["threshold"]),
+            statistic=_optional(data.get("statistic")),
+            drifted=bool(data["drifted"]),
+            status=data.get("status", "ok"),
+            reason=data.get("reason"),
+            reference_rows=int(data.get("reference_rows", 0)),
+            current_rows=int(data.get("current_rows", 0)),
+        )
+
 
 @dataclass(frozen=True)
 class Histogram:
@@ -65,6 +83,16 @@ class Histogram:
 
     def to_dict(self) -> dict[str, Any]:
         return _clean_dict(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Histogram:
+        edges = data.get("edges")
+        return cls(
+            labels=[str(label) for label in data["labels"]],
+            reference=[_number(v) for v in data["reference"]],
+            current=[_number(v) for v in data["current"]],
+            edges=None if edges is None else [_number(v) for v in edges],
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +113,20 @@ class FeatureReport:
         out["drift"] = self.drift.to_dict()
         out["histogram"] = None if self.histogram is None else self.histogram.to_dict()
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureReport:
+        histogram = data.get("histogram")
+        return cls(
+            name=str(data["name"]),
+            kind=data["kind"],
+            drift=ColumnDrift.from_dict(data["drift"]),
+            missing_rate=_optional(data.get("missing_rate")),
+            reference_missing_rate=_number(data["reference_missing_rate"]),
+            unseen_rate=_optional(data.get("unseen_rate")),
+            unseen_examples=[str(e) for e in data.get("unseen_examples") or []],
+            histogram=None if histogram is None else Histogram.from_dict(histogram),
+        )
 
 
 @dataclass(frozen=True)
@@ -107,6 +149,18 @@ class PerformanceReport:
 
     def to_dict(self) -> dict[str, Any]:
         return _clean_dict(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PerformanceReport:
+        return cls(
+            labelled_rows=int(data["labelled_rows"]),
+            realized=_values(data.get("realized")),
+            estimated=_values(data.get("estimated")),
+            reference=_values(data.get("reference")),
+            slices=[dict(record) for record in data.get("slices") or []],
+            status=data.get("status", "ok"),
+            reason=data.get("reason"),
+        )
 
 
 @dataclass(frozen=True)
@@ -162,6 +216,44 @@ class WindowReport:
             "performance": self.performance.to_dict(),
             "metrics": {k: v for k, v in self.metrics.items() if math.isfinite(v)},
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowReport:
+        """The report :meth:`to_dict` wrote (a stored window, a JSON report's window)."""
+        prediction = data.get("prediction")
+        return cls(
+            model=str(data["model"]),
+            version=str(data["version"]),
+            arm=str(data["arm"]),
+            window=str(data["window"]),
+            index=int(data["index"]),
+            start_ts=_number(data["start_ts"]),
+            end_ts=_number(data["end_ts"]),
+            rows=int(data["rows"]),
+            status=data["status"],
+            reason=data.get("reason"),
+            features=[FeatureReport.from_dict(f) for f in data.get("features") or []],
+            prediction=None if prediction is None else FeatureReport.from_dict(prediction),
+            drift_share=_optional(data.get("drift_share")),
+            drifted_features=[str(name) for name in data.get("drifted_features") or []],
+            dataset_drift=bool(data.get("dataset_drift", False)),
+            performance=PerformanceReport.from_dict(data["performance"]),
+            metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
+            complete=bool(data.get("complete", True)),
+        )
+
+
+def _number(value: Any) -> float:
+    """A float field read back: ``None`` was a non-finite value (JSON has no NaN)."""
+    return math.nan if value is None else float(value)
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _values(data: Mapping[str, Any] | None) -> dict[str, float | None]:
+    return {str(k): _optional(v) for k, v in (data or {}).items()}
 
 
 def _value(value: float | None) -> float | None:

@@ -26,6 +26,7 @@ from loopml.monitor.alerts import AlertEvent, AlertState, WindowView, active, ev
 from loopml.monitor.evaluate import evaluate_window
 from loopml.monitor.profile import ReferenceProfile
 from loopml.monitor.profile_store import load_profile
+from loopml.monitor.report import MonitorReport
 from loopml.monitor.report_html import write_report
 from loopml.monitor.results import WindowReport
 from loopml.monitor.sinks import Delivery, deliver
@@ -60,14 +61,27 @@ class MonitorRun:
     def complete_windows(self) -> list[WindowReport]:
         return [w for w in self.windows if w.complete]
 
-    def summary(self) -> dict[str, Any]:
-        """What a host reports of the run (the server's ``POST /admin/monitor``): complete
-        windows, the alert events, the alerts raised now and the errors."""
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON, the one serialisation of it (``loopml monitor run --json``)."""
         return {
-            "windows": len(self.complete_windows),
+            "model": self.model,
+            "window": self.window,
+            "windows": [w.to_dict() for w in self.windows],
             "events": [e.to_dict() for e in self.events],
             "active": [a.to_dict() for a in self.active],
-            "errors": self.errors,
+            "deliveries": [d.to_dict() for d in self.deliveries],
+            "errors": list(self.errors),
+            "report_json": None if self.report_json is None else str(self.report_json),
+            "report_html": None if self.report_html is None else str(self.report_html),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`to_dict` in short, what ``POST /admin/monitor`` answers: the number of
+        new complete windows instead of the windows, and no deliveries or report paths."""
+        full = self.to_dict()
+        return {
+            "windows": len(self.complete_windows),
+            **{key: full[key] for key in ("events", "active", "errors")},
         }
 
 
@@ -233,7 +247,7 @@ def _stored(report: WindowReport, end: Cursor, spec: WindowSpec) -> StoredWindow
         end_row=end.row,
         rows=report.rows,
         complete=report.complete,
-        report=report.to_dict(),
+        report=report,
     )
 
 
@@ -293,19 +307,19 @@ def _deliver(
 
 def _write(project: ProjectConfig, store: MonitorStore, run: MonitorRun) -> MonitorRun:
     history = store.windows(project.name, spec=run.window, limit=REPORT_WINDOWS * 8)
-    fresh = [w.to_dict() for w in run.windows if not w.complete]
-    report = {
-        "project": project.name,
-        "model": project.name,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "window": run.window,
-        "min_rows": project.monitor.min_rows,
-        "drift_share_threshold": project.monitor.drift_share,
-        "windows": history + fresh,
-        "alerts": [e.to_dict() for e in store.events(project.name, limit=50)],
-        "active_alerts": [s.to_dict() for s in run.active],
-        "errors": run.errors,
-    }
+    fresh = [w for w in run.windows if not w.complete]
+    report = MonitorReport(
+        project=project.name,
+        model=project.name,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        window=run.window,
+        min_rows=project.monitor.min_rows,
+        drift_share_threshold=project.monitor.drift_share,
+        windows=history + fresh,
+        alerts=store.events(project.name, limit=50),
+        active_alerts=run.active,
+        errors=run.errors,
+    )
     folder = project.resolve(project.monitor.reports_dir)
     json_path, html_path = write_report(report, folder)
     return replace(run, report_json=json_path, report_html=html_path)

@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from loopml.monitor.alerts import AlertEvent, AlertKey, AlertState
 from loopml.monitor.lease import Lease
+from loopml.monitor.results import WindowReport
 from loopml.monitor.sinks import Delivery
 from loopml.monitor.store_schema import (
     MonitorError,
@@ -56,7 +57,8 @@ class WindowCursor:
 
 @dataclass(frozen=True)
 class StoredWindow:
-    """One computed window as stored (``report`` is :meth:`WindowReport.to_dict`)."""
+    """One computed window as stored (``report`` is kept as :meth:`WindowReport.to_dict`
+    and read back as the same :class:`WindowReport`)."""
 
     model: str
     version: str
@@ -67,7 +69,7 @@ class StoredWindow:
     end_ts: float
     rows: int
     complete: bool
-    report: dict[str, Any]
+    report: WindowReport
     end_request_id: str  # the ledger key of the window's last row
     end_row: int
     computed_at: float | None = None  # None: the time of the commit
@@ -233,7 +235,7 @@ class MonitorStore:
             for row in self._read(query)
         ]
 
-    def latest_windows(self, model: str, spec: str | None = None) -> list[dict[str, Any]]:
+    def latest_windows(self, model: str, spec: str | None = None) -> list[WindowReport]:
         """The report of the latest complete window of each (version, arm), newest first."""
         c = windows_table.c
         query = sa.select(c.id, c.version, c.arm, c.end_ts, c.idx).where(
@@ -250,7 +252,7 @@ class MonitorStore:
             return []
         ids = [row_id for _, _, row_id in latest.values()]
         reports = sa.select(c.report).where(c.id.in_(ids)).order_by(c.end_ts.desc(), c.id)
-        return [json.loads(text) for text in self._read(reports, scalars=True)]
+        return [_report(text) for text in self._read(reports, scalars=True)]
 
     def windows(
         self,
@@ -259,7 +261,7 @@ class MonitorStore:
         arm: str | None = None,
         spec: str | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[WindowReport]:
         """Stored window reports in time order (index order within a series); with
         ``limit``, the last ``limit`` of them."""
         c = windows_table.c
@@ -269,9 +271,9 @@ class MonitorStore:
                 query = query.where(c[column] == value)
         order = (c.end_ts, c.version, c.arm, c.spec, c.idx)
         if limit is None:
-            return [json.loads(text) for text in self._read(query.order_by(*order), scalars=True)]
+            return [_report(text) for text in self._read(query.order_by(*order), scalars=True)]
         newest = query.order_by(*(col.desc() for col in order)).limit(limit)
-        return [json.loads(text) for text in self._read(newest, scalars=True)][::-1]
+        return [_report(text) for text in self._read(newest, scalars=True)][::-1]
 
     def _read(self, query: sa.Select[Any], *, scalars: bool = False) -> list[Any]:
         with self._errors("cannot read"), self._engine.connect() as conn:
@@ -341,10 +343,25 @@ def _event_row(model: str, event: AlertEvent, now: float) -> dict[str, Any]:
 
 def _window_row(model: str, window: StoredWindow, now: float) -> dict[str, Any]:
     _check_model(model, window.model, "a window")
-    row = {k: v for k, v in asdict(window).items() if k not in ("index", "report")}
-    row.update(idx=window.index, report=_json(window.report))
-    row["computed_at"] = now if window.computed_at is None else window.computed_at
-    return row
+    return {
+        "model": window.model,
+        "version": window.version,
+        "arm": window.arm,
+        "spec": window.spec,
+        "idx": window.index,
+        "start_ts": window.start_ts,
+        "end_ts": window.end_ts,
+        "end_request_id": window.end_request_id,
+        "end_row": window.end_row,
+        "rows": window.rows,
+        "complete": window.complete,
+        "report": _json(window.report.to_dict()),
+        "computed_at": now if window.computed_at is None else window.computed_at,
+    }
+
+
+def _report(text: str) -> WindowReport:
+    return WindowReport.from_dict(json.loads(text))
 
 
 def _delete_incomplete(row: Mapping[str, Any]) -> sa.Delete:

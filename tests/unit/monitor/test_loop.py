@@ -37,7 +37,7 @@ def test_run_now_monitors_and_the_gauges_show_the_newest_window(tmp_path: Path) 
     assert monitor.name == "monitor" and monitor.snapshot().windows == []
     run = monitor.run_now()
     assert run.summary()["windows"] == 2
-    assert [w["index"] for w in monitor.snapshot().windows] == [1]
+    assert [w.index for w in monitor.snapshot().windows] == [1]
     registry = CollectorRegistry()
     registry.register(MonitorCollector(monitor.snapshot))
     text = generate_latest(registry).decode()
@@ -49,7 +49,7 @@ def test_a_new_job_starts_from_what_the_store_holds(tmp_path: Path) -> None:
     config = project(tmp_path)
     record(tmp_path, 0, 250)
     job(config).run_now()
-    assert [w["index"] for w in job(config).snapshot().windows] == [1]
+    assert [w.index for w in job(config).snapshot().windows] == [1]
 
 
 def test_a_scheduled_turn_is_skipped_while_another_process_holds_the_lease(
@@ -68,7 +68,7 @@ def test_a_scheduled_turn_is_skipped_while_another_process_holds_the_lease(
             assert time.monotonic() < deadline, "the job never ran after the lease was free"
             time.sleep(0.05)
     monitor.stop()
-    assert [w["index"] for w in monitor.snapshot().windows] == [1]
+    assert [w.index for w in monitor.snapshot().windows] == [1]
 
 
 def test_a_failed_run_is_counted_in_the_status_and_the_gauges(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -10,14 +11,8 @@ from typing import Any
 import pytest
 
 from loopml.monitor.alerts import AlertEvent, AlertState
-from loopml.monitor.report_html import (
-    fmt_num,
-    fmt_pct,
-    fmt_range,
-    fmt_time,
-    render_html,
-    write_report,
-)
+from loopml.monitor.report import MonitorReport
+from loopml.monitor.report_html import render_html, write_report
 from loopml.monitor.results import (
     ColumnDrift,
     FeatureReport,
@@ -25,6 +20,7 @@ from loopml.monitor.results import (
     PerformanceReport,
     WindowReport,
 )
+from loopml.monitor.store import StoredEvent
 
 pytestmark = pytest.mark.unit
 
@@ -187,36 +183,43 @@ def binary_windows() -> list[WindowReport]:
     return windows
 
 
-def alert_event(**kw: Any) -> dict[str, Any]:
+def alert_event(**kw: Any) -> StoredEvent:
     event = {
         "model": "churn", "arm": "stable", "version": "3", "rule": "dataset-drift",
         "metric": "dataset_drift", "severity": "critical", "state": "raised", "value": 1.0,
-        "threshold": 0.5, "direction": "above", "ts": T0 + 3 * HOUR, "window_index": 2,
-        "message": DRIFT_MESSAGE, "evidence": {"drifted": "age, plan", "drift_share": 0.5},
+        "threshold": 0.5, "direction": "above", "ts": T0 + 3 * HOUR, "window": 2,
+        "window_start": T0 + 2 * HOUR, "window_end": T0 + 3 * HOUR - 1, "first_window": 1,
+        "first_window_start": T0 + HOUR, "windows": 2, "rows": 1000, "labelled_rows": 400,
+        "streak_rows": 2000, "message": DRIFT_MESSAGE,
+        "evidence": {"drifted": "age, plan", "drift_share": 0.5},
     }  # fmt: skip
-    return {**event, **kw}
+    return StoredEvent(id=1, created_at=T0 + 3 * HOUR, event=AlertEvent(**{**event, **kw}))
 
 
-def report_of(windows: list[WindowReport], **kw: Any) -> dict[str, Any]:
-    return {
-        "project": "demo",
-        "model": kw.get("model", "churn"),
-        "created_at": "2024-05-01T13:05:00+00:00",
-        "window": "1000 rows",
-        "windows": [w.to_dict() for w in windows],
-        "alerts": kw.get("alerts", []),
-        "active_alerts": kw.get("active_alerts", []),
-        "errors": kw.get("errors", []),
-        **({"drift_share_threshold": 0.5} if kw.get("threshold", True) else {}),
-    }
+def report_of(windows: list[WindowReport], **kw: Any) -> MonitorReport:
+    return MonitorReport(
+        project="demo",
+        model=kw.get("model", "churn"),
+        created_at="2024-05-01T13:05:00+00:00",
+        window="1000 rows",
+        windows=windows,
+        alerts=kw.get("alerts", []),
+        active_alerts=kw.get("active_alerts", []),
+        errors=kw.get("errors", []),
+        drift_share_threshold=0.5 if kw.get("threshold", True) else None,
+    )
 
 
-def binary_report() -> dict[str, Any]:
-    active = {
+def raised_alert(**kw: Any) -> AlertState:
+    state = {
         "model": "churn", "arm": "stable", "rule": "dataset-drift", "metric": "dataset_drift",
         "status": "raised", "raised_at": T0 + 3 * HOUR, "last_value": 1.0, "version": "3",
     }  # fmt: skip
-    return report_of(binary_windows(), alerts=[alert_event()], active_alerts=[active])
+    return AlertState(**{**state, **kw})
+
+
+def binary_report() -> MonitorReport:
+    return report_of(binary_windows(), alerts=[alert_event()], active_alerts=[raised_alert()])
 
 
 # --- the normal report ------------------------------------------------------------------
@@ -293,14 +296,12 @@ def test_zero_windows_says_why() -> None:
     parse(page)
     assert_no_missing_markers(page)
     assert "No windows yet: the ledger has fewer than 1,000 predictions for churn." in page
-    with_min = render_html({**report_of([]), "window": "1h", "min_rows": 100})
+    with_min = render_html(replace(report_of([]), window="1h", min_rows=100))
     assert "fewer than 100 predictions for churn" in with_min
 
 
 def test_zero_windows_still_shows_alerts_and_errors() -> None:
-    active = {"model": "churn", "arm": "stable", "rule": "dataset-drift", "version": "3",
-              "metric": "dataset_drift", "status": "raised", "last_value": 1.0,
-              "raised_at": "2024-05-01T13:00:00Z"}  # fmt: skip
+    active = raised_alert(raised_at=T0 + 3 * HOUR)  # 2024-05-01 13:00:00 UTC
     error = "version 2 has no reference profile; retrain it to monitor drift"
     page = render_html(
         report_of([], alerts=[alert_event()], active_alerts=[active], errors=[error])
@@ -448,8 +449,8 @@ def test_real_alert_types_and_a_window_stored_twice() -> None:
     cleared = AlertState("churn", "stable", "dataset-drift", "dataset_drift", status="ok")
     windows = binary_windows()
     stale = window(2, [numeric("stale_feature", 0.5, False)], classification_perf(2))
-    report = report_of([stale, *windows], alerts=[event.to_dict()],
-                       active_alerts=[raised.to_dict(), cleared.to_dict()])  # fmt: skip
+    report = report_of([stale, *windows], alerts=[StoredEvent(7, T0, event)],
+                       active_alerts=[raised, cleared])  # fmt: skip
     page = render_html(report)
     parse(page)
     assert_no_missing_markers(page)
@@ -462,7 +463,7 @@ def test_real_alert_types_and_a_window_stored_twice() -> None:
     assert "<dd>3 (#0–#2)</dd>" in page
 
 
-# --- files and formatting ------------------------------------------------------------------
+# --- files ---------------------------------------------------------------------------
 
 
 def test_write_report_writes_both_files_and_the_json_round_trips(tmp_path: Path) -> None:
@@ -470,28 +471,14 @@ def test_write_report_writes_both_files_and_the_json_round_trips(tmp_path: Path)
     json_path, html_path = write_report(report, tmp_path / "reports" / "new", stem="run-1")
     assert json_path == tmp_path / "reports" / "new" / "run-1.json"
     assert html_path.name == "run-1.html"
-    assert json.loads(json_path.read_text(encoding="utf-8")) == report
+    assert json.loads(json_path.read_text(encoding="utf-8")) == report.to_dict()
     assert html_path.read_text(encoding="utf-8") == render_html(report)
     assert sorted(p.name for p in json_path.parent.iterdir()) == ["run-1.html", "run-1.json"]
 
 
 def test_write_report_turns_stray_nan_into_null(tmp_path: Path) -> None:
-    report = {**report_of([]), "extra": {"score": float("nan")}}
+    report = replace(report_of([]), active_alerts=[raised_alert(last_value=float("nan"))])
     json_path, html_path = write_report(report, tmp_path)
-    assert json.loads(json_path.read_text(encoding="utf-8"))["extra"] == {"score": None}
+    written = json.loads(json_path.read_text(encoding="utf-8"))
+    assert written["active_alerts"][0]["last_value"] is None
     assert html_path.name == "monitor.html"
-
-
-def test_formatting_helpers() -> None:
-    assert fmt_num(0.000123456) == "0.0001235"
-    assert fmt_num(0.81234) == "0.8123"
-    assert fmt_num(123456.7) == "123,457"
-    assert fmt_num(float("nan")) == fmt_num(None) == fmt_num(float("inf")) == "—"
-    assert fmt_pct(0.1234) == "12.3%"
-    assert fmt_pct(0.5) == "50%"
-    assert fmt_pct(0.0004) == "<0.1%"
-    assert fmt_pct(None) == "—"
-    assert fmt_time(T0) == "2024-05-01 10:00:00 UTC"
-    assert fmt_time("2024-05-01T12:00:00+02:00") == "2024-05-01 10:00:00 UTC"
-    assert fmt_range(T0, T0 + 25 * HOUR) == "2024-05-01 10:00:00 – 2024-05-02 11:00:00 UTC"
-    assert fmt_range(None, None) == "—"

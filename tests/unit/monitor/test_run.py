@@ -100,4 +100,4 @@ def test_runs_at_the_same_time_store_each_window_once(tmp_path: Path) -> None:
     assert errors == []
     assert sorted(len(r.complete_windows) for r in results) == [0, 0, 4]
     with MonitorStore.open(config.monitor.store, tmp_path) as store:
-        assert [w["index"] for w in store.windows("m")] == [0, 1, 2, 3]
+        assert [w.index for w in store.windows("m")] == [0, 1, 2, 3]

@@ -6,12 +6,12 @@ import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from loopml.config import AlertRule
 from loopml.monitor.alerts import AlertEvent, AlertKey, AlertState, WindowView, evaluate
+from loopml.monitor.results import PerformanceReport, WindowReport
 from loopml.monitor.sinks import Delivery
 from loopml.monitor.store import MonitorError, MonitorStore, StoredWindow, WindowCursor
 
@@ -38,8 +38,14 @@ def store(url: str, tmp_path: Path) -> Iterator[MonitorStore]:
         yield opened
 
 
-def report(model: str, version: str, arm: str, index: int, **extra: Any) -> dict[str, Any]:
-    return {"model": model, "version": version, "arm": arm, "index": index, **extra}
+def report(model: str, version: str, arm: str, index: int, complete: bool) -> WindowReport:
+    return WindowReport(
+        model=model, version=version, arm=arm, window="1000 rows", index=index,
+        start_ts=1000.0 + 60 * index, end_ts=1060.0 + 60 * index, rows=1000, status="ok",
+        reason=None, features=[], prediction=None, drift_share=None, drifted_features=[],
+        dataset_drift=False, performance=PerformanceReport(0, {}, {}, {"roc_auc": 0.8}),
+        metrics={"rows": 1000.0}, complete=complete,
+    )  # fmt: skip
 
 
 def stored(
@@ -107,17 +113,17 @@ def test_windows_cursor_latest_and_order(store: MonitorStore) -> None:
     assert store.last_window("feed", "3", "champion", "5000 rows") is None
     assert store.last_window("feed", "9", "champion", "1000 rows") is None
     series = store.windows("feed", version="3", arm="champion", spec="1000 rows")
-    assert [w["index"] for w in series] == [0, 1, 2, 3, 5]
-    assert [w["index"] for w in store.windows("feed", version="3", spec="1000 rows", limit=2)] == [
+    assert [w.index for w in series] == [0, 1, 2, 3, 5]
+    assert [w.index for w in store.windows("feed", version="3", spec="1000 rows", limit=2)] == [
         3,
         5,
     ]
     assert len(store.windows("feed")) == 9
     assert store.windows("other") == []
-    latest = {(w["version"], w["arm"]): w["index"] for w in store.latest_windows("feed")}
+    latest = {(w.version, w.arm): w.index for w in store.latest_windows("feed")}
     assert latest == {("3", "champion"): 9, ("4", "champion"): 1, ("3", "shadow"): 0}
     by_spec = store.latest_windows("feed", spec="1000 rows")
-    assert {(w["version"], w["arm"]): w["index"] for w in by_spec} == {
+    assert {(w.version, w.arm): w.index for w in by_spec} == {
         ("3", "champion"): 3,  # the incomplete window 5 is not the latest complete one
         ("4", "champion"): 1,
         ("3", "shadow"): 0,
@@ -127,7 +133,7 @@ def test_windows_cursor_latest_and_order(store: MonitorStore) -> None:
 def test_an_incomplete_window_is_replaced_and_a_complete_one_is_not(store: MonitorStore) -> None:
     store.commit("feed", {}, [], [stored(0), stored(1, complete=False)])
     store.commit("feed", {}, [], [stored(1), stored(2, complete=False)])
-    assert [(w["index"], w["complete"]) for w in store.windows("feed")] == [
+    assert [(w.index, w.complete) for w in store.windows("feed")] == [
         (0, True),
         (1, True),
         (2, False),
@@ -149,7 +155,7 @@ def test_commit_is_all_or_nothing(store: MonitorStore) -> None:
     assert caught.value.detail  # the database's own words
     assert store.load_states("feed") == states
     assert [e.id for e in store.events()] == first_ids
-    assert [w["index"] for w in store.windows("feed")] == [0]
+    assert [w.index for w in store.windows("feed")] == [0]
     # The store is still usable afterwards.
     store.commit("feed", later_states, later_events, [stored(1), stored(2)])
     assert store.load_states("feed") == later_states
@@ -189,7 +195,7 @@ def test_reopening_keeps_everything(url: str, tmp_path: Path) -> None:
     with MonitorStore.open(url, tmp_path) as again:
         assert again.load_states("feed") == states
         assert [e.id for e in again.events()] == ids[::-1]
-        assert [w["index"] for w in again.windows("feed")] == [0, 1]
+        assert [w.index for w in again.windows("feed")] == [0, 1]
 
 
 def test_a_relative_sqlite_path_lives_under_the_root(tmp_path: Path) -> None:
