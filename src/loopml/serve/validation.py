@@ -69,8 +69,8 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from loopml.data.cells import BOOL_TEXT, category_keys
 from loopml.data.contract import ColumnSpec, Contract
-from loopml.data.infer import BOOL_TEXT, category_keys
 from loopml.errors import InputError
 from loopml.features.pipeline import MISSING
 from loopml.serve.table import ABSENT, Column, Table, json_kind, truncate, value_at
