@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 
 from loopml.errors import DataError, InputError
 from loopml.registry.runtime import Outputs, Runtime
+from loopml.serve.schema import InputSchema
 from loopml.serve.table import Table
-from loopml.serve.validation import InputSchema, validate
+from loopml.serve.validation import validate
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 REJECT_COLUMNS = ("row", "field", "error", "reason")
