@@ -9,9 +9,9 @@ Categories (string / boolean columns) keep the :data:`MAX_CATEGORIES` most frequ
 with their frequency among non-null rows; a column with more distinct values than that
 has ``len(categories) < n_unique``, and validation then does not flag unseen values. The
 target of a classification task always keeps every class. Category keys are made by
-:func:`category_keys`; use it whenever values must be matched against a contract (e.g.
-turning a target column into class labels), so ``1.0`` read from a CSV with gaps and
-``1`` read from a full one are the same class ``"1"``.
+:func:`loopml.data.cells.category_keys`; use it whenever values must be matched against a
+contract (e.g. turning a target column into class labels), so ``1.0`` read from a CSV with
+gaps and ``1`` read from a full one are the same class ``"1"``.
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"id": ["a", "b", "c", "d"], "x": [1.5, 2.0, None, 4.0], "y": [0, 1, 0, 1]})
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from loopml.data.cells import category_keys
 from loopml.data.contract import ColumnSpec, ColumnType, Contract, Role
 from loopml.errors import ConfigError, ContractError
 
@@ -121,43 +122,6 @@ def column_type(series: pd.Series) -> ColumnType:
         if len(values) and values.map(lambda v: isinstance(v, bool | np.bool_)).all():
             return "boolean"  # a CSV column of True/False with gaps reads as object
     return "datetime" if looks_like_datetime(series) else "string"
-
-
-def category_keys(series: pd.Series) -> pd.Series:
-    """Non-null values as the strings used for contract categories and class labels.
-
-    Floats that are all whole numbers become integer text (``1.0`` -> ``"1"``), so a
-    column read with gaps (float) matches one read without (integer).
-    """
-    values = series.dropna()
-    if ptypes.is_float_dtype(values.dtype):
-        numbers = values.to_numpy(dtype=float)
-        finite = np.isfinite(numbers)
-        if finite.all() and np.all(numbers == np.floor(numbers)):
-            return pd.Series(numbers.astype(np.int64), index=values.index).astype(str)
-    return values.astype(str)
-
-
-BOOL_TEXT = {
-    "true": "True",
-    "false": "False",
-    "1": "True",
-    "0": "False",
-    "1.0": "True",
-    "0.0": "False",
-}
-
-
-def boolean_keys(series: pd.Series) -> pd.Series:
-    """Non-null values of a boolean column as "True" / "False"; NaN where unreadable.
-
-    Text exports spell booleans many ways (``true``, ``1``, ``1.0``); validation and the
-    feature pipeline both read them through here, so what one accepts the other encodes.
-    """
-    values = series.dropna()
-    if ptypes.is_bool_dtype(values.dtype):
-        return values.astype(str)
-    return values.astype(str).str.strip().str.lower().map(BOOL_TEXT)
 
 
 def _categories(series: pd.Series, limit: int | None) -> dict[str, float]:

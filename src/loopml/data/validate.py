@@ -1,6 +1,8 @@
 """Validating a table against its data contract: a typed report of every violation.
 
-Each check is vectorised over whole columns. What is checked, and how severe it is:
+Each check is vectorised over whole columns; what a value is (null, a number, a whole
+number, a boolean, a category key) follows the cell rules of :mod:`loopml.data.cells`,
+the same rules the server validates requests by. What is checked, and how severe it is:
 
 =============== ======== =======================================================================
 kind            severity when
@@ -42,10 +44,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pandas.api import types as ptypes
 
+from loopml.data.cells import boolean_keys, category_keys, fractional, read_numbers
 from loopml.data.contract import ColumnSpec, Contract
-from loopml.data.infer import boolean_keys, category_keys, parse_datetime
+from loopml.data.infer import parse_datetime
 from loopml.errors import EXIT_VIOLATIONS, ContractError
 
 Severity = Literal["error", "warning"]
@@ -280,22 +282,11 @@ def _nulls(series: pd.Series, spec: ColumnSpec, source: str, tolerance: float) -
 
 def _as_numbers(series: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray, np.ndarray]:
     """(values as floats, NaN where null or unreadable; mask of unreadable values)."""
-    present = series.notna().to_numpy()
-    if ptypes.is_bool_dtype(series.dtype):
-        return np.full(len(series), np.nan), present
-    if ptypes.is_numeric_dtype(series.dtype):
-        numbers = series.to_numpy(dtype=float, na_value=np.nan)
-        bad = np.zeros(len(series), dtype=bool)
-    else:
-        coerced = pd.to_numeric(series, errors="coerce")
-        numbers = coerced.to_numpy(dtype=float, na_value=np.nan)
-        bad = present & np.isnan(numbers)
+    numbers, bad = read_numbers(series)
     if spec.type == "integer":
-        finite = np.isfinite(numbers)
-        fractional = np.zeros(len(numbers), dtype=bool)
-        fractional[finite] = numbers[finite] != np.floor(numbers[finite])
-        bad |= fractional
-        numbers = np.where(fractional, np.nan, numbers)
+        fraction = fractional(numbers)
+        bad = bad | fraction
+        numbers = np.where(fraction, np.nan, numbers)
     return numbers, bad
 
 

@@ -31,8 +31,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from loopml.data.cells import boolean_keys, category_keys
 from loopml.data.contract import ColumnSpec, Contract
-from loopml.data.infer import boolean_keys, category_keys
 from loopml.errors import ContractError
 
 MISSING = "__missing__"

@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 
 from loopml.config import STATE_DIR, ProjectConfig, parse_project
+from loopml.data.cells import category_keys
 from loopml.data.contract import Contract
 from loopml.data.infer import (
-    category_keys,
     check_trainable,
     guess_entity_key,
     guess_identifiers,

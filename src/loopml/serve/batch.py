@@ -25,8 +25,9 @@ from loopml.config import ProjectConfig
 from loopml.errors import DataError, InputError
 from loopml.registry.runtime import Outputs, Runtime, load_runtime
 from loopml.registry.store import open_registry
+from loopml.serve.schema import InputSchema
 from loopml.serve.table import Table
-from loopml.serve.validation import InputSchema, validate
+from loopml.serve.validation import validate
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 REJECT_COLUMNS = ("row", "field", "error", "reason")

@@ -21,8 +21,9 @@ import orjson
 from loopml.errors import InputError
 from loopml.ledger import Feedback, FeedbackResult, Ledger, PredictionRow
 from loopml.registry.runtime import Outputs, Runtime
+from loopml.serve.schema import InputSchema
 from loopml.serve.table import Table
-from loopml.serve.validation import InputSchema, ModelInput, validate
+from loopml.serve.validation import ModelInput, validate
 
 MAX_REQUEST_ID = 128
 

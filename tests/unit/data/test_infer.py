@@ -9,7 +9,6 @@ import pytest
 from loopml.data.contract import Contract
 from loopml.data.infer import (
     MAX_CATEGORIES,
-    category_keys,
     check_trainable,
     column_type,
     count_null_targets,
@@ -149,12 +148,6 @@ def test_column_type() -> None:
     assert column_type(pd.Series([1, "a"], dtype=object)) == "string"
     assert column_type(pd.Series(["a", "b"], dtype="category")) == "string"
     assert column_type(pd.Series([1.0, 2.0])) == "float"  # whole floats stay float
-
-
-def test_category_keys() -> None:
-    assert category_keys(pd.Series([1.0, None, 0.0])).tolist() == ["1", "0"]
-    assert category_keys(pd.Series([1.5, 0.0])).tolist() == ["1.5", "0.0"]
-    assert category_keys(pd.Series([True, False])).tolist() == ["True", "False"]
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,9 @@ from loopml.serve.codecs import (
     encode_predict,
     media_type,
 )
+from loopml.serve.schema import InputSchema
 from loopml.serve.table import ABSENT, Table
-from loopml.serve.validation import InputSchema, validate
+from loopml.serve.validation import validate
 
 pytestmark = pytest.mark.unit
 

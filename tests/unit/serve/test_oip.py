@@ -26,8 +26,9 @@ from loopml.serve.oip import (
     model_metadata,
     server_metadata,
 )
+from loopml.serve.schema import InputSchema
 from loopml.serve.table import Table
-from loopml.serve.validation import InputSchema, validate
+from loopml.serve.validation import validate
 
 pytestmark = pytest.mark.unit
 

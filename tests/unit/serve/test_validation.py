@@ -14,8 +14,9 @@ from loopml.data.feed import FEED_KEY, FEED_TARGET, FEED_TIME, generate_feed
 from loopml.data.infer import infer_contract
 from loopml.errors import InputError
 from loopml.features.pipeline import MISSING, feature_frame
+from loopml.serve.schema import InputSchema
 from loopml.serve.table import ABSENT, Table
-from loopml.serve.validation import InputSchema, ModelInput, validate
+from loopml.serve.validation import ModelInput, validate
 
 pytestmark = pytest.mark.unit
 
@@ -259,6 +260,11 @@ def test_frames_are_read_as_feature_frame_reads_them(schema: InputSchema) -> Non
     assert checked.features["age"].tolist()[0] == 2.0
     assert checked.features["country"].tolist() == ["2", "1"]
     assert checked.features["active"].tolist() == ["True", "False"]
+
+
+def test_frames_are_read_column_wise_only(schema: InputSchema) -> None:
+    with pytest.raises(ValueError, match="JSON tables"):
+        validate(Table.from_frame(pd.DataFrame(_columns(2))), schema, method="loop")
 
 
 # -- the feed: same arrays as feature_frame --------------------------------------------

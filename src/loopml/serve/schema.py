@@ -1,0 +1,159 @@
+"""What a request must hold: the served model's input rules, computed once per version.
+
+:class:`InputSchema` is the part of a data contract that validation
+(:mod:`loopml.serve.validation`) reads on every request: one :class:`FeatureRule` per model
+input, in contract order, plus the names that are accepted and ignored. Its readers
+(:mod:`loopml.serve.values`, :mod:`loopml.serve.columns`) hand back a :class:`Read`, with
+each failed cell marked by a :class:`CellCode`.
+
+>>> from loopml.data.contract import ColumnSpec, Contract
+>>> c = Contract(rows=2, target="y", task="regression", entity_key="id", columns=(
+...     ColumnSpec(name="id", type="string", role="key", nullable=False, null_rate=0.0,
+...                n_unique=2),
+...     ColumnSpec(name="a", type="integer", nullable=True, null_rate=0.5, n_unique=1),
+...     ColumnSpec(name="y", type="float", role="target", nullable=False,
+...                null_rate=0.0, n_unique=2)))
+>>> schema = InputSchema.from_contract(c)
+>>> [(rule.name, rule.kind, rule.type) for rule in schema.features], sorted(schema.known)
+([('a', 'numeric', 'integer')], ['a', 'id'])
+>>> CellCode.NULL_NOT_ALLOWED.error, int(CellCode.NON_FINITE), schema.features[0].null_code
+('null_not_allowed', 3, <CellCode.NULL_OK: -1>)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from loopml.data.contract import ColumnSpec, Contract
+
+Kind = Literal["numeric", "string", "boolean", "key"]
+Array = np.ndarray[Any, Any]
+
+
+class CellCode(IntEnum):
+    """What a reader found in one cell; the codes above ``OK`` are failures, named after
+    the ``error`` of their InputError. An ``IntEnum``, so NumPy code arrays hold them."""
+
+    NULL_OK = -1
+    """A null where null is allowed: fine, but not a category (not unseen)."""
+    OK = 0
+    WRONG_TYPE = 1
+    NULL_NOT_ALLOWED = 2
+    NON_FINITE = 3
+    MISSING_FIELD = 4
+
+    @property
+    def error(self) -> str:
+        """The ``error`` of the InputError (``wrong_type`` ...)."""
+        return self.name.lower()
+
+    @classmethod
+    def null(cls, *, nullable: bool) -> CellCode:
+        """The code of a null in a field that is (or is not) nullable."""
+        return cls.NULL_OK if nullable else cls.NULL_NOT_ALLOWED
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRule:
+    """What one input field must hold. ``categories`` is the complete category set when
+    the contract kept every category (unseen values are then counted), else None."""
+
+    name: str
+    kind: Kind
+    type: str
+    nullable: bool
+    categories: frozenset[str] | None = None
+    numeric: bool = field(init=False)
+    integer: bool = field(init=False)
+    null_code: CellCode = field(init=False)
+    """The code of a null in this field."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "numeric", self.kind == "numeric")
+        object.__setattr__(self, "integer", self.type == "integer")
+        object.__setattr__(self, "null_code", CellCode.null(nullable=self.nullable))
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """Everything :func:`~loopml.serve.validation.validate` needs from a contract."""
+
+    features: tuple[FeatureRule, ...]
+    target: str
+    entity_key: str | None
+    ignored: frozenset[str]
+    names: frozenset[str] = frozenset()
+    known: frozenset[str] = frozenset()
+    slots: tuple[int, ...] = ()
+    """Each feature's row in its block (numeric or text) on the per-value path."""
+    numeric: tuple[tuple[int, FeatureRule], ...] = ()
+    """The numeric features with their position in contract order."""
+    texts: tuple[tuple[int, FeatureRule], ...] = ()
+    """The string and boolean features with their position in contract order."""
+
+    @classmethod
+    def from_contract(cls, contract: Contract) -> InputSchema:
+        """The rules of a contract's features, in contract order."""
+        rules = tuple(_rule(spec) for spec in contract.features)
+        names = frozenset(rule.name for rule in rules)
+        key = contract.entity_key
+        ignored = frozenset(
+            s.name
+            for s in contract.columns
+            if s.name not in names and s.role != "target" and s.name != key
+        )
+        numeric = [rule.kind == "numeric" for rule in rules]
+        slots = tuple(
+            sum(1 for other in numeric[:i] if other == kind) for i, kind in enumerate(numeric)
+        )
+        known = names | ignored | ({key} if key else frozenset())
+        return cls(
+            rules,
+            contract.target,
+            key,
+            ignored,
+            names,
+            frozenset(known),
+            slots,
+            tuple((i, rule) for i, rule in enumerate(rules) if rule.numeric),
+            tuple((i, rule) for i, rule in enumerate(rules) if not rule.numeric),
+        )
+
+    @property
+    def key_rule(self) -> FeatureRule:
+        return FeatureRule(self.entity_key or "", "key", "key", True)
+
+
+def _rule(spec: ColumnSpec) -> FeatureRule:
+    kind: Kind = "numeric" if spec.is_numeric else "string"
+    if spec.type == "boolean":
+        kind = "boolean"
+    complete = bool(spec.categories) and len(spec.categories or {}) >= spec.n_unique
+    categories = frozenset(spec.categories or {}) if complete else None
+    return FeatureRule(spec.name, kind, spec.type, spec.nullable, categories)
+
+
+@dataclass
+class Bad:
+    """Failed cells: positions, contract columns (entity key last) and error codes."""
+
+    rows: Array
+    columns: Array
+    codes: Array
+
+
+@dataclass
+class Read:
+    """What a reader found: model-ready arrays of every row, the keys, the failed cells
+    and, per feature, the rows holding a category the contract never saw."""
+
+    features: dict[str, Array]
+    keys: list[str | None] | pd.Series | None
+    bad: list[Bad]
+    unseen: dict[str, Sequence[int] | Array]
