@@ -34,7 +34,10 @@ class JobResult(Protocol):
 
 
 R = TypeVar("R", bound=JobResult)
-T = TypeVar("T")
+
+
+class _Skipped(Exception):
+    """A scheduled run said it had nothing to do (it returned None)."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ class PeriodicJob(Generic[R]):
             last_error=self._error,
         )
 
-    def _call(self, run: Callable[[], T]) -> T:
+    def _call(self, run: Callable[[], R | None]) -> R:
         with self._lock:
             self._started = time.time()
             try:
@@ -170,16 +173,19 @@ class PeriodicJob(Generic[R]):
             finally:
                 self._finished = time.time()
             self._error = None
-            if result is not None:  # None: a scheduled run that had nothing to do
-                self._runs += 1
-                if self._on_result is not None:
-                    self._on_result(result)  # type: ignore[arg-type]
+            if result is None:  # a scheduled run that had nothing to do
+                raise _Skipped
+            self._runs += 1
+            if self._on_result is not None:
+                self._on_result(result)
             return result
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 self._call(self._scheduled or self._run)
+            except _Skipped:
+                continue
             except LoopmlError as exc:
                 log.warning("%s job failed: %s", self._name, exc.headline)
             except Exception:  # a bug must not kill the host: log it, try next time

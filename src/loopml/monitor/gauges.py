@@ -1,6 +1,6 @@
 """The latest monitoring results as Prometheus gauges, read when Prometheus scrapes.
 
-The server's background monitor (:mod:`loopml.monitor.loop`) keeps the newest complete
+The server's background monitor (:mod:`loopml.monitor.job`) keeps the newest complete
 window per version and arm (:class:`~loopml.monitor.results.WindowReport`) and the raised
 alerts (:class:`~loopml.monitor.alerts.AlertState`); this collector turns them into gauges.
 """

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from loopml.config import ProjectConfig
 from loopml.monitor.gauges import MonitorCollector
-from loopml.monitor.loop import monitor_job
+from loopml.monitor.job import monitor_job
 from loopml.serve.parts import ServerParts
 from loopml.serve.server import run_server
 from loopml.serve.server import worker_app as serve_worker_app

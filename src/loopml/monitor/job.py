@@ -26,7 +26,7 @@ from loopml.monitor.run import WAIT_SECONDS, MonitorRun, run_monitor
 from loopml.monitor.store import MonitorStore
 from loopml.monitor.windows import WindowSpec
 
-__all__ = ["MonitorLoop", "monitor_job"]
+__all__ = ["MonitorJob", "monitor_job"]
 
 log = logging.getLogger("loopml.monitor")
 JOB_NAME = "monitor"
@@ -35,7 +35,7 @@ RunMonitor = Callable[[float], MonitorRun]
 """One monitor run that waits at most this many seconds for another to finish."""
 
 
-class MonitorLoop:
+class MonitorJob:
     """The monitor job: calls ``run`` every ``interval`` seconds (first after one interval)
     and keeps the snapshot the gauges read."""
 
@@ -97,10 +97,10 @@ class MonitorLoop:
         self._snapshot = _failed(self._snapshot)
 
 
-def monitor_job(project: ProjectConfig) -> MonitorLoop:
+def monitor_job(project: ProjectConfig) -> MonitorJob:
     """The project's monitor as a job, seeded with the stored results so gauges show at
     once."""
-    return MonitorLoop(
+    return MonitorJob(
         lambda wait: run_monitor(project, wait=wait),
         project.monitor.interval_seconds,
         read=lambda: stored_snapshot(project),

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from loopml.config import ProjectConfig
 from loopml.monitor.gauges import MonitorCollector
-from loopml.monitor.loop import MonitorLoop, stored_snapshot
+from loopml.monitor.job import MonitorJob, stored_snapshot
 from loopml.monitor.run import run_monitor
 from loopml.monitor.store import MonitorError, MonitorStore
 from tests.unit.monitor.test_run import profile, project, record
@@ -19,9 +19,9 @@ from tests.unit.monitor.test_run import profile, project, record
 pytestmark = pytest.mark.unit
 
 
-def job(config: ProjectConfig, interval: float = 0.0) -> MonitorLoop:
+def job(config: ProjectConfig, interval: float = 0.0) -> MonitorJob:
     reference = profile()
-    return MonitorLoop(
+    return MonitorJob(
         lambda wait: run_monitor(
             config, profiles=lambda _v: reference, write_reports=False, wait=wait
         ),
