@@ -15,7 +15,11 @@ skl2onnx, with one ``[None, 1]`` input per column. Two consequences:
 - the one-hot encoder gets an explicit category list instead of ``min_frequency`` /
   ``max_categories``: skl2onnx refuses scikit-learn's "infrequent" category, while an
   explicit list plus ``handle_unknown="ignore"`` converts cleanly and still bounds the
-  width (rare and unseen values both encode as all zeros).
+  width (rare and unseen values both encode as all zeros);
+- numeric columns are cast to float32 first (:class:`Float32`), because the ONNX graph
+  reads float32: the model is trained on, and the native pipeline predicts from, exactly
+  the values the graph compares with its thresholds, so a value lying on a split is sent
+  the same way by both (``1000123.45`` and ``1000123.43`` are one float32).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.inspection import permutation_importance
@@ -40,6 +45,24 @@ MISSING = "__missing__"
 MAX_CATEGORIES = 50
 """Most one-hot columns per categorical feature; rarer values encode as all zeros."""
 PERMUTATION_ROWS = 2_000
+
+
+class Float32(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Cast numeric inputs to float32: the precision of the served ONNX graph.
+
+    >>> Float32().fit_transform(np.array([[1000123.45]]))
+    array([[1000123.44]], dtype=float32)
+    """
+
+    def fit(self, X: Any, y: Any = None) -> Float32:
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray[Any, Any]:
+        return np.asarray(X, dtype=np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray[Any, Any]:
+        return np.asarray(input_features if input_features is not None else [], dtype=object)
 
 
 def model_features(contract: Contract) -> list[str]:
@@ -164,7 +187,8 @@ def build_preprocessor(
     categorical = contract.categorical_features
     if numeric:
         steps: list[tuple[str, Any]] = [
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+            ("float32", Float32()),
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
         ]
         if scale:
             steps.append(("scale", StandardScaler()))

@@ -19,8 +19,10 @@ Choices, each checked against the native pipeline by the parity test of the buil
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -43,9 +45,12 @@ from skl2onnx.operator_converters.random_forest import (
     convert_sklearn_random_forest_regressor_converter,
 )
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
 
+from loopml.features.pipeline import Float32
 from loopml.registry.manifest import InputSpec
 
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
 """The highest opsets the converters may use; the graph records the lowest it needs."""
 NUMERIC_INPUT = "loopml_numeric"
@@ -78,25 +83,72 @@ def converter_versions() -> dict[str, str]:
     return versions
 
 
+Converter = Callable[[Any, Any, Any], None]
+
+
 @functools.cache
 def register_converters() -> None:
-    """Teach skl2onnx LightGBM's and XGBoost's scikit-learn models (once per process)."""
+    """Teach skl2onnx LightGBM's and XGBoost's scikit-learn models and loopml's float32
+    cast (once per process)."""
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    # LightGBM splits on doubles (x <= t); XGBoost's thresholds are float32 already.
+    lgbm = exact_trees(convert_lightgbm)
     for model, alias, shape, convert, options in (
         (lightgbm.LGBMClassifier, "LightGbmLGBMClassifier",
-         calculate_linear_classifier_output_shapes, convert_lightgbm, classifier_options),
+         calculate_linear_classifier_output_shapes, lgbm, classifier_options),
         (lightgbm.LGBMRegressor, "LightGbmLGBMRegressor",
-         calculate_linear_regressor_output_shapes, convert_lightgbm, {"split": None}),
+         calculate_linear_regressor_output_shapes, lgbm, {"split": None}),
         (xgboost.XGBClassifier, "XGBoostXGBClassifier",
          calculate_linear_classifier_output_shapes, convert_xgboost, classifier_options),
         (xgboost.XGBRegressor, "XGBoostXGBRegressor",
          calculate_linear_regressor_output_shapes, convert_xgboost, None),
     ):  # fmt: skip
         update_registered_converter(model, alias, shape, convert, options=options)
+    update_registered_converter(Float32, "LoopmlFloat32", _float32_shape, _float32_convert)
 
 
-class _IntTracks:
-    """A converter container that casts ``nodes_missing_value_tracks_true`` to ints."""
+def _float32_shape(operator: Any) -> None:
+    operator.outputs[0].type = FloatTensorType(operator.inputs[0].type.shape)
+
+
+def _float32_convert(scope: Any, operator: Any, container: Any) -> None:
+    container.add_node(
+        "Cast",
+        operator.inputs[0].full_name,
+        operator.outputs[0].full_name,
+        to=TensorProto.FLOAT,
+        name=scope.get_unique_operator_name("Float32"),
+    )
+
+
+def float32_thresholds(values: Sequence[float], modes: Sequence[Any]) -> list[float]:
+    """Tree thresholds as float32 that split float32 inputs exactly as the doubles do.
+
+    ``x <= t`` for a float32 ``x`` holds exactly when ``x <=`` the largest float32 not above
+    ``t``, and ``x < t`` exactly when ``x <`` the smallest float32 not below ``t``; rounding
+    to the nearest float32 (what ONNX does by default) can move a threshold past a value
+    that lies next to it, and send that value the other way.
+
+    >>> float32_thresholds([0.1, 0.1], ["BRANCH_LEQ", "BRANCH_LT"])
+    [0.09999999403953552, 0.10000000149011612]
+    """
+    out: list[float] = []
+    for value, mode in zip(values, modes, strict=True):
+        kind = mode.decode() if isinstance(mode, bytes) else str(mode)
+        exact = float(value)
+        nearest = np.float32(exact)
+        # Compared as doubles: NumPy compares a float32 with a Python float in float32.
+        if kind in ("BRANCH_LEQ", "BRANCH_GT") and float(nearest) > exact:
+            nearest = np.nextafter(nearest, np.float32(-np.inf))
+        elif kind in ("BRANCH_LT", "BRANCH_GTE") and float(nearest) < exact:
+            nearest = np.nextafter(nearest, np.float32(np.inf))
+        out.append(float(nearest))
+    return out
+
+
+class _ExactTrees:
+    """A converter container whose tree-ensemble nodes get :func:`float32_thresholds` and
+    integer ``nodes_missing_value_tracks_true`` (onnx >= 1.17 rejects booleans there)."""
 
     def __init__(self, container: Any) -> None:
         self._container = container
@@ -105,21 +157,48 @@ class _IntTracks:
         return getattr(self._container, name)
 
     def add_node(self, *args: Any, **attrs: Any) -> Any:
-        key = "nodes_missing_value_tracks_true"
-        if key in attrs:
-            attrs[key] = [int(v) for v in attrs[key]]
+        tracks = "nodes_missing_value_tracks_true"
+        if tracks in attrs:
+            attrs[tracks] = [int(v) for v in attrs[tracks]]
+        if "nodes_values" in attrs and "nodes_modes" in attrs:
+            attrs["nodes_values"] = float32_thresholds(attrs["nodes_values"], attrs["nodes_modes"])
         return self._container.add_node(*args, **attrs)
 
 
-def _hist_gb_converters() -> dict[type, Callable[[Any, Any, Any], None]]:
+def exact_trees(convert: Converter) -> Converter:
+    """``convert`` writing its tree ensembles through :class:`_ExactTrees`."""
 
-    def classifier(scope: Any, operator: Any, container: Any) -> None:
-        convert_sklearn_random_forest_classifier(scope, operator, _IntTracks(container))
+    @functools.wraps(convert)
+    def converter(scope: Any, operator: Any, container: Any) -> None:
+        convert(scope, operator, _ExactTrees(container))
 
-    def regressor(scope: Any, operator: Any, container: Any) -> None:
-        convert_sklearn_random_forest_regressor_converter(scope, operator, _IntTracks(container))
+    return converter
 
-    return {HistGradientBoostingClassifier: classifier, HistGradientBoostingRegressor: regressor}
+
+def _hist_gb_converters() -> dict[type, Converter]:
+    return {
+        HistGradientBoostingClassifier: exact_trees(convert_sklearn_random_forest_classifier),
+        HistGradientBoostingRegressor: exact_trees(
+            convert_sklearn_random_forest_regressor_converter
+        ),
+    }
+
+
+def snap_hist_gb_thresholds(estimator: Any) -> Any:
+    """A copy of a fitted HistGradientBoosting model whose split thresholds are the largest
+    float32 not above the original (skl2onnx hands the converter float32 thresholds, rounded
+    to nearest). On float32 inputs — all the pipeline feeds it — it predicts exactly as the
+    original: no float32 lies between the two thresholds."""
+    snapped = copy.deepcopy(estimator)
+    for iteration in snapped._predictors:
+        for predictor in iteration:
+            nodes = predictor.nodes
+            exact = nodes["num_threshold"]
+            down = exact.astype(np.float32)
+            above = down.astype(np.float64) > exact
+            down[above] = np.nextafter(down[above], np.float32(-np.inf))
+            nodes["num_threshold"] = np.where(nodes["is_leaf"] == 1, exact, down)
+    return snapped
 
 
 def convert_pipeline(
@@ -132,11 +211,18 @@ def convert_pipeline(
     """
 
     register_converters()
+    names = graph_names([name for name, _ in features])
+    estimator = pipeline.steps[-1][1]
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        estimator = snap_hist_gb_thresholds(estimator)
+    pipeline = Pipeline([("features", _renamed(pipeline.steps[0][1], names)), ("model", estimator)])
     initial = [
-        (name, FloatTensorType([None, 1]) if kind == "numeric" else StringTensorType([None, 1]))
+        (
+            names[name],
+            FloatTensorType([None, 1]) if kind == "numeric" else StringTensorType([None, 1]),
+        )
         for name, kind in features
     ]
-    estimator = pipeline.steps[-1][1]
     options = None if task == "regression" else {id(estimator): {"zipmap": False}}
     model = convert_sklearn(
         pipeline,
@@ -148,7 +234,7 @@ def convert_pipeline(
     outputs = _output_names(model, task)
     numeric = [name for name, kind in features if kind == "numeric"]
     categorical = [name for name, kind in features if kind == "categorical"]
-    packed, inputs = pack_inputs(model, numeric, categorical)
+    packed, inputs = pack_inputs(model, numeric, categorical, names)
     onnx.checker.check_model(packed)
     opset = {o.domain or "": int(o.version) for o in packed.opset_import}
     return ConvertedModel(packed.SerializeToString(), inputs, outputs, opset)
@@ -165,14 +251,57 @@ def _output_names(model: Any, task: str) -> dict[str, str]:
     return {"probabilities": PROBABILITIES_OUTPUT}
 
 
+def graph_names(columns: Sequence[str]) -> dict[str, str]:
+    """The name of each column inside the graph: itself when it is a plain identifier,
+    else ``feature_<i>`` (converters rewrite dots, spaces and other letters in tensor names
+    differently, and the graph then does not check). The artifact's input specs keep the
+    real names, so the server reads requests by them.
+
+    >>> graph_names(["age", "crl.tot", "année"])
+    {'age': 'age', 'crl.tot': 'feature_1', 'année': 'feature_2'}
+    """
+    taken = {c for c in columns if _PLAIN.fullmatch(c)}
+    names: dict[str, str] = {}
+    for i, column in enumerate(columns):
+        if _PLAIN.fullmatch(column):
+            names[column] = column
+            continue
+        name, n = f"feature_{i}", i
+        while name in taken:
+            n += len(columns)
+            name = f"feature_{n}"
+        taken.add(name)
+        names[column] = name
+    return names
+
+
+def _renamed(preprocessor: Any, names: Mapping[str, str]) -> Any:
+    """A copy of a fitted ColumnTransformer that selects its columns by graph names."""
+    if all(key == value for key, value in names.items()):
+        return preprocessor
+    renamed = copy.deepcopy(preprocessor)
+    renamed.transformers_ = [
+        (name, step, [names.get(c, c) for c in cols] if isinstance(cols, list) else cols)
+        for name, step, cols in renamed.transformers_
+    ]
+    renamed.feature_names_in_ = np.asarray(
+        [names.get(c, c) for c in renamed.feature_names_in_], dtype=object
+    )
+    return renamed
+
+
 def pack_inputs(
-    model: Any, numeric: Sequence[str], categorical: Sequence[str]
+    model: Any,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    names: Mapping[str, str] | None = None,
 ) -> tuple[Any, tuple[InputSpec, ...]]:
     """Replace the per-column inputs of ``model`` by one 2-D block per kind.
 
     A ``Split`` along axis 1 turns each block back into the ``[None, 1]`` tensors the
-    converted graph reads, under their original names, so the rest of the graph is
-    untouched.
+    converted graph reads, under their graph names (``names``: column -> name in the graph,
+    by default the column itself), so the rest of the graph is untouched. The input specs
+    list the columns by their real names, in block order.
     """
 
     graph = model.graph
@@ -191,17 +320,18 @@ def pack_inputs(
         if not columns:
             continue
         name = _fresh(base, taken)
+        outputs = [columns[i] if names is None else names[columns[i]] for i in range(len(columns))]
         new_inputs.append(helper.make_tensor_value_info(name, elem, [None, len(columns)]))
         ones = np.ones(len(columns), dtype=np.int64)
         node_name = _fresh("Split", taken)
         if opset < 13:
             split = helper.make_node(
-                "Split", [name], columns, axis=1, split=ones.tolist(), name=node_name
+                "Split", [name], outputs, axis=1, split=ones.tolist(), name=node_name
             )
         else:
             sizes = _fresh(f"{name}_split", taken)
             initializers.append(numpy_helper.from_array(ones, name=sizes))
-            split = helper.make_node("Split", [name, sizes], columns, axis=1, name=node_name)
+            split = helper.make_node("Split", [name, sizes], outputs, axis=1, name=node_name)
         nodes.append(split)
         specs.append(InputSpec(name, dtype, tuple(columns)))  # type: ignore[arg-type]
     packed_graph = helper.make_graph(

@@ -56,6 +56,7 @@ __all__ = [
 
 TRUSTED_TYPES: tuple[str, ...] = (
     "collections.OrderedDict",
+    "loopml.features.pipeline.Float32",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
