@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -345,7 +347,14 @@ def parse_project(raw: Mapping[str, Any], *, root: Path, source: str) -> Project
 
 
 def apply_env_overrides(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay ``LOOPML_SECTION__KEY=value`` variables; values are parsed as YAML scalars."""
+    """Overlay ``LOOPML_SECTION__KEY=value`` variables; values are parsed as YAML scalars,
+    except for keys that hold text, which take the value as written (so
+    ``LOOPML_DATA__POSITIVE_CLASS=no`` is the class ``"no"``, not ``False``).
+
+    >>> apply_env_overrides({"data": {}}, {"LOOPML_DATA__POSITIVE_CLASS": "no",
+    ...                                    "LOOPML_TRAIN__SEED": "7"})
+    {'data': {'positive_class': 'no'}, 'train': {'seed': 7}}
+    """
     merged: dict[str, Any] = _deep_copy(raw)
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
@@ -357,8 +366,24 @@ def apply_env_overrides(raw: Mapping[str, Any], environ: Mapping[str, str]) -> d
             if not isinstance(child, dict):
                 raise ConfigError(f"environment variable {name} overrides a value, not a section")
             node = child
-        node[keys[-1]] = yaml.safe_load(value)
+        node[keys[-1]] = value if _holds_text(keys) else yaml.safe_load(value)
     return merged
+
+
+def _holds_text(keys: list[str]) -> bool:
+    """Whether the key at ``keys`` in the project file is text (``str`` or ``str | None``)."""
+    model: Any = ProjectConfig
+    annotation: Any = None
+    for key in keys:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or key not in fields:
+            return False
+        annotation = fields[key].annotation
+        model = annotation
+    return annotation is str or (
+        typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        and set(typing.get_args(annotation)) == {str, type(None)}
+    )
 
 
 def _deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:

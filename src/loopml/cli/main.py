@@ -90,6 +90,7 @@ def init(
         time_column=time,
         name=name,
         drop=tuple(drop or ()),
+        positive_class=positive,
         force=force,
     )
     result = init_project(data, target, project_file=state.project_file, options=options)
