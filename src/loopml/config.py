@@ -84,10 +84,12 @@ class TuningConfig(_Section):
 class TrainConfig(_Section):
     seed: int = 42
     baselines: tuple[str, ...] = Field(
-        ("dummy", "linear"), min_length=1, description="what a candidate must beat"
+        ("dummy",), min_length=1, description="the floor every model must beat (dummy)"
     )
     candidates: tuple[str, ...] = Field(
-        ("lightgbm", "xgboost", "hist_gradient_boosting"), min_length=1
+        ("linear", "lightgbm", "xgboost", "hist_gradient_boosting"),
+        min_length=1,
+        description="the models that compete; a more complex one must beat a simpler one",
     )
     tuning: TuningConfig = TuningConfig()
     class_weight: Literal["auto", "balanced", "none"] = Field(
@@ -98,7 +100,14 @@ class TrainConfig(_Section):
 
 class GateConfig(_Section):
     metric: str | None = Field(None, description="default: roc_auc, f1_macro or rmse by task")
-    margin: float = Field(0.005, ge=0.0, description="how much the candidate must beat baselines")
+    margin: float = Field(
+        0.005,
+        ge=0.0,
+        lt=1.0,
+        description="how much better a model must be than the floor and than any simpler "
+        "model: an absolute amount for bounded scores (AUC, F1, accuracy, R²), a fraction "
+        "of the value beaten for error metrics (RMSE, MAE, log loss)",
+    )
     slice_tolerance: float = Field(0.02, ge=0.0, description="allowed per-slice regression")
     min_slice_rows: int = Field(200, ge=1, description="smaller slices are not judged")
 

@@ -27,7 +27,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_minimal_file_gets_defaults_and_resolves_paths(tmp_path: Path) -> None:
     project = load_project(write(tmp_path, MINIMAL), environ={})
     assert project.name == "demo"
-    assert project.train.candidates == ("lightgbm", "xgboost", "hist_gradient_boosting")
+    assert project.train.baselines == ("dummy",)
+    assert project.train.candidates == ("linear", "lightgbm", "xgboost", "hist_gradient_boosting")
     assert project.resolve(project.data.contract) == tmp_path.resolve() / "loopml.contract.yaml"
     assert project.experiment_name == "demo"
 

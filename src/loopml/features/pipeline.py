@@ -50,8 +50,8 @@ PERMUTATION_ROWS = 2_000
 class Float32(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Cast numeric inputs to float32: the precision of the served ONNX graph.
 
-    >>> Float32().fit_transform(np.array([[1000123.45]]))
-    array([[1000123.44]], dtype=float32)
+    >>> Float32().fit_transform(np.array([[1000123.45, 0.1]])).tolist()
+    [[1000123.4375, 0.10000000149011612]]
     """
 
     def fit(self, X: Any, y: Any = None) -> Float32:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from loopml.config import STATE_DIR, ProjectConfig
 from loopml.data.check import load_checked_table
 from loopml.data.contract import Contract
@@ -40,10 +42,11 @@ from loopml.registry.store import (
 from loopml.train import tracking
 from loopml.train.candidates import BuildContext, class_weight_for, fit_candidate, get_candidate
 from loopml.train.evaluate import Evaluation, evaluate, model_scores
-from loopml.train.gate import GateDecision, choose_best, registration_gate
+from loopml.train.gate import GateDecision, choose_best
 from loopml.train.metrics import default_metric, get_metric, metrics_for
 from loopml.train.plots import make_plots
 from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
+from loopml.train.select import Scored, select_model
 from loopml.train.split import split_validation
 from loopml.train.tuning import tune
 
@@ -115,7 +118,11 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
         f"{TAG_PREFIX}data_fingerprint": fingerprint(frame),
         f"{TAG_PREFIX}git_commit": tracking.git_commit(project.root) or "none",
     }
-    with tracking.tracked_run(client, experiment_id, f"train-{project.name}", tags) as run_id:
+    # One thread per library pool while fitting and scoring (see fit_candidate).
+    with (
+        threadpool_limits(limits=1),
+        tracking.tracked_run(client, experiment_id, f"train-{project.name}", tags) as run_id,
+    ):
         try:
             session = _Session(
                 project, contract, data, client, experiment_id, run_id, tags, progress
@@ -228,13 +235,12 @@ def _log_child(s: _Session, result: ModelResult) -> None:
 def _gate_and_register(
     s: _Session, results: list[ModelResult], metric: str
 ) -> tuple[str, GateDecision, _Registered | None, Path]:
-    candidates = {r.name: r.metrics for r in results if r.kind == "candidate"}
-    baselines = {r.name: r.metrics for r in results if r.kind == "baseline"}
-    chosen = choose_best(candidates or baselines, metric)
+    scored = [Scored(r.name, get_candidate(r.name).complexity, r.metrics) for r in results]
+    selection = select_model(scored, metric=metric, margin=s.project.gate.margin)
+    gate = selection.gate
+    # Nothing cleared the floor: the report still shows the best model, and why it failed.
+    chosen = selection.chosen or choose_best({r.name: r.metrics for r in results}, metric)
     best = next(r for r in results if r.name == chosen)
-    gate = registration_gate(
-        chosen, best.metrics, baselines, metric=metric, margin=s.project.gate.margin
-    )
     s.progress.stage("writing plots, report and artifacts")
     _log_run(s, results, best, gate)
     report = _log_report(s, results, best, gate)

@@ -25,6 +25,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
+from threadpoolctl import threadpool_limits
 
 from loopml.data.contract import Contract
 from loopml.errors import ConfigError, TrainingError
@@ -84,6 +85,9 @@ class CandidateSpec:
     search_space: Callable[[optuna.Trial, str], Params] | None
     defaults: Callable[[str], Params]
     balance: Balance | None = None
+    complexity: int = 2
+    """0: the trivial baseline (the floor), 1: linear, 2: boosted trees. Model selection
+    keeps a simpler model unless a more complex one beats it by the margin."""
 
 
 _REGISTRY: dict[str, CandidateSpec] = {}
@@ -175,7 +179,10 @@ def fit_candidate(
         contract, estimator, scale=spec.needs_scaling, levels=category_levels(frame, contract)
     )
     fit_params = {} if weights is None else {"model__sample_weight": weights}
-    return pipeline.fit(frame, labels, **fit_params)
+    # OpenMP and BLAS pools (HistGradientBoosting, lbfgs) get the same thread budget as
+    # LightGBM's and XGBoost's n_jobs: on a busy machine an unpinned pool is 100x slower.
+    with threadpool_limits(limits=ctx.n_jobs):
+        return pipeline.fit(frame, labels, **fit_params)
 
 
 def _check_classes(labels: np.ndarray[Any, Any], ctx: BuildContext, contract: Contract) -> None:
@@ -213,6 +220,12 @@ def _build_linear(ctx: BuildContext, params: Params) -> Estimator:
             solver="lbfgs", class_weight=ctx.class_weight, random_state=ctx.seed, **params
         )
     return Ridge(**params)
+
+
+def _linear_space(trial: optuna.Trial, task: str) -> Params:
+    if task == "regression":
+        return {"alpha": trial.suggest_float("alpha", 1e-3, 1e3, log=True)}
+    return {"C": trial.suggest_float("C", 1e-3, 1e3, log=True), "max_iter": 1000}
 
 
 def _linear_defaults(task: str) -> Params:
@@ -341,10 +354,17 @@ def _no_params(task: str) -> Params:
     return {}
 
 
-register(CandidateSpec("dummy", "baseline", ALL_TASKS, False, _build_dummy, None, _no_params))
 register(
-    CandidateSpec("linear", "baseline", ALL_TASKS, True, _build_linear, None, _linear_defaults)
+    CandidateSpec(
+        "dummy", "baseline", ALL_TASKS, False, _build_dummy, None, _no_params, complexity=0
+    )
 )
+register(
+    CandidateSpec(
+        "linear", "baseline", ALL_TASKS, True, _build_linear, _linear_space, _linear_defaults,
+        complexity=1,
+    )
+)  # fmt: skip
 register(
     CandidateSpec(
         "lightgbm",

@@ -1,7 +1,7 @@
 """Gates: pure decisions about what a model has earned.
 
-* :func:`registration_gate` — the best candidate becomes a registered version only if it
-  beats *every* baseline by the project's margin on the gate metric.
+* which model is registered is decided by :mod:`loopml.train.select` (the floor, the
+  margins, simpler models first);
 * :func:`promotion_gate` — a version takes ``champion`` only if it beats the current
   champion on the same holdout with the confidence interval taken into account, and no
   slice regresses past the tolerance; ``force`` overrides, and says so.
@@ -37,38 +37,6 @@ def choose_best(scores: Mapping[str, Mapping[str, float]], metric: str) -> str:
     if not ranked:
         raise ValueError(f"no model has a computable {metric}")
     return max(ranked)[2]
-
-
-def registration_gate(
-    candidate: str,
-    candidate_metrics: Mapping[str, float],
-    baselines: Mapping[str, Mapping[str, float]],
-    *,
-    metric: str,
-    margin: float,
-) -> GateDecision:
-    """Pass only if the candidate beats every baseline on ``metric`` by at least ``margin``."""
-    score = candidate_metrics.get(metric, math.nan)
-    if math.isnan(score):
-        return GateDecision(False, metric, margin, f"{candidate} has no computable {metric}")
-    higher = higher_is_better(metric)
-    for name, values in baselines.items():
-        base = values.get(metric, math.nan)
-        if math.isnan(base):
-            continue
-        gain = (score - base) if higher else (base - score)
-        if gain < margin:
-            return GateDecision(
-                False,
-                metric,
-                margin,
-                f"{candidate} {metric}={score:.4f} does not beat baseline {name} "
-                f"({base:.4f}) by the margin {margin} (gain {gain:+.4f})",
-            )
-    best = ", ".join(f"{n} {v.get(metric, math.nan):.4f}" for n, v in baselines.items())
-    return GateDecision(
-        True, metric, margin, f"{candidate} {metric}={score:.4f} beats every baseline ({best})"
-    )
 
 
 def promotion_gate(comparison: Comparison, *, metric: str, force: bool) -> GateDecision:

@@ -108,6 +108,20 @@ def higher_is_better(name: str) -> bool:
     return get_metric(name).higher_is_better
 
 
+def required_gain(name: str, margin: float, reference: float) -> float:
+    """How much better than ``reference`` a value of metric ``name`` must be to count as
+    better by ``margin`` (``gate.margin``): for an error metric (lower is better: RMSE,
+    MAE, log loss, Brier) a fraction of the reference, so it means the same whatever the
+    target's units; for a bounded score (AUC, F1, accuracy, R²) an absolute amount.
+
+    >>> required_gain("rmse", 0.01, 250.0), required_gain("roc_auc", 0.01, 0.7)
+    (2.5, 0.01)
+    """
+    if higher_is_better(name):
+        return margin
+    return margin * abs(reference)
+
+
 def compute_metrics(
     task: Task,
     y_true: NDArray[np.generic],

@@ -5,11 +5,9 @@ import math
 import pytest
 
 from loopml.train.compare import Comparison, SliceRegression
-from loopml.train.gate import choose_best, promotion_gate, registration_gate
+from loopml.train.gate import choose_best, promotion_gate
 
 pytestmark = pytest.mark.unit
-
-BASELINES = {"dummy": {"roc_auc": 0.5}, "linear": {"roc_auc": 0.72}}
 
 
 def test_choose_best_respects_direction_and_skips_nan() -> None:
@@ -20,21 +18,6 @@ def test_choose_best_respects_direction_and_skips_nan() -> None:
     assert choose_best({"x": {"roc_auc": 0.7}, "y": {"roc_auc": 0.7}}, "roc_auc") == "x"
     with pytest.raises(ValueError, match="computable"):
         choose_best({"a": {"roc_auc": math.nan}}, "roc_auc")
-
-
-def test_registration_needs_every_baseline_beaten_by_the_margin() -> None:
-    passed = registration_gate("lgbm", {"roc_auc": 0.76}, BASELINES, metric="roc_auc", margin=0.01)
-    assert passed.passed and "beats every baseline" in passed.reason
-    close = registration_gate("lgbm", {"roc_auc": 0.725}, BASELINES, metric="roc_auc", margin=0.01)
-    assert not close.passed and "linear" in close.reason and "+0.0050" in close.reason
-    nan = registration_gate("lgbm", {"roc_auc": math.nan}, BASELINES, metric="roc_auc", margin=0)
-    assert not nan.passed
-
-
-def test_registration_for_lower_is_better_metrics() -> None:
-    base = {"mean": {"rmse": 3.0}}
-    assert registration_gate("m", {"rmse": 2.0}, base, metric="rmse", margin=0.5).passed
-    assert not registration_gate("m", {"rmse": 2.8}, base, metric="rmse", margin=0.5).passed
 
 
 def _comparison(beats: bool, slices: tuple[SliceRegression, ...] = ()) -> Comparison:

@@ -106,10 +106,16 @@ def test_first_trial_is_the_defaults() -> None:
 
 
 def test_spec_without_search_space_returns_defaults_scored() -> None:
-    result = _run("linear", "multiclass")
+    result = _run("dummy", "multiclass")
     assert result.n_trials == 0
-    assert result.params == get_candidate("linear").defaults("multiclass")
+    assert result.params == get_candidate("dummy").defaults("multiclass")
     assert math.isfinite(result.score)
+    assert 0.0 < result.score <= math.log(3) + 1e-9  # the class prior: no better than uniform
+
+
+def test_the_linear_model_is_tuned_like_the_others() -> None:
+    result = _run("linear", "multiclass")
+    assert result.n_trials >= 1 and "C" in result.params
     assert 0.0 < result.score < math.log(3)  # better than a uniform guess
 
 
