@@ -81,6 +81,25 @@ class TuningConfig(_Section):
     max_rows: int = Field(200_000, ge=100, description="rows sampled for tuning")
 
 
+class ThresholdConfig(_Section):
+    """How a binary model turns its positive-class probability into a label."""
+
+    objective: Literal["f1", "accuracy", "balanced_accuracy", "cost", "fixed"] = Field(
+        "f1",
+        description="what the threshold maximises on validation rows (cost: minimises "
+        "false_positive_cost x FP + false_negative_cost x FN; fixed: use 'value')",
+    )
+    value: float | None = Field(None, gt=0.0, lt=1.0, description="with objective 'fixed'")
+    false_positive_cost: float = Field(1.0, gt=0.0, description="with objective 'cost'")
+    false_negative_cost: float = Field(1.0, gt=0.0, description="with objective 'cost'")
+
+    @model_validator(mode="after")
+    def _value_when_fixed(self) -> ThresholdConfig:
+        if (self.objective == "fixed") != (self.value is not None):
+            raise ValueError("set 'value' (between 0 and 1) exactly when objective is 'fixed'")
+        return self
+
+
 class TrainConfig(_Section):
     seed: int = 42
     baselines: tuple[str, ...] = Field(
@@ -96,6 +115,7 @@ class TrainConfig(_Section):
         "auto", description="auto: balanced weights only when the rarest class is under 5%"
     )
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples for confidence intervals")
+    threshold: ThresholdConfig = ThresholdConfig()
 
 
 class GateConfig(_Section):

@@ -61,6 +61,7 @@ def evaluate_window(
         decoded.labels,
         frame=_slice_frame(decoded),
         slice_columns=list(decoded.slices),
+        threshold=profile.threshold,
     )
     report = WindowReport(
         model=profile.model,

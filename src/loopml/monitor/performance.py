@@ -64,7 +64,10 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 def estimate_performance(
-    task: str, calibration: Mapping[str, Any] | None, scores: np.ndarray[Any, Any]
+    task: str,
+    calibration: Mapping[str, Any] | None,
+    scores: np.ndarray[Any, Any],
+    threshold: float | None = None,
 ) -> dict[str, float]:
     """Expected metrics from calibrated confidence, without labels (CBPE).
 
@@ -95,16 +98,19 @@ def estimate_performance(
     if p.shape[0] == 0:
         return {}
     c = apply_calibration(calibration, p)
-    values = _expected_binary(p, c[:, 1]) if kind == "binary" else _expected_multiclass(p, c)
+    if kind == "binary":
+        values = _expected_binary(p, c[:, 1], threshold)
+    else:
+        values = _expected_multiclass(p, c)
     return {name: value for name, value in values.items() if math.isfinite(value)}
 
 
-def _expected_binary(p: FloatArray, c: FloatArray) -> dict[str, float]:
+def _expected_binary(p: FloatArray, c: FloatArray, threshold: float | None) -> dict[str, float]:
     """The registry's binary metrics on the rows doubled into weighted positive/negative."""
     n = p.shape[0]
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
     weight = np.concatenate([c, 1.0 - c])
-    return compute_metrics("binary", y, np.vstack([p, p]), 2, weight=weight)
+    return compute_metrics("binary", y, np.vstack([p, p]), 2, weight=weight, threshold=threshold)
 
 
 def _expected_multiclass(p: FloatArray, c: FloatArray) -> dict[str, float]:
@@ -220,6 +226,7 @@ def realized_performance(
     slice_columns: Sequence[str] = (),
     min_slice_rows: int = 200,
     max_slices: int = 10,
+    threshold: float | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]], int]:
     """Metrics over the rows whose labels arrived: ``(metrics, slices, labelled rows)``.
 
@@ -248,7 +255,7 @@ def realized_performance(
         return {}, [], 0
     n_classes = len(classes)
     y, pred = codes.values[rows], p[rows]
-    metrics = _finite(compute_metrics(kind, y, pred, n_classes))
+    metrics = _finite(compute_metrics(kind, y, pred, n_classes, threshold=threshold))
     slices: list[dict[str, Any]] = []
     if frame is not None and slice_columns:
         if len(frame) != p.shape[0]:
@@ -262,6 +269,7 @@ def realized_performance(
             columns=slice_columns,
             min_rows=min_slice_rows,
             max_per_column=max_slices,
+            threshold=threshold,
         )
         slices = [
             {"column": s.column, "value": s.value, "rows": s.rows, "metrics": _finite(s.metrics)}
@@ -285,6 +293,7 @@ def performance_report(
     min_slice_rows: int = 200,
     min_labelled: int = 1,
     max_slices: int = 10,
+    threshold: float | None = None,
 ) -> PerformanceReport:
     """Realized (labelled rows), estimated (all rows) and holdout metrics of one window.
 
@@ -301,7 +310,7 @@ def performance_report(
     """
     kind = check_task(task)
     rows = int(np.asarray(scores).shape[0])
-    estimated = estimate_performance(kind, calibration, scores) if rows else {}
+    estimated = estimate_performance(kind, calibration, scores, threshold) if rows else {}
     codes = encode_labels(kind, classes, labels)
     labelled = int(codes.labelled.sum())
     realized: dict[str, float] = {}
@@ -309,7 +318,7 @@ def performance_report(
     if labelled >= max(min_labelled, 1):
         realized, slices, labelled = realized_performance(
             kind, classes, labels, scores, frame=frame, slice_columns=slice_columns,
-            min_slice_rows=min_slice_rows, max_slices=max_slices,
+            min_slice_rows=min_slice_rows, max_slices=max_slices, threshold=threshold,
         )  # fmt: skip
     notes = _notes(kind, rows, labelled, min_labelled, codes, calibration)
     ok = bool(realized or estimated)

@@ -309,6 +309,9 @@ class ReferenceProfile:
     created_at: str = ""
     prediction_by: SeasonalProfile | None = None
     version: int = PROFILE_VERSION
+    threshold: float | None = None
+    """A binary version's decision threshold: realized and estimated label metrics are
+    computed at it, as its holdout metrics were."""
 
     def feature(self, name: str) -> ColumnProfile:
         for column in self.features:
@@ -337,6 +340,7 @@ class ReferenceProfile:
             "label": self.label.to_dict(),
             "calibration": self.calibration,
             "prediction_by": None if self.prediction_by is None else self.prediction_by.to_dict(),
+            "threshold": self.threshold,
         }
 
     def to_json(self) -> str:
@@ -369,6 +373,7 @@ class ReferenceProfile:
             else SeasonalProfile.from_dict(data["prediction_by"]),
             created_at=str(data.get("created_at", "")),
             version=found,
+            threshold=None if data.get("threshold") is None else float(data["threshold"]),
         )
 
     @classmethod

@@ -75,13 +75,15 @@ def build_profile(
     points: int | None = DEFAULT_POINTS,
     times: pd.Series | None = None,
     holdout_features: pd.DataFrame | None = None,
+    threshold: float | None = None,
 ) -> ReferenceProfile:
     """Profile the training features, the holdout predictions and labels.
 
     ``train_features`` is ``feature_frame(train, contract)``; ``holdout_scores`` are class
     probabilities (n, k) or regression values; ``y_holdout`` are class codes (index into
     ``contract.classes``) or values. ``points=None`` keeps every distinct numeric value.
-    ``times`` (the training rows' time column) lets features that follow the clock be
+    ``threshold`` is a binary version's decision threshold. ``times`` (the training rows'
+    time column) lets features that follow the clock be
     recognised (see :func:`clock_of`); with ``holdout_features`` too, the predictions
     are also profiled per value of the finest clock feature (see
     :mod:`loopml.monitor.seasonal`).
@@ -111,6 +113,7 @@ def build_profile(
         calibration=calibration,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         prediction_by=seasonal,
+        threshold=threshold if task == "binary" else None,
     )
 
 

@@ -59,8 +59,13 @@ def rebuild_profile(
     contract = package.contract
     data = prepare(frame, contract, project)
     scores = model_scores(package.pipeline, data.x_holdout, contract.task)
-    metrics = compute_metrics(contract.task, data.y_holdout, scores, len(contract.classes))
-    profile = reference_profile(contract, data, package.pipeline, metrics, model=project.name)
+    threshold = package.meta.threshold
+    metrics = compute_metrics(
+        contract.task, data.y_holdout, scores, len(contract.classes), threshold=threshold
+    )
+    profile = reference_profile(
+        contract, data, package.pipeline, metrics, model=project.name, threshold=threshold
+    )
     attach_profile(registry, info.version, profile)
     return ProfileSummary(
         info.version, len(profile.features), profile.train_rows, profile.holdout_rows

@@ -61,6 +61,7 @@ def reference_profile(
     metrics: dict[str, float],
     *,
     model: str,
+    threshold: float | None = None,
 ) -> ReferenceProfile:
     """What monitoring compares live traffic with (DESIGN.md decision 7): the training
     features, and ``pipeline``'s holdout predictions with their labels and metrics."""
@@ -73,4 +74,5 @@ def reference_profile(
         model=model,
         times=data.train[contract.time_column] if contract.time_column else None,
         holdout_features=data.x_holdout,
+        threshold=threshold,
     )

@@ -48,7 +48,8 @@ from loopml.train.plots import make_plots
 from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
 from loopml.train.select import Scored, select_model
 from loopml.train.split import split_validation
-from loopml.train.tuning import tune
+from loopml.train.threshold import Threshold, choose_threshold
+from loopml.train.tuning import TuningResult, tune
 
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 
@@ -62,6 +63,7 @@ class ModelResult:
     fit_seconds: float
     trials: int
     pipeline: Any = field(repr=False, compare=False)
+    threshold: Threshold | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -179,35 +181,46 @@ def _fit_all(s: _Session) -> list[ModelResult]:
         if s.contract.task not in spec.tasks:
             continue
         started = time.perf_counter()
-        params, trials = _tuned_params(s, ctx, spec)
+        tuned = _tune(s, ctx, spec)
+        threshold = _threshold(s, tuned)
+        params = dict(tuned.params)
         s.progress.stage(f"fitting {name} on {len(s.data.x_train):,} rows")
         pipeline = fit_candidate(spec, params, ctx, s.contract, s.data.x_train, s.data.y_train)
         seconds = time.perf_counter() - started
         s.progress.stage(f"evaluating {name} on {len(s.data.holdout):,} holdout rows")
-        evaluation = _evaluate(s, pipeline)
-        result = ModelResult(name, kind, params, evaluation, seconds, trials, pipeline)
+        evaluation = _evaluate(s, pipeline, threshold)
+        result = ModelResult(
+            name, kind, params, evaluation, seconds, tuned.n_trials, pipeline, threshold
+        )
         _log_child(s, result)
         results.append(result)
     return results
 
 
-def _tuned_params(s: _Session, ctx: BuildContext, spec: Any) -> tuple[dict[str, Any], int]:
-    if spec.search_space is None:
-        return dict(spec.defaults(s.contract.task)), 0
+def _tune(s: _Session, ctx: BuildContext, spec: Any) -> TuningResult:
+    """The candidate's parameters (its defaults, scored once, if it has no search space),
+    with the validation predictions the threshold is chosen on."""
     budget = s.project.train.tuning
-    s.progress.stage(f"tuning {spec.name}", total=budget.trials)
+    total = budget.trials if spec.search_space is not None else None
+    s.progress.stage(f"tuning {spec.name}" if total else f"validating {spec.name}", total=total)
     x_tr, x_va, y_tr, y_va = split_validation(
         s.data.x_train, s.data.y_train, s.contract.task, fraction=0.2,
         seed=s.project.train.seed, ordered=s.project.split.strategy == "time",
     )  # fmt: skip
-    result = tune(
+    return tune(
         spec, ctx, s.contract, x_tr, y_tr, x_va, y_va, budget,
         on_trial=lambda _i, _score: s.progress.advance(),
     )  # fmt: skip
-    return dict(result.params), int(result.n_trials)
 
 
-def _evaluate(s: _Session, pipeline: Any) -> Evaluation:
+def _threshold(s: _Session, tuned: TuningResult) -> Threshold | None:
+    """A binary model's decision threshold, from its validation predictions."""
+    if s.contract.task != "binary" or tuned.valid_pred is None or tuned.valid_labels is None:
+        return None
+    return choose_threshold(tuned.valid_labels, tuned.valid_pred[:, 1], s.project.train.threshold)
+
+
+def _evaluate(s: _Session, pipeline: Any, threshold: Threshold | None) -> Evaluation:
     return evaluate(
         s.contract.task,
         s.data.y_holdout,
@@ -218,6 +231,7 @@ def _evaluate(s: _Session, pipeline: Any) -> Evaluation:
         bootstrap=s.project.train.bootstrap,
         seed=s.project.train.seed,
         min_slice_rows=s.project.gate.min_slice_rows,
+        threshold=None if threshold is None else threshold.value,
     )
 
 
@@ -358,10 +372,13 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
         metrics={k: v for k, v in best.metrics.items() if math.isfinite(v)},
         run_id=s.run_id,
         data_fingerprint=s.tags[f"{TAG_PREFIX}data_fingerprint"],
+        threshold=None if best.threshold is None else best.threshold.value,
     )
     package = ModelPackage(pipeline=best.pipeline, contract=contract, meta=meta)
     s.progress.stage("profiling the training data for monitoring")
-    profile = reference_profile(contract, s.data, best.pipeline, best.metrics, model=project.name)
+    profile = reference_profile(
+        contract, s.data, best.pipeline, best.metrics, model=project.name, threshold=meta.threshold
+    )
     with tempfile.TemporaryDirectory(prefix="loopml-serving-") as tmp:
         s.progress.stage("building the serving artifact")
         serving = Path(tmp) / SERVING_ARTIFACT
@@ -373,6 +390,11 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
             f"{TAG_PREFIX}candidate": best.name,
             SERVING_TAG: SERVING_PENDING,
             **{f"{TAG_PREFIX}metric.{k}": f"{v:.6g}" for k, v in meta.metrics.items()},
+            **(
+                {}
+                if meta.threshold is None
+                else {f"{TAG_PREFIX}threshold": f"{meta.threshold:.6g}"}
+            ),
         }
         version = registry.register(model_uri, s.run_id, version_tags)
         try:
@@ -384,3 +406,7 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
             registry.delete_version(version)  # a version without its alias is a half-write
             raise
     return _Registered(version, alias, manifest.format)
+
+
+def _threshold_tag(threshold: float | None) -> dict[str, str]:
+    return {} if threshold is None else {f"{TAG_PREFIX}threshold": f"{threshold:.6g}"}

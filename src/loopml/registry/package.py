@@ -44,6 +44,9 @@ class ModelMeta:
     metrics: dict[str, float] = field(default_factory=dict)
     run_id: str = ""
     data_fingerprint: str = ""
+    threshold: float | None = None
+    """Binary only: a row is labelled positive (class index 1) when its probability is at
+    least this; None (versions before thresholds, other tasks): 0.5, or the argmax."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)

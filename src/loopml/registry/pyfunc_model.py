@@ -18,6 +18,7 @@ from loopml.features.pipeline import feature_frame
 from loopml.registry.manifest import native_labels
 from loopml.registry.package import ModelPackage, read_package
 from loopml.train.evaluate import model_scores
+from loopml.train.metrics import predicted_labels
 
 
 class LoopmlPyfunc(PythonModel):
@@ -37,7 +38,8 @@ def predict_frame(package: ModelPackage, frame: pd.DataFrame) -> pd.DataFrame:
     if meta.task == "regression":
         return pd.DataFrame({"prediction": scores}, index=frame.index)
     labels = np.asarray(native_labels(meta.classes, meta.target_type))
-    out = pd.DataFrame({"prediction": labels[scores.argmax(axis=1)]}, index=frame.index)
+    decided = predicted_labels(scores, meta.threshold)
+    out = pd.DataFrame({"prediction": labels[decided]}, index=frame.index)
     for i, cls in enumerate(meta.classes):
         out[f"proba_{cls}"] = scores[:, i]
     return out

@@ -44,6 +44,7 @@ from loopml.registry.manifest import (
     read_verified,
 )
 from loopml.registry.package import ModelMeta
+from loopml.train.metrics import predicted_labels
 
 __all__ = [
     "TRUSTED_TYPES",
@@ -79,7 +80,7 @@ Scorer = Callable[[Mapping[str, Array]], Array]
 class Outputs:
     """What a model says about ``n`` rows.
 
-    ``labels`` are native Python values in the target's own type (the argmax class for
+    ``labels`` are native Python values in the target's own type (the decided class for
     classification; ``values.tolist()`` for regression), ``probabilities`` is (n, k)
     float64 in ``meta.classes`` order, ``values`` is (n,) float64 for regression.
     """
@@ -125,9 +126,8 @@ class Runtime:
         if self._regression:
             return Outputs(labels=scores.tolist(), values=scores)
         labels = self._labels
-        return Outputs(
-            labels=[labels[i] for i in scores.argmax(axis=1).tolist()], probabilities=scores
-        )
+        decided = predicted_labels(scores, self.meta.threshold).tolist()
+        return Outputs(labels=[labels[i] for i in decided], probabilities=scores)
 
     def check_parity(self) -> ParityResult:
         """Re-score the artifact's parity rows; raise :class:`RegistryError` on a mismatch."""

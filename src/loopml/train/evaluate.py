@@ -31,6 +31,7 @@ from loopml.train.metrics import (
     FloatArray,
     check_predictions,
     compute_metrics,
+    decisions,
     metrics_for,
 )
 
@@ -67,6 +68,8 @@ class Evaluation:
     intervals: dict[str, Interval] = field(default_factory=dict)
     slices: tuple[SliceResult, ...] = ()
     classes: tuple[str, ...] = ()
+    threshold: float | None = None
+    """The decision threshold the label metrics of a binary model were computed at."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN becomes ``None``); :meth:`from_dict` reads it back."""
@@ -75,6 +78,7 @@ class Evaluation:
             "task": self.task,
             "rows": self.rows,
             "classes": list(self.classes),
+            "threshold": self.threshold,
             "metrics": _encode(self.metrics),
             "intervals": {
                 name: [_encode_num(iv.low), _encode_num(iv.high)]
@@ -112,6 +116,7 @@ class Evaluation:
                     for s in data.get("slices", [])
                 ),
                 classes=tuple(str(c) for c in data.get("classes", [])),
+                threshold=None if data.get("threshold") is None else float(data["threshold"]),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise TrackingError(
@@ -150,12 +155,14 @@ def evaluate(
     min_slice_rows: int = 200,
     max_slices_per_column: int = 20,
     progress: Progress | None = None,
+    threshold: float | None = None,
 ) -> Evaluation:
     """Evaluate predictions on the holdout.
 
     ``frame`` holds the holdout's raw columns, row-aligned with ``y_true``, for slicing;
     ``bootstrap`` is the number of resamples (0 or 1: no intervals). ``progress`` is called
-    with ``(done, total)`` after each resample.
+    with ``(done, total)`` after each resample. A binary model's label metrics decide at
+    its ``threshold`` (default 0.5).
 
     >>> import numpy as np
     >>> ev = evaluate("regression", np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]),
@@ -166,11 +173,12 @@ def evaluate(
     n_classes = len(classes)
     y, p = check_predictions(task, y_true, pred, n_classes)
     _check_finite(p)
-    metrics = compute_metrics(task, y, p, n_classes)
+    metrics = compute_metrics(task, y, p, n_classes, threshold=threshold)
     rng = np.random.default_rng(seed)
     intervals = bootstrap_intervals(
-        task, y, p, n_classes=n_classes, resamples=bootstrap, rng=rng, progress=progress
-    )
+        task, y, p, n_classes=n_classes, resamples=bootstrap, rng=rng, progress=progress,
+        threshold=threshold,
+    )  # fmt: skip
     slices: tuple[SliceResult, ...] = ()
     if frame is not None and slice_columns:
         slices = slice_metrics(
@@ -182,8 +190,10 @@ def evaluate(
             columns=slice_columns,
             min_rows=min_slice_rows,
             max_per_column=max_slices_per_column,
+            threshold=threshold,
         )
-    return Evaluation(task, int(y.shape[0]), metrics, intervals, slices, tuple(classes))
+    used = threshold if task == "binary" else None
+    return Evaluation(task, int(y.shape[0]), metrics, intervals, slices, tuple(classes), used)
 
 
 def _check_finite(pred: FloatArray) -> None:
@@ -207,6 +217,7 @@ def bootstrap_intervals(
     resamples: int,
     rng: np.random.Generator,
     progress: Progress | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Interval]:
     """Percentile 95% intervals for every metric of ``task`` (empty if ``resamples < 2``)."""
     if resamples < 2 or y.shape[0] == 0:
@@ -220,11 +231,13 @@ def bootstrap_intervals(
     else:
         strata = [idx for idx in (np.flatnonzero(y == c) for c in range(n_classes)) if idx.size]
     specs = metrics_for(task)
+    decided = pred if task == "regression" else decisions(pred, threshold)
+    inputs = [pred if spec.needs_proba else decided for spec in specs]
     values = np.empty((resamples, len(specs)))
     for r in range(resamples):
         draws = np.concatenate([idx[rng.integers(0, idx.size, idx.size)] for idx in strata])
         weight = np.bincount(draws, minlength=y.shape[0]).astype(np.float64)
-        values[r] = [spec.fn(y, pred, weight) for spec in specs]
+        values[r] = [spec.fn(y, given, weight) for spec, given in zip(specs, inputs, strict=True)]
         if progress is not None:
             progress(r + 1, resamples)
     return {spec.name: percentile_interval(values[:, j]) for j, spec in enumerate(specs)}
@@ -248,6 +261,7 @@ def slice_metrics(
     columns: Sequence[str],
     min_rows: int,
     max_per_column: int,
+    threshold: float | None = None,
 ) -> tuple[SliceResult, ...]:
     """Metrics per value of each slice column: its most frequent values with enough rows."""
     if len(frame) != y.shape[0]:
@@ -262,7 +276,7 @@ def slice_metrics(
     results: list[SliceResult] = []
     for column in columns:
         for label, mask in slice_rows(frame[column], min_rows, max_per_column):
-            metrics = compute_metrics(task, y[mask], pred[mask], n_classes)
+            metrics = compute_metrics(task, y[mask], pred[mask], n_classes, threshold=threshold)
             results.append(SliceResult(str(column), label, int(mask.sum()), metrics))
     return tuple(results)
 

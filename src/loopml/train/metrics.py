@@ -6,7 +6,10 @@ registered explicitly with :func:`register`. Conventions:
 
 - classification targets are integer class indices ``0..k-1``; ``pred`` is a probability
   matrix of shape ``(n, k)``; the binary positive class is index 1;
-- hard labels are ``p[:, 1] >= 0.5`` for binary tasks and the argmax otherwise;
+- hard labels are ``p[:, 1] >= threshold`` for binary tasks (the version's decision
+  threshold, 0.5 when there is none) and the argmax otherwise: :func:`compute_metrics` hands
+  the label metrics the decisions as a one-hot matrix (:func:`decisions`), so each metric
+  function stays a function of ``(y_true, pred, weight)``;
 - regression ``pred`` is a float vector.
 
 Every function accepts an optional non-negative ``weight`` per row. Integer weights are
@@ -128,10 +131,29 @@ def compute_metrics(
     pred: NDArray[np.generic],
     n_classes: int,
     weight: FloatArray | None = None,
+    threshold: float | None = None,
 ) -> dict[str, float]:
-    """Every metric of ``task`` on one set of predictions, as ``{name: value}``."""
+    """Every metric of ``task`` on one set of predictions, as ``{name: value}``; the label
+    metrics of a binary task decide at ``threshold`` (default 0.5)."""
     y, p = check_predictions(task, y_true, pred, n_classes)
-    return {spec.name: float(spec.fn(y, p, weight)) for spec in metrics_for(task)}
+    decided = decisions(p, threshold) if task != "regression" else p
+    return {
+        spec.name: float(spec.fn(y, p if spec.needs_proba else decided, weight))
+        for spec in metrics_for(task)
+    }
+
+
+def decisions(pred: FloatArray, threshold: float | None = None) -> FloatArray:
+    """The hard decisions of a probability matrix as a one-hot matrix of the same shape:
+    what the label metrics are given, so they score the labels a version serves.
+
+    >>> decisions(np.array([[0.7, 0.3], [0.4, 0.6]]), threshold=0.25).tolist()
+    [[0.0, 1.0], [0.0, 1.0]]
+    """
+    labels = predicted_labels(pred, threshold)
+    out = np.zeros_like(pred, dtype=np.float64)
+    out[np.arange(pred.shape[0]), labels] = 1.0
+    return out
 
 
 def check_predictions(
@@ -159,10 +181,11 @@ def check_predictions(
     return y, p
 
 
-def predicted_labels(pred: FloatArray) -> NDArray[np.int64]:
-    """Hard labels: ``p[:, 1] >= 0.5`` for two classes, the argmax otherwise."""
+def predicted_labels(pred: FloatArray, threshold: float | None = None) -> NDArray[np.int64]:
+    """Hard labels: ``p[:, 1] >= threshold`` (default 0.5) for two classes, the argmax
+    otherwise."""
     if pred.shape[1] == 2:
-        return (pred[:, 1] >= 0.5).astype(np.int64)
+        return (pred[:, 1] >= (0.5 if threshold is None else threshold)).astype(np.int64)
     return np.asarray(np.argmax(pred, axis=1), dtype=np.int64)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -41,13 +41,17 @@ Direction = Literal["maximize", "minimize"]
 
 @dataclass(frozen=True)
 class TuningResult:
-    """The best parameters found (merged over the defaults) and their validation score."""
+    """The best parameters found (merged over the defaults) and their validation score,
+    with that trial's validation labels and predictions (probabilities, or values for
+    regression): what the decision threshold is chosen on."""
 
     params: dict[str, Any]
     score: float
     n_trials: int
     direction: Direction
     metric: str
+    valid_labels: np.ndarray[Any, Any] | None = field(default=None, repr=False, compare=False)
+    valid_pred: np.ndarray[Any, Any] | None = field(default=None, repr=False, compare=False)
 
 
 def validation_metric(task: str) -> tuple[str, Direction]:
@@ -63,13 +67,25 @@ def validation_score(
     pipeline: Pipeline, ctx: BuildContext, X: pd.DataFrame, y: np.ndarray[Any, Any]
 ) -> float:
     """The tuning metric of a fitted pipeline on ``(X, y)`` (see :func:`validation_metric`)."""
+    return score_predictions(ctx, y, _predict(pipeline, ctx, X))
+
+
+def _predict(pipeline: Pipeline, ctx: BuildContext, X: pd.DataFrame) -> np.ndarray[Any, Any]:
     if ctx.task == "regression":
-        return float(root_mean_squared_error(y, pipeline.predict(X)))
-    proba = np.asarray(pipeline.predict_proba(X))
+        return np.asarray(pipeline.predict(X), dtype=np.float64)
+    return np.asarray(pipeline.predict_proba(X), dtype=np.float64)
+
+
+def score_predictions(
+    ctx: BuildContext, y: np.ndarray[Any, Any], pred: np.ndarray[Any, Any]
+) -> float:
+    """The tuning metric of validation predictions (see :func:`validation_metric`)."""
+    if ctx.task == "regression":
+        return float(root_mean_squared_error(y, pred))
     if ctx.task == "binary":
-        return float(roc_auc_score(y, proba[:, 1]))
+        return float(roc_auc_score(y, pred[:, 1]))
     weights = compute_sample_weight("balanced", y) if ctx.class_weight == "balanced" else None
-    return float(log_loss(y, proba, labels=list(range(ctx.n_classes)), sample_weight=weights))
+    return float(log_loss(y, pred, labels=list(range(ctx.n_classes)), sample_weight=weights))
 
 
 def tune(
@@ -97,13 +113,21 @@ def tune(
     X_fit, X_val = feature_frame(X_fit, contract), feature_frame(X_val, contract)
     _check_validation(y_val, ctx)
     defaults = spec.defaults(ctx.task)
+    best: dict[str, Any] = {}
 
     def evaluate(params: Params) -> float:
         pipeline = fit_candidate(spec, params, ctx, contract, X_fit, y_fit)
-        return validation_score(pipeline, ctx, X_val, y_val)
+        pred = _predict(pipeline, ctx, X_val)
+        score = score_predictions(ctx, y_val, pred)
+        if "score" not in best or (
+            score > best["score"] if direction == "maximize" else score < best["score"]
+        ):  # only the best trial's predictions are kept
+            best.update(score=score, pred=pred)
+        return score
 
     if spec.search_space is None:
-        return TuningResult(dict(defaults), evaluate(defaults), 0, direction, metric)
+        score = evaluate(defaults)
+        return TuningResult(dict(defaults), score, 0, direction, metric, y_val, best["pred"])
     objective = _objective(spec.search_space, ctx.task, evaluate)
     study = _run_study(
         objective, defaults, seed=ctx.seed, direction=direction, budget=budget, on_trial=on_trial
@@ -111,10 +135,11 @@ def tune(
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
         raise _all_failed(spec, study)
-    best = study.best_trial
+    trial = study.best_trial
     return TuningResult(
-        {**defaults, **best.params}, _value(best), len(study.trials), direction, metric
-    )
+        {**defaults, **trial.params}, _value(trial), len(study.trials), direction, metric,
+        y_val, best.get("pred"),
+    )  # fmt: skip
 
 
 def _objective(
