@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli.output import console, fmt, print_json, progress_display
@@ -47,6 +48,8 @@ def train(
                     for r in result.leaderboard
                 ],
                 "serving_format": result.serving_format,
+                "serving_fallback": result.serving_fallback,
+                "decision": result.decision,
             }
         )
     else:
@@ -71,12 +74,19 @@ def _print_leaderboard(result: TrainResult) -> None:
         table.add_row(row.name, row.kind, *cells, f"{row.fit_seconds:.1f}", style=style)
     console.print(table)
     verdict = "[green]gate passed[/]" if result.gate.passed else "[red]gate failed[/]"
-    console.print(f"{verdict}: {result.gate.reason}")
+    console.print(f"{verdict}: {escape(result.gate.reason)}")
+    if result.decision:
+        console.print(f"decision: {escape(result.decision)}")
     if result.version:
         console.print(
             f"registered version [bold]{result.version}[/] with alias [bold]{result.alias}[/]"
             f"; serving artifact: {result.serving_format or 'none'}"
         )
+        if result.serving_fallback:
+            console.print(
+                f"[yellow]not served through ONNX[/] (the slow path): "
+                f"{escape(result.serving_fallback)}"
+            )
     else:
         console.print("nothing registered; the run is kept in MLflow for inspection")
     if result.report:

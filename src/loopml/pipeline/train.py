@@ -84,6 +84,10 @@ class TrainResult:
     rows: int = 0
     serving_format: str | None = None
     """How the registered version is served: ``onnx``, or a fallback (``skops``, ``pickle``)."""
+    serving_fallback: str = ""
+    """Why the version is not served through ONNX (empty when it is)."""
+    decision: str | None = None
+    """A binary version's decision threshold, in one line."""
 
     def leaderboard_metric(self) -> float:
         """The chosen model's score on the deciding metric."""
@@ -146,6 +150,8 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
         report=report,
         rows=len(frame),
         serving_format=registered.serving_format if registered else None,
+        serving_fallback=registered.serving_fallback if registered else "",
+        decision=_decision(contract, next(r for r in results if r.name == chosen)),
     )
 
 
@@ -337,6 +343,7 @@ def _log_report(
             evaluation=best.evaluation,
             plots=plots,
             importance=importance,
+            decision=_decision(contract, best),
         ),
         out,
     )
@@ -350,6 +357,7 @@ class _Registered:
     version: str
     alias: str
     serving_format: str
+    serving_fallback: str
 
 
 def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered:
@@ -405,8 +413,14 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
         except BaseException:
             registry.delete_version(version)  # a version without its alias is a half-write
             raise
-    return _Registered(version, alias, manifest.format)
+    return _Registered(version, alias, manifest.format, manifest.fallback_reason)
 
 
 def _threshold_tag(threshold: float | None) -> dict[str, str]:
     return {} if threshold is None else {f"{TAG_PREFIX}threshold": f"{threshold:.6g}"}
+
+
+def _decision(contract: Contract, result: ModelResult) -> str | None:
+    if result.threshold is None or contract.task != "binary":
+        return None
+    return result.threshold.describe(contract.classes[1])

@@ -37,6 +37,7 @@ SERVING_TAG = f"{TAG_PREFIX}serving_artifact"
 SERVING_PENDING = "pending"
 SERVING_DIFF_TAG = f"{TAG_PREFIX}serving_parity_max_diff"
 SERVING_ROWS_TAG = f"{TAG_PREFIX}serving_parity_rows"
+SERVING_FALLBACK_TAG = f"{TAG_PREFIX}serving_fallback"
 # The whole loopml package travels with every MLflow model (models-from-code needs it).
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 SERVING_SHA_TAG = f"{TAG_PREFIX}serving_sha256"
@@ -240,11 +241,16 @@ class ModelRegistry:
     # -- serving artifacts (see loopml.registry.artifact) ---------------------------------
     def attach_serving_artifact(self, version: str, folder: Path) -> None:
         """Log a built serving artifact to the version's run (artifact path ``serving``)
-        and tag the version with its format, parity figures and manifest sha256."""
-
+        and tag the version with its format, parity figures, manifest sha256 and, when it
+        is not ONNX, why (``loopml.serving_fallback``)."""
         info = self.version(version)
         manifest = read_verified(folder).manifest
         tags = {
+            **(
+                {SERVING_FALLBACK_TAG: manifest.fallback_reason[:4000]}
+                if manifest.fallback_reason
+                else {}
+            ),
             SERVING_DIFF_TAG: f"{manifest.parity.max_abs_diff:.3g}",
             SERVING_ROWS_TAG: str(manifest.parity.rows_checked),
             SERVING_SHA_TAG: sha256_file(folder / MANIFEST_FILE),

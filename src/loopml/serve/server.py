@@ -47,6 +47,13 @@ def load_deployment(
     runtime = load_runtime(folder, trust_pickle=trust_pickle)
     runtime.warm()
     runtime.check_parity()
+    if runtime.format != "onnx":
+        log.warning(
+            "version %s is served through %s, not ONNX: the slow path (about 10x the CPU per "
+            "request). Why: %s. Rebuild it with 'loopml models build-artifact %s --force' "
+            "after upgrading, or retrain.",
+            version, runtime.format, runtime.manifest.fallback_reason or "unknown", version,
+        )  # fmt: skip
     return Deployment.of(registry.name, version, runtime)
 
 

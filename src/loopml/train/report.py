@@ -104,6 +104,10 @@ class ReportData:
     evaluation: Evaluation
     plots: Mapping[str, Path]
     importance: pd.Series
+    decision: str | None = None
+    """How a binary model turns probabilities into labels (its threshold), in one line."""
+    findings: Sequence[str] = ()
+    """What a person should look at: duplicates across the split, possible leakage..."""
 
 
 def render_report(data: ReportData, out_dir: Path) -> tuple[Path, Path]:
@@ -155,6 +159,8 @@ def build_view(data: ReportData, out_dir: Path) -> dict[str, Any]:
         "importance": _importance_rows(data.importance),
         "importance_kind": str(data.importance.name or "importance"),
         "facts": _facts(data),
+        "decision": data.decision,
+        "findings": list(data.findings),
     }
 
 
