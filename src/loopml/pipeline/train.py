@@ -11,7 +11,7 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from loopml.data.sources import fingerprint
 from loopml.errors import ConfigError
 from loopml.features.pipeline import feature_importance
 from loopml.monitor.profile_store import attach_profile
+from loopml.pipeline.fit import ModelResult, fit_models
 from loopml.pipeline.prepare import TrainingData, prepare, reference_profile
 from loopml.progress import Progress, progress_or_silent
 from loopml.registry.artifact import build_serving_artifact
@@ -40,34 +41,15 @@ from loopml.registry.store import (
     ModelRegistry,
 )
 from loopml.train import tracking
-from loopml.train.candidates import BuildContext, class_weight_for, fit_candidate, get_candidate
-from loopml.train.evaluate import Evaluation, evaluate, model_scores
+from loopml.train.candidates import get_candidate
+from loopml.train.evaluate import model_scores
 from loopml.train.gate import GateDecision, choose_best
 from loopml.train.metrics import default_metric, get_metric, metrics_for
 from loopml.train.plots import make_plots
 from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
 from loopml.train.select import Scored, select_model
-from loopml.train.split import split_validation
-from loopml.train.threshold import Threshold, choose_threshold
-from loopml.train.tuning import TuningResult, tune
 
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
-
-
-@dataclass(frozen=True)
-class ModelResult:
-    name: str
-    kind: str
-    params: dict[str, Any]
-    evaluation: Evaluation
-    fit_seconds: float
-    trials: int
-    pipeline: Any = field(repr=False, compare=False)
-    threshold: Threshold | None = None
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return dict(self.evaluation.metrics)
 
 
 @dataclass(frozen=True)
@@ -172,72 +154,8 @@ def _check_settings(project: ProjectConfig, contract: Contract) -> str:
 
 
 def _fit_all(s: _Session) -> list[ModelResult]:
-    train = s.project.train
-    ctx = BuildContext.for_contract(
-        s.contract,
-        seed=train.seed,
-        class_weight=class_weight_for(s.data.y_train, s.contract.task, train.class_weight),
-    )
-    results: list[ModelResult] = []
-    roles = [(n, "baseline") for n in train.baselines] + [
-        (n, "candidate") for n in train.candidates
-    ]
-    for name, kind in roles:
-        spec = get_candidate(name)
-        if s.contract.task not in spec.tasks:
-            continue
-        started = time.perf_counter()
-        tuned = _tune(s, ctx, spec)
-        threshold = _threshold(s, tuned)
-        params = dict(tuned.params)
-        s.progress.stage(f"fitting {name} on {len(s.data.x_train):,} rows")
-        pipeline = fit_candidate(spec, params, ctx, s.contract, s.data.x_train, s.data.y_train)
-        seconds = time.perf_counter() - started
-        s.progress.stage(f"evaluating {name} on {len(s.data.holdout):,} holdout rows")
-        evaluation = _evaluate(s, pipeline, threshold)
-        result = ModelResult(
-            name, kind, params, evaluation, seconds, tuned.n_trials, pipeline, threshold
-        )
-        _log_child(s, result)
-        results.append(result)
-    return results
-
-
-def _tune(s: _Session, ctx: BuildContext, spec: Any) -> TuningResult:
-    """The candidate's parameters (its defaults, scored once, if it has no search space),
-    with the validation predictions the threshold is chosen on."""
-    budget = s.project.train.tuning
-    total = budget.trials if spec.search_space is not None else None
-    s.progress.stage(f"tuning {spec.name}" if total else f"validating {spec.name}", total=total)
-    x_tr, x_va, y_tr, y_va = split_validation(
-        s.data.x_train, s.data.y_train, s.contract.task, fraction=0.2,
-        seed=s.project.train.seed, ordered=s.project.split.strategy == "time",
-    )  # fmt: skip
-    return tune(
-        spec, ctx, s.contract, x_tr, y_tr, x_va, y_va, budget,
-        on_trial=lambda _i, _score: s.progress.advance(),
-    )  # fmt: skip
-
-
-def _threshold(s: _Session, tuned: TuningResult) -> Threshold | None:
-    """A binary model's decision threshold, from its validation predictions."""
-    if s.contract.task != "binary" or tuned.valid_pred is None or tuned.valid_labels is None:
-        return None
-    return choose_threshold(tuned.valid_labels, tuned.valid_pred[:, 1], s.project.train.threshold)
-
-
-def _evaluate(s: _Session, pipeline: Any, threshold: Threshold | None) -> Evaluation:
-    return evaluate(
-        s.contract.task,
-        s.data.y_holdout,
-        model_scores(pipeline, s.data.x_holdout, s.contract.task),
-        classes=s.contract.classes,
-        frame=s.data.holdout,
-        slice_columns=s.contract.categorical_features,
-        bootstrap=s.project.train.bootstrap,
-        seed=s.project.train.seed,
-        min_slice_rows=s.project.gate.min_slice_rows,
-        threshold=None if threshold is None else threshold.value,
+    return fit_models(
+        s.project, s.contract, s.data, s.progress, on_model=lambda r: _log_child(s, r)
     )
 
 

@@ -49,6 +49,7 @@ from sklearn.pipeline import Pipeline
 
 from loopml.features.pipeline import Float32
 from loopml.registry.manifest import InputSpec
+from loopml.train.calibrate import Calibrated
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
@@ -209,10 +210,12 @@ def convert_pipeline(
     ``features`` are ``(name, "numeric" | "categorical")`` in model order. Raises whatever
     the converters raise when a step has no converter; the caller falls back.
     """
-
     register_converters()
     names = graph_names([name for name, _ in features])
     estimator = pipeline.steps[-1][1]
+    calibrated = estimator if isinstance(estimator, Calibrated) else None
+    if calibrated is not None:
+        estimator = calibrated.estimator
     if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
         estimator = snap_hist_gb_thresholds(estimator)
     pipeline = Pipeline([("features", _renamed(pipeline.steps[0][1], names)), ("model", estimator)])
@@ -232,6 +235,8 @@ def convert_pipeline(
         custom_conversion_functions=_hist_gb_converters(),
     )
     outputs = _output_names(model, task)
+    if calibrated is not None:
+        model = append_calibration(model, calibrated.coef, calibrated.intercept)
     numeric = [name for name, kind in features if kind == "numeric"]
     categorical = [name for name, kind in features if kind == "categorical"]
     packed, inputs = pack_inputs(model, numeric, categorical, names)
@@ -249,6 +254,43 @@ def _output_names(model: Any, task: str) -> dict[str, str]:
     if PROBABILITIES_OUTPUT not in names:
         raise ValueError(f"the classifier graph has no {PROBABILITIES_OUTPUT!r} output: {names}")
     return {"probabilities": PROBABILITIES_OUTPUT}
+
+
+def append_calibration(model: Any, coef: Any, intercept: Any) -> Any:
+    """The graph with :class:`~loopml.train.calibrate.Calibrated`'s calibrator after its
+    probabilities: ``softmax(log(clip(p)) @ coef + intercept)``, a sigmoid for two classes."""
+    graph = model.graph
+    taken = _tensor_names(graph)
+    raw = _fresh(f"{PROBABILITIES_OUTPUT}_raw", taken)
+    for node in graph.node:
+        node.output[:] = [raw if o == PROBABILITIES_OUTPUT else o for o in node.output]
+        node.input[:] = [raw if i == PROBABILITIES_OUTPUT else i for i in node.input]
+    weights, bias = np.asarray(coef, np.float32), np.asarray(intercept, np.float32)
+    names = {k: _fresh(f"calibration_{k}", taken) for k in ("w", "b", "lo", "hi", "one")}
+    t = {k: _fresh(f"calibration_{k}", taken) for k in ("clip", "log", "mm", "z", "s", "neg")}
+    graph.initializer.extend([
+        numpy_helper.from_array(weights, names["w"]),
+        numpy_helper.from_array(bias, names["b"]),
+        numpy_helper.from_array(np.array(1e-7, np.float32), names["lo"]),
+        numpy_helper.from_array(np.array(1 - 1e-7, np.float32), names["hi"]),
+        numpy_helper.from_array(np.ones((1, 1), np.float32), names["one"]),
+    ])  # fmt: skip
+    nodes = [
+        helper.make_node("Clip", [raw, names["lo"], names["hi"]], [t["clip"]]),
+        helper.make_node("Log", [t["clip"]], [t["log"]]),
+        helper.make_node("MatMul", [t["log"], names["w"]], [t["mm"]]),
+        helper.make_node("Add", [t["mm"], names["b"]], [t["z"]]),
+    ]
+    if weights.shape[1] == 1:
+        nodes += [
+            helper.make_node("Sigmoid", [t["z"]], [t["s"]]),
+            helper.make_node("Sub", [names["one"], t["s"]], [t["neg"]]),
+            helper.make_node("Concat", [t["neg"], t["s"]], [PROBABILITIES_OUTPUT], axis=1),
+        ]
+    else:
+        nodes.append(helper.make_node("Softmax", [t["z"]], [PROBABILITIES_OUTPUT], axis=1))
+    graph.node.extend(nodes)
+    return model
 
 
 def graph_names(columns: Sequence[str]) -> dict[str, str]:

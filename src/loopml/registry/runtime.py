@@ -58,6 +58,7 @@ __all__ = [
 TRUSTED_TYPES: tuple[str, ...] = (
     "collections.OrderedDict",
     "loopml.features.pipeline.Float32",
+    "loopml.train.calibrate.Calibrated",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
