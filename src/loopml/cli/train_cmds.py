@@ -50,6 +50,7 @@ def train(
                 "serving_format": result.serving_format,
                 "serving_fallback": result.serving_fallback,
                 "decision": result.decision,
+                "findings": list(result.findings),
             }
         )
     else:
@@ -77,6 +78,8 @@ def _print_leaderboard(result: TrainResult) -> None:
     console.print(f"{verdict}: {escape(result.gate.reason)}")
     if result.decision:
         console.print(f"decision: {escape(result.decision)}")
+    for finding in result.findings:
+        console.print(f"[yellow]look at this[/]: {escape(finding)}")
     if result.version:
         console.print(
             f"registered version [bold]{result.version}[/] with alias [bold]{result.alias}[/]"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from loopml.config import STATE_DIR, ProjectConfig
@@ -43,11 +45,13 @@ from loopml.registry.store import (
 from loopml.train import tracking
 from loopml.train.candidates import get_candidate
 from loopml.train.evaluate import model_scores
+from loopml.train.findings import copies_finding, find_leaks, leak_findings
 from loopml.train.gate import GateDecision, choose_best
 from loopml.train.metrics import default_metric, get_metric, metrics_for
 from loopml.train.plots import make_plots
 from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
 from loopml.train.select import Scored, select_model
+from loopml.train.split import contract_copies
 
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 
@@ -70,6 +74,8 @@ class TrainResult:
     """Why the version is not served through ONNX (empty when it is)."""
     decision: str | None = None
     """A binary version's decision threshold, in one line."""
+    findings: tuple[str, ...] = ()
+    """Copies in the table and possible target leakage (see train/findings.py)."""
 
     def leaderboard_metric(self) -> float:
         """The chosen model's score on the deciding metric."""
@@ -116,24 +122,26 @@ def train_project(project: ProjectConfig, progress: Progress | None = None) -> T
                 project, contract, data, client, experiment_id, run_id, tags, progress
             )
             results = _fit_all(session)
-            chosen, gate, registered, report = _gate_and_register(session, results, metric)
+            outcome = _gate_and_register(session, results, metric)
         except BaseException:
             shutil.rmtree(report_dir / run_id, ignore_errors=True)
             raise
+    registered = outcome.registered
     return TrainResult(
         run_id=run_id,
         experiment_id=experiment_id,
         metric=metric,
         leaderboard=tuple(results),
-        chosen=chosen,
-        gate=gate,
+        chosen=outcome.chosen,
+        gate=outcome.gate,
         version=registered.version if registered else None,
         alias=registered.alias if registered else None,
-        report=report,
+        report=outcome.report,
         rows=len(frame),
         serving_format=registered.serving_format if registered else None,
         serving_fallback=registered.serving_fallback if registered else "",
-        decision=_decision(contract, next(r for r in results if r.name == chosen)),
+        decision=_decision(contract, next(r for r in results if r.name == outcome.chosen)),
+        findings=outcome.findings,
     )
 
 
@@ -170,23 +178,58 @@ def _log_child(s: _Session, result: ModelResult) -> None:
     )  # fmt: skip
 
 
-def _gate_and_register(
-    s: _Session, results: list[ModelResult], metric: str
-) -> tuple[str, GateDecision, _Registered | None, Path]:
+@dataclass(frozen=True)
+class _Outcome:
+    chosen: str
+    gate: GateDecision
+    registered: _Registered | None
+    report: Path
+    findings: tuple[str, ...]
+
+
+def _gate_and_register(s: _Session, results: list[ModelResult], metric: str) -> _Outcome:
     scored = [Scored(r.name, get_candidate(r.name).complexity, r.metrics) for r in results]
     selection = select_model(scored, metric=metric, margin=s.project.gate.margin)
     gate = selection.gate
     # Nothing cleared the floor: the report still shows the best model, and why it failed.
     chosen = selection.chosen or choose_best({r.name: r.metrics for r in results}, metric)
     best = next(r for r in results if r.name == chosen)
+    s.progress.stage("looking for copies and leaking features")
+    data = s.data
+    importance = feature_importance(
+        best.pipeline, s.contract, data.x_holdout, data.y_holdout, seed=s.project.train.seed
+    )
+    findings = _findings(s, importance)
     s.progress.stage("writing plots, report and artifacts")
     _log_run(s, results, best, gate)
-    report = _log_report(s, results, best, gate)
+    report = _log_report(s, results, best, gate, importance, findings)
     registered: _Registered | None = None
     tracking.set_tag(f"{TAG_PREFIX}gate", "passed" if gate.passed else "failed")
     if gate.passed:  # last: nothing after it can fail and strand a version
         registered = _register(s, best, gate)
-    return chosen, gate, registered, report
+    return _Outcome(chosen, gate, registered, report, findings)
+
+
+def _findings(s: _Session, importance: pd.Series[Any]) -> tuple[str, ...]:
+    """Copies in the table and features that may leak the target (train/findings.py)."""
+    data, contract = s.data, s.contract
+    groups = contract_copies(data.frame, contract)
+    copies = len(groups) - len(np.unique(groups))
+    crossing = _crossing(data, contract) if s.project.split.strategy == "time" else None
+    copy = copies_finding(len(groups), copies, crossing=crossing)
+    leaks = find_leaks(
+        contract, data.x_train, data.y_train, data.x_holdout, data.y_holdout,
+        seed=s.project.train.seed,
+    )  # fmt: skip
+    return tuple([*([copy] if copy else []), *leak_findings(leaks, importance)])
+
+
+def _crossing(data: TrainingData, contract: Contract) -> int:
+    """Holdout rows that copy a training row (a time split cannot keep copies together)."""
+    both = pd.concat([data.train, data.holdout])
+    groups = contract_copies(both, contract)
+    train_groups = groups[: len(data.train)]
+    return int(np.isin(groups[len(data.train) :], train_groups).sum())
 
 
 def _log_run(
@@ -227,13 +270,15 @@ def _log_run(
 
 
 def _log_report(
-    s: _Session, results: list[ModelResult], best: ModelResult, gate: GateDecision
+    s: _Session,
+    results: list[ModelResult],
+    best: ModelResult,
+    gate: GateDecision,
+    importance: pd.Series[Any],
+    findings: tuple[str, ...],
 ) -> Path:
     contract, data = s.contract, s.data
     out = s.project.resolve(f"{STATE_DIR}/reports/{s.run_id}")
-    importance = feature_importance(
-        best.pipeline, contract, data.x_holdout, data.y_holdout, seed=s.project.train.seed
-    )
     pred = model_scores(best.pipeline, data.x_holdout, contract.task)
     plots = make_plots(contract.task, data.y_holdout, pred, contract.classes, importance, out)
     html, markdown = render_report(
@@ -262,6 +307,7 @@ def _log_report(
             plots=plots,
             importance=importance,
             decision=_decision(contract, best),
+            findings=findings,
         ),
         out,
     )

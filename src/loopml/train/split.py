@@ -4,6 +4,10 @@ Classification splits are stratified by hand rather than with ``train_test_split
 every class with at least two rows lands on *both* sides, whatever its size; a model whose
 training part lacks a class would predict a narrower set of probabilities than the
 contract promises.
+
+Exact copies — rows with the same features and target (:func:`copy_groups`) — stay on one
+side of a random split, the holdout's and the tuning validation's alike: a copy on both
+sides would let the holdout score rows the model trained on, and flatter it.
 """
 
 from __future__ import annotations
@@ -107,9 +111,34 @@ def split_holdout(
     return train, holdout
 
 
+def copy_groups(frame: pd.DataFrame) -> IntArray:
+    """A group number per row; rows holding the same values in every column share one.
+
+    >>> copy_groups(pd.DataFrame({"a": [1, 2, 1], "y": ["x", "x", "x"]})).tolist()
+    [0, 1, 0]
+    """
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    groups, _ = pd.factorize(hashed)
+    return np.asarray(groups, dtype=np.int64)
+
+
+def contract_copies(df: pd.DataFrame, contract: Contract) -> IntArray:
+    """:func:`copy_groups` over the contract's features and target (not the key, time or
+    dropped columns: two rows that differ only there are the same example twice)."""
+    names = [spec.name for spec in contract.features] + [contract.target]
+    columns = [c for c in names if c in df.columns]
+    return copy_groups(df[columns].astype(str))
+
+
 def _random_split(
     df: pd.DataFrame, contract: Contract, split: SplitConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    groups = contract_copies(df, contract)
+    first = _first_rows(groups)
+    if len(first) < len(df):  # copies: split one row per group, then bring the copies along
+        train, _ = _random_split(df.iloc[first].reset_index(drop=True), contract, split)
+        keep = np.isin(groups, groups[first[train.index.to_numpy()]])
+        return df.iloc[np.flatnonzero(keep)], df.iloc[np.flatnonzero(~keep)]
     rng = np.random.default_rng(split.seed)
     if contract.task == "regression":
         order = rng.permutation(len(df))
@@ -126,6 +155,12 @@ def _random_split(
         )
     train_idx, holdout_idx = stratified_indices(labels, split.holdout, rng)
     return df.iloc[train_idx], df.iloc[holdout_idx]
+
+
+def _first_rows(groups: IntArray) -> IntArray:
+    """The position of each group's first row, in row order."""
+    _, first = np.unique(groups, return_index=True)
+    return np.sort(first)
 
 
 def _time_split(
@@ -204,13 +239,25 @@ def split_validation(
     if ordered and len(X) > 1:
         cut = len(X) - min(max(round(len(X) * fraction), 1), len(X) - 1)
         return X.iloc[:cut], X.iloc[cut:], y[:cut], y[cut:]
-    if task == "regression":
-        order = rng.permutation(len(X))
-        n_valid = min(max(round(len(X) * fraction), 1), len(X) - 1) if len(X) > 1 else 0
-        train_idx, valid_idx = np.sort(order[n_valid:]), np.sort(order[:n_valid])
-    else:
-        train_idx, valid_idx = stratified_indices(np.asarray(y), fraction, rng)
+    groups = copy_groups(X.astype(str).assign(__target=np.asarray(y).astype(str)))
+    first = _first_rows(groups)
+    if len(first) < len(X):  # copies stay on one side (see the module doc)
+        kept, _ = _validation_rows(task, np.asarray(y)[first], fraction, rng)
+        train = np.isin(groups, groups[first[kept]])
+        return X.iloc[np.flatnonzero(train)], X.iloc[np.flatnonzero(~train)], y[train], y[~train]
+    train_idx, valid_idx = _validation_rows(task, np.asarray(y), fraction, rng)
     return X.iloc[train_idx], X.iloc[valid_idx], y[train_idx], y[valid_idx]
+
+
+def _validation_rows(
+    task: str, y: np.ndarray[Any, Any], fraction: float, rng: np.random.Generator
+) -> tuple[IntArray, IntArray]:
+    n = len(y)
+    if task == "regression":
+        order = rng.permutation(n)
+        n_valid = min(max(round(n * fraction), 1), n - 1) if n > 1 else 0
+        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+    return stratified_indices(y, fraction, rng)
 
 
 def sample_rows(
