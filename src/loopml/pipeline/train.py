@@ -40,6 +40,7 @@ from loopml.registry.store import (
     SERVING_PENDING,
     SERVING_TAG,
     TAG_PREFIX,
+    TRAIN_ROWS_ARTIFACT,
     ModelRegistry,
 )
 from loopml.train import tracking
@@ -51,7 +52,7 @@ from loopml.train.metrics import default_metric, get_metric, metrics_for
 from loopml.train.plots import make_plots
 from loopml.train.report import DataSummary, LeaderboardRow, ReportData, render_report
 from loopml.train.select import Scored, select_model
-from loopml.train.split import contract_copies
+from loopml.train.split import contract_copies, row_hashes
 
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 
@@ -267,6 +268,9 @@ def _log_run(
         "evaluation/gate.json",
     )  # fmt: skip
     tracking.log_parquet(data.holdout, HOLDOUT_ARTIFACT)
+    # What promote needs to compare two versions on rows neither of them trained on.
+    hashes = pd.DataFrame({"row_hash": row_hashes(data.train, contract)})
+    tracking.log_parquet(hashes, TRAIN_ROWS_ARTIFACT)
 
 
 def _log_report(

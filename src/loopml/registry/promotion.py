@@ -1,14 +1,14 @@
 """``loopml promote`` and ``loopml rollback``: moving ``champion``, gated and audited.
 
 A promotion scores the new version *and* the current champion on the same rows — the
-holdout stored with the new version's training run — and bootstraps the difference of
-their metric over shared resamples (a paired comparison). The decision itself is the
-pure :func:`loopml.train.gate.promotion_gate`; ``--force`` overrides it, including when
-the two versions cannot be compared at all, and the audit log records that it did.
-
-Known limit: when the new version was trained on a superset of the champion's data, some
-of its holdout rows may have been in the champion's training set, which favours the
-champion (the comparison errs on the side of keeping it).
+holdout stored with the new version's training run, less the rows the champion trained on
+(each version stores the hashes of its training rows), so neither is scored on rows it has
+seen — and bootstraps the difference of their metric over shared resamples (a paired
+comparison). Each version labels rows at its own decision threshold. The new version must
+be better by ``gate.margin`` (relative for error metrics, absolute for bounded scores, as
+at registration) with a paired interval that excludes "no better". The decision itself is
+the pure :func:`loopml.train.gate.promotion_gate`; ``--force`` overrides it, including
+when the two versions cannot be compared at all, and the audit log records that it did.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from loopml.train.compare import Comparison, SliceRegression, compare, paired_de
 from loopml.train.evaluate import Evaluation, evaluate, model_scores, slice_rows
 from loopml.train.gate import GateDecision, promotion_gate
 from loopml.train.metrics import default_metric, higher_is_better
-from loopml.train.split import encode_target
+from loopml.train.split import encode_target, row_hashes
+
+MIN_COMPARE_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -100,25 +102,28 @@ def compare_on_holdout(
     """Evaluate ``new`` and ``old`` on ``new``'s holdout and compare them, paired."""
     new_pkg, old_pkg = registry.load_package(new), registry.load_package(old)
     _check_comparable(new_pkg, old_pkg, new, old)
-    holdout = registry.load_holdout(new_pkg.meta.run_id)
+    holdout, note = _unseen_by(registry, old_pkg, registry.load_holdout(new_pkg.meta.run_id), old)
     contract = new_pkg.contract
     metric = project.gate.metric or default_metric(contract.task)
     y = encode_target(holdout[contract.target], contract)
     new_pred = _scores(new_pkg, holdout)
     old_pred = _scores(old_pkg, holdout)
+    thresholds = (new_pkg.meta.threshold, old_pkg.meta.threshold)
     delta = paired_delta_interval(
         contract.task, y, new_pred, old_pred, metric=metric,
         n_classes=len(contract.classes), resamples=project.train.bootstrap,
-        seed=project.train.seed,
+        seed=project.train.seed, thresholds=thresholds,
     )  # fmt: skip
     comparison = compare(
-        _evaluate(project, new_pkg, holdout, y, new_pred),
-        _evaluate(project, new_pkg, holdout, y, old_pred),
+        _evaluate(project, new_pkg, holdout, y, new_pred, thresholds[0]),
+        _evaluate(project, new_pkg, holdout, y, old_pred, thresholds[1]),
         metric,
         slice_tolerance=project.gate.slice_tolerance,
         delta_interval=delta,
+        margin=project.gate.margin,
     )
-    scores = _PairedScores(contract.task, len(contract.classes), y, new_pred, old_pred)
+    comparison = replace(comparison, reason=f"{comparison.reason}; {note}")
+    scores = _PairedScores(contract.task, len(contract.classes), y, new_pred, old_pred, thresholds)
     confirmed = tuple(
         r for r in comparison.slice_regressions
         if _significantly_worse(project, holdout, r, scores, metric)
@@ -135,6 +140,7 @@ class _PairedScores:
     y: np.ndarray
     new: np.ndarray
     old: np.ndarray
+    thresholds: tuple[float | None, float | None] = (None, None)
 
 
 def _significantly_worse(
@@ -154,6 +160,7 @@ def _significantly_worse(
     delta = paired_delta_interval(
         scores.task, scores.y[mask], scores.new[mask], scores.old[mask], metric=metric,
         n_classes=scores.n_classes, resamples=project.train.bootstrap, seed=project.train.seed,
+        thresholds=scores.thresholds,
     )  # fmt: skip
     if delta is None or math.isnan(delta.low):
         return True  # no interval: keep the conservative point-estimate verdict
@@ -177,6 +184,33 @@ def _check_comparable(new: ModelPackage, old: ModelPackage, new_v: str, old_v: s
         )
 
 
+def _unseen_by(
+    registry: ModelRegistry, champion: ModelPackage, holdout: pd.DataFrame, version: str
+) -> tuple[pd.DataFrame, str]:
+    """The holdout rows the champion did not train on, and a note saying how many."""
+    trained = registry.load_train_rows(champion.meta.run_id)
+    if trained is None:
+        return holdout, (
+            f"compared on all {len(holdout):,} holdout rows (champion {version} did not "
+            "record its training rows; some may be among them, which favours it)"
+        )
+    fresh = ~np.isin(row_hashes(holdout, champion.contract), trained)
+    seen = int((~fresh).sum())
+    if int(fresh.sum()) < MIN_COMPARE_ROWS:
+        raise GateFailed(
+            f"only {int(fresh.sum())} of the {len(holdout):,} holdout rows were not used to "
+            f"train champion {version}: too few to compare the two versions",
+            detail=f"{seen:,} holdout rows are among the champion's training rows",
+            fix="train the new version on a table with rows the champion has not seen, or "
+            "pass --force with a --reason",
+        )
+    kept = holdout[fresh] if seen else holdout
+    return kept, (
+        f"compared on {len(kept):,} holdout rows neither version trained on"
+        + (f" ({seen:,} the champion trained on left out)" if seen else "")
+    )
+
+
 def _scores(package: ModelPackage, holdout: pd.DataFrame) -> np.ndarray:
     features = feature_frame(holdout, package.contract)
     return model_scores(package.pipeline, features, package.meta.task)
@@ -188,6 +222,7 @@ def _evaluate(
     holdout: pd.DataFrame,
     y: np.ndarray,
     pred: np.ndarray,
+    threshold: float | None,
 ) -> Evaluation:
     contract = package.contract
     return evaluate(
@@ -200,4 +235,5 @@ def _evaluate(
         bootstrap=0,  # the paired interval above is what decides
         seed=project.train.seed,
         min_slice_rows=project.gate.min_slice_rows,
+        threshold=threshold,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import mlflow.artifacts
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
@@ -32,6 +33,7 @@ CHALLENGER = "challenger"
 TAG_PREFIX = "loopml."
 MODEL_ARTIFACT = "model"
 HOLDOUT_ARTIFACT = "data/holdout.parquet"
+TRAIN_ROWS_ARTIFACT = "data/train_rows.parquet"
 SERVING_ARTIFACT = "serving"
 SERVING_TAG = f"{TAG_PREFIX}serving_artifact"
 SERVING_PENDING = "pending"
@@ -163,6 +165,18 @@ class ModelRegistry:
                     fix="check the artifact store, or promote with --force and a --reason",
                 ) from exc
             return pd.read_parquet(path)
+
+    def load_train_rows(self, run_id: str) -> np.ndarray | None:
+        """The row hashes of a run's training rows (``split.row_hashes``), or None for a
+        run that did not record them (trained before loopml stored them)."""
+        with tempfile.TemporaryDirectory(prefix="loopml-train-rows-") as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=TRAIN_ROWS_ARTIFACT, dst_path=tmp
+                )
+            except (MlflowException, OSError):
+                return None
+            return np.asarray(pd.read_parquet(path)["row_hash"].to_numpy(), dtype=np.uint64)
 
     # -- writing -------------------------------------------------------------------------
     def log_model(self, package: ModelPackage) -> str:

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from loopml.config import Task
 from loopml.errors import ConfigError
 from loopml.train.evaluate import Evaluation, Interval, percentile_interval
-from loopml.train.metrics import FloatArray, get_metric
+from loopml.train.metrics import FloatArray, decisions, get_metric, required_gain
 
 
 def paired_delta_interval(
@@ -30,8 +30,10 @@ def paired_delta_interval(
     n_classes: int,
     resamples: int,
     seed: int,
+    thresholds: tuple[float | None, float | None] = (None, None),
 ) -> Interval | None:
-    """95% interval of ``metric(new) - metric(old)`` over the same bootstrap resamples.
+    """95% interval of ``metric(new) - metric(old)`` over the same bootstrap resamples
+    (a label metric scores each model's labels at its own decision threshold).
 
     Both models are scored on the same rows, so their errors are correlated; resampling
     the pair together (a paired bootstrap) measures the noise of the *difference*, which
@@ -39,7 +41,10 @@ def paired_delta_interval(
     """
     if resamples < 2 or y.shape[0] == 0:
         return None
-    fn = get_metric(metric).fn
+    spec = get_metric(metric)
+    fn = spec.fn
+    if not spec.needs_proba and task != "regression":
+        pred_new, pred_old = decisions(pred_new, thresholds[0]), decisions(pred_old, thresholds[1])
     rng = np.random.default_rng(seed)
     if task == "regression":
         strata = [np.arange(y.shape[0])]
@@ -92,12 +97,15 @@ def compare(
     *,
     slice_tolerance: float,
     delta_interval: Interval | None = None,
+    margin: float = 0.0,
 ) -> Comparison:
     """Decide whether ``new`` beats ``old`` on ``metric``, taking the intervals into account.
 
     With ``delta_interval`` — the paired-bootstrap interval of ``new - old`` on the same
     rows (:func:`paired_delta_interval`) — ``new`` beats ``old`` when that interval lies
-    entirely on the better side of zero. This is the rule ``loopml promote`` uses.
+    entirely on the better side of zero and the improvement is at least ``margin``
+    (:func:`~loopml.train.metrics.required_gain`: relative for error metrics, absolute for
+    bounded scores). This is the rule ``loopml promote`` uses.
 
     Without it (two evaluations on different rows), the fallback rule below applies.
 
@@ -109,7 +117,8 @@ def compare(
     NaN on either side never beats. ``delta`` is ``new - old``.
 
     A slice regresses when, matched by (column, value), its metric is worse for ``new`` by
-    more than ``slice_tolerance`` (absolute, in the metric's units). Slices present on only
+    more than ``slice_tolerance`` (like the margin: absolute for bounded scores, a fraction
+    of the old value for error metrics). Slices present on only
     one side, or with a NaN metric, are ignored.
     """
     if new.task != old.task:
@@ -120,7 +129,10 @@ def compare(
     spec = get_metric(metric)
     new_v, old_v = _metric_of(new, metric, "new"), _metric_of(old, metric, "old")
     if delta_interval is not None:
-        beats, reason = _decide_paired(spec.higher_is_better, metric, new_v, old_v, delta_interval)
+        needed = required_gain(metric, margin, old_v) if math.isfinite(old_v) else 0.0
+        beats, reason = _decide_paired(
+            spec.higher_is_better, metric, new_v, old_v, delta_interval, needed
+        )
     else:
         interval = new.intervals.get(metric)
         beats, reason = _decide(spec.higher_is_better, metric, new_v, old_v, interval)
@@ -167,7 +179,7 @@ def _decide(
 
 
 def _decide_paired(
-    higher: bool, metric: str, new: float, old: float, delta: Interval
+    higher: bool, metric: str, new: float, old: float, delta: Interval, needed: float = 0.0
 ) -> tuple[bool, str]:
     if math.isnan(new) or math.isnan(old) or math.isnan(delta.low):
         return False, f"{metric} is undefined (n/a) for one of the models"
@@ -176,6 +188,9 @@ def _decide_paired(
         f"[{delta.low:+.4f}, {delta.high:+.4f}] (paired 95% interval)"
     )
     better = delta.low > 0 if higher else delta.high < 0
+    gain = (new - old) if higher else (old - new)
+    if better and gain < needed:
+        return False, f"{text}: better, but by less than the margin ({needed:.4g})"
     if better:
         return True, f"{text}: better, and the interval excludes no change"
     worse = delta.high < 0 if higher else delta.low > 0
@@ -197,6 +212,6 @@ def _slice_regressions(
         if math.isnan(new_v) or math.isnan(old_v):
             continue
         worse_by = (old_v - new_v) if higher else (new_v - old_v)
-        if worse_by > tolerance:
+        if worse_by > required_gain(metric, tolerance, old_v):
             found.append(SliceRegression(s.column, s.value, new_v, old_v, worse_by))
     return tuple(sorted(found, key=lambda r: r.worse_by, reverse=True))

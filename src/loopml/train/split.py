@@ -22,6 +22,7 @@ from loopml.config import SplitConfig
 from loopml.data.contract import Contract
 from loopml.data.infer import parse_datetime
 from loopml.errors import ConfigError, ContractError
+from loopml.features.pipeline import feature_frame
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -125,9 +126,26 @@ def copy_groups(frame: pd.DataFrame) -> IntArray:
 def contract_copies(df: pd.DataFrame, contract: Contract) -> IntArray:
     """:func:`copy_groups` over the contract's features and target (not the key, time or
     dropped columns: two rows that differ only there are the same example twice)."""
-    names = [spec.name for spec in contract.features] + [contract.target]
-    columns = [c for c in names if c in df.columns]
-    return copy_groups(df[columns].astype(str))
+    groups, _ = pd.factorize(row_hashes(df, contract))
+    return np.asarray(groups, dtype=np.int64)
+
+
+def row_hashes(df: pd.DataFrame, contract: Contract) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """A 64-bit hash per row of its features (as the model reads them) and target, the
+    same for the same example whatever file it came from: what ``loopml train`` stores of
+    its training rows, so a promotion can compare two versions on rows neither trained on."""
+    names = [spec.name for spec in contract.features if spec.name in df.columns]
+    frame = feature_frame(df[names], _only(contract, names)).astype(str) if names else df[[]]
+    if contract.target in df.columns:
+        frame = frame.assign(__target=df[contract.target].astype(str).to_numpy())
+    return np.asarray(pd.util.hash_pandas_object(frame, index=False).to_numpy(), np.uint64)
+
+
+def _only(contract: Contract, names: list[str]) -> Contract:
+    keep = set(names) | {contract.target}
+    return contract.model_copy(
+        update={"columns": tuple(c for c in contract.columns if c.name in keep)}
+    )
 
 
 def _random_split(
