@@ -59,7 +59,9 @@ class Float32(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def transform(self, X: Any) -> np.ndarray[Any, Any]:
-        return np.asarray(X, dtype=np.float32)
+        # Beyond float32's range a number would become inf; keep it the largest float32.
+        limit = float(np.finfo(np.float32).max)
+        return np.clip(np.asarray(X, dtype=np.float64), -limit, limit).astype(np.float32)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray[Any, Any]:
         return np.asarray(input_features if input_features is not None else [], dtype=object)

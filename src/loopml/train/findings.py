@@ -103,8 +103,9 @@ def _categories(values: pd.Series[Any]) -> dict[str, int]:
 def _encode(values: pd.Series[Any], codes: dict[str, int] | None) -> Any:
     """One feature as a tree's input: numbers (nulls lowest), or category codes (unseen -1;
     the null marker is a category of its own)."""
-    if codes is None:
-        return np.nan_to_num(values.to_numpy(dtype=np.float64), nan=-1e300).reshape(-1, 1)
+    if codes is None:  # trees read float32: keep values in its range, nulls below them all
+        numbers = np.clip(values.to_numpy(dtype=np.float64), -1e37, 1e37)
+        return np.nan_to_num(numbers, nan=-1e38).reshape(-1, 1)
     return values.astype(str).map(codes).fillna(-1).to_numpy(dtype=np.float64).reshape(-1, 1)
 
 
