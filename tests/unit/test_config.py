@@ -103,3 +103,19 @@ def test_ledger_queue_must_hold_the_largest_request() -> None:
     with pytest.raises(ValidationError, match="queue_size"):
         ServeConfig(max_rows=100, ledger=LedgerConfig(queue_size=10))
     assert ServeConfig(max_rows=10, ledger=LedgerConfig(queue_size=10)).max_rows == 10
+
+
+def test_environment_overrides_of_text_keys_stay_text(tmp_path: Path) -> None:
+    env = {"LOOPML_DATA__POSITIVE_CLASS": "no", "LOOPML_TRAIN__SEED": "7",
+           "LOOPML_TRACKING__EXPERIMENT": "on"}  # fmt: skip
+    project = load_project(write(tmp_path, MINIMAL), environ=env)
+    assert project.data.positive_class == "no"
+    assert project.tracking.experiment == "on"
+    assert project.train.seed == 7
+
+
+def test_margins_are_checked() -> None:
+    from loopml.config import GateConfig
+
+    with pytest.raises(ValueError, match="less than 1"):
+        GateConfig(margin=1.5)

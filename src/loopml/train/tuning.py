@@ -12,12 +12,16 @@ The score each trial optimises depends on the task:
 The sampler is TPE seeded with the build context's seed, and the first trial is the
 candidate's default parameters, so tuning never returns something worse on validation
 than the defaults. With only a trial limit (no timeout hit) a seed gives the same result.
+The time budget holds within one trial: tuning stops when the next trial, as long as the
+longest so far, would end past it (every library's threads are pinned: see
+:func:`~loopml.train.candidates.fit_candidate`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -165,10 +169,19 @@ def _run_study(
     budget: TuningConfig,
     on_trial: Callable[[int, float], None] | None,
 ) -> optuna.Study:
+    started = time.monotonic()
+
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
             value = trial.value if trial.value is not None else math.nan
             on_trial(trial.number, float(value))
+        # Optuna checks its timeout only before a trial starts; stop when the next trial,
+        # as long as the longest so far, would end past it, so the budget holds even
+        # when a busy machine makes every fit slow.
+        elapsed = time.monotonic() - started
+        longest = max(_seconds(t) for t in study.get_trials(deepcopy=False))
+        if elapsed + longest > budget.timeout_seconds:
+            study.stop()
 
     with _quiet_optuna():
         study = optuna.create_study(
@@ -184,6 +197,12 @@ def _run_study(
             gc_after_trial=False,
         )
     return study
+
+
+def _seconds(trial: optuna.trial.FrozenTrial) -> float:
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return 0.0
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
 def _check_validation(y_valid: np.ndarray[Any, Any], ctx: BuildContext) -> None:

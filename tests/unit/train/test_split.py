@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -187,3 +188,56 @@ def test_sample_rows_caps_and_keeps_rare_classes() -> None:
     assert len(X_r) == 100
     X_all, _ = sample_rows(X, y, "multiclass", max_rows=5000)
     assert len(X_all) == 1000
+
+
+def _copied_table(n: int = 1000, copies: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x": rng.integers(0, 50, n),
+            "g": rng.choice(["a", "b"], n),
+            "y": rng.choice(["p", "q"], n),
+        }
+    )
+    return pd.concat([frame, frame.sample(copies, random_state=1)], ignore_index=True)
+
+
+def test_copies_stay_on_one_side_of_the_holdout_split() -> None:
+    from loopml.config import SplitConfig
+    from loopml.data.infer import infer_contract
+    from loopml.train.split import contract_copies, split_holdout
+
+    frame = _copied_table()
+    contract = infer_contract(frame, target="y", task="binary", entity_key=None, time_column=None)
+    train, holdout = split_holdout(frame, contract, SplitConfig())
+    groups = contract_copies(frame, contract)
+    assert not set(groups[train.index]) & set(groups[holdout.index])
+    assert len(train) + len(holdout) == len(frame)
+    assert 0.15 < len(holdout) / len(frame) < 0.25
+
+
+def test_copies_stay_on_one_side_of_the_validation_split() -> None:
+    from loopml.train.split import copy_groups
+
+    frame = _copied_table()
+    x, y = frame[["x", "g"]], (frame["y"] == "q").to_numpy().astype(int)
+    x_tr, x_va, y_tr, y_va = split_validation(x, y, "binary", fraction=0.2, seed=0)
+    key = lambda f, t: set(map(tuple, f.assign(t=t).astype(str).to_numpy()))  # noqa: E731
+    assert not key(x_tr, y_tr) & key(x_va, y_va)
+    assert len(set(copy_groups(x.assign(t=y)).tolist())) < len(frame)  # there were copies
+
+
+def test_row_hashes_are_the_same_for_the_same_example_in_any_file(tmp_path: Path) -> None:
+    from loopml.data.infer import infer_contract
+    from loopml.data.sources import read_table, write_table
+    from loopml.train.split import row_hashes
+
+    frame = pd.DataFrame({"n": [1, 2, 3], "f": [0.5, None, 2.0], "c": ["a", "b", None],
+                          "y": ["p", "q", "p"]})  # fmt: skip
+    contract = infer_contract(frame, target="y", task="binary", entity_key=None, time_column=None)
+    write_table(frame, tmp_path / "t.csv")
+    write_table(frame, tmp_path / "t.parquet")
+    from_csv = row_hashes(read_table(tmp_path / "t.csv"), contract)
+    from_parquet = row_hashes(read_table(tmp_path / "t.parquet"), contract)
+    assert from_csv.tolist() == from_parquet.tolist() == row_hashes(frame, contract).tolist()
+    assert len(set(from_csv.tolist())) == 3

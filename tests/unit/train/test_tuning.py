@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from sklearn.dummy import DummyClassifier
 
 from loopml.config import TuningConfig
 from loopml.data.contract import Contract
@@ -183,3 +184,29 @@ def test_tuning_restores_optuna_verbosity() -> None:
         assert optuna.logging.get_verbosity() == optuna.logging.INFO
     finally:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_the_time_budget_holds_when_every_fit_is_slow() -> None:
+    import time
+
+    from loopml.train.candidates import CandidateSpec
+
+    class Slow(DummyClassifier):  # type: ignore[misc]
+        def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Slow:
+            time.sleep(0.4)
+            return super().fit(X, y, sample_weight)
+
+    def space(trial: Any, task: str) -> dict[str, Any]:
+        return {"strategy": trial.suggest_categorical("strategy", ["prior", "stratified"])}
+
+    spec = CandidateSpec(
+        "slow", "candidate", frozenset({"binary"}), False, lambda ctx, p: Slow(**p), space,
+        lambda task: {"strategy": "prior"},
+    )  # fmt: skip
+    started = time.monotonic()
+    ctx, contract, X_tr, X_va, y_tr, y_va = _parts("binary")
+    budget = TuningConfig(trials=50, timeout_seconds=1.5)
+    result = tune(spec, ctx, contract, X_tr, y_tr, X_va, y_va, budget)
+    elapsed = time.monotonic() - started
+    assert 2 <= result.n_trials <= 4
+    assert elapsed < 1.5 + 0.5  # within one trial of the budget, not 50 trials
