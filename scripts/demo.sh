@@ -34,7 +34,10 @@ run loopml validate fresh.parquet
 run loopml data feed --rows 20000 --seed 9 --scenario broken_feature --onset 0 --out broken.parquet
 run loopml validate broken.parquet || echo "(exit code $? -- violations found, as expected)"
 
-step "4. train baselines and tuned candidates, evaluate, gate, register"
+step "4. train the floor and tuned candidates, evaluate, choose, register"
+echo "(a model must beat the trivial baseline by gate.margin; a more complex model must beat"
+echo " a simpler one by the margin; the binary label is cut at a threshold chosen on"
+echo " validation rows -- the output says why the chosen model won, and where it cuts)"
 run loopml train
 
 step "5. the registry"
@@ -43,7 +46,7 @@ run loopml models
 step "6. retrain on a bigger table; a new version arrives as challenger"
 run loopml data feed --rows 200000 --seed 11 --out feed.parquet
 if run loopml train; then
-  step "7. promote the challenger only if it beats the champion on the same rows"
+  step "7. promote the challenger only if it beats the champion on rows neither trained on"
   if ! run loopml promote 2 --reason "retrained on more data"; then
     echo "(the gate held the champion; an operator can override, and it is recorded)"
     run loopml promote 2 --reason "demo: override to show the audit trail" --force
