@@ -2,8 +2,8 @@
 
 Each column is factorized (a null is a value of its own, equal to every other null) and
 the codes are folded into one group number per row, column after column, so a million rows
-of many columns take a few factorizations rather than a comparison of rows. A row whose
-group appeared before repeats the group's first row.
+of many columns take one factorization per column rather than a comparison of rows. A row
+whose group appeared before repeats the group's first row.
 
 >>> found = duplicate_rows(pd.DataFrame({"a": [1, 2, 1, 1], "b": ["x", None, "x", "y"]}))
 >>> found.count, found.pairs
@@ -52,19 +52,32 @@ def duplicate_rows(frame: pd.DataFrame, *, examples: int = 5) -> Duplicates:
 
 
 def _groups(frame: pd.DataFrame) -> Array:
-    """One group number per row, equal for rows equal in every column."""
-    groups: Array | None = None
+    """One group number per row, equal for rows equal in every column, numbered by first
+    appearance. Column codes are folded as digits of one number; the number is factorized
+    again only when the next column could overflow it (as pandas' own group index does)."""
+    groups = np.zeros(len(frame), dtype=np.int64)
+    bound = 1
     for _, column in frame.items():
-        try:
-            codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        except TypeError:  # unhashable values (lists in a Parquet column): compare their text
-            codes, uniques = pd.factorize(column.astype(str), use_na_sentinel=False)
-        codes = np.asarray(codes, dtype=np.int64)
-        if groups is None:
-            groups = codes
-            continue
-        # both factors are below the row count: the product stays far inside int64
-        combined, _ = pd.factorize(groups * max(len(uniques), 1) + codes)
-        groups = np.asarray(combined, dtype=np.int64)
-    assert groups is not None
-    return groups
+        codes, size = _codes(column)
+        if bound * size >= _LIMIT:
+            groups, bound = _compress(groups)
+        groups = groups * size + codes
+        bound *= size
+    return _compress(groups)[0]
+
+
+_LIMIT = 2**62
+
+
+def _codes(column: pd.Series) -> tuple[Array, int]:
+    """A column's values as codes 0..size-1 (a null is a value of its own)."""
+    try:
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    except TypeError:  # unhashable values (lists in a Parquet column): compare their text
+        codes, uniques = pd.factorize(column.astype(str), use_na_sentinel=False)
+    return np.asarray(codes, dtype=np.int64), max(len(uniques), 1)
+
+
+def _compress(groups: Array) -> tuple[Array, int]:
+    codes, uniques = pd.factorize(groups)
+    return np.asarray(codes, dtype=np.int64), max(len(uniques), 1)
