@@ -99,7 +99,7 @@ class InputError(LoopmlError):
 
     The server answers it with ``status`` and ``{error, field, row, reason}``; batch scoring
     writes it beside the rejected row. ``error`` is a stable machine-readable code such as
-    ``missing_field``, ``extra_field``, ``wrong_type``, ``non_finite``, ``null_not_allowed``,
+    ``missing_field``, ``wrong_type``, ``non_finite`` (errors of :mod:`loopml.data.severity`),
     ``malformed_json``, ``too_many_rows``, ``empty``, ``unsupported_media_type`` (415) or
     ``body_too_large`` (413); ``reason`` says what is wrong and how to fix it.
     """

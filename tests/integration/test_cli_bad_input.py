@@ -97,6 +97,36 @@ def test_training_table_that_breaks_its_contract(cli: Cli, tmp_path: Path) -> No
     assert bad["kind"] == "type_mismatch" and bad["count"] == 2 and bad["rows"] == [3, 17]
 
 
+def test_a_new_target_class_is_an_error_for_validate_and_train_alike(
+    cli: Cli, tmp_path: Path
+) -> None:
+    table().to_csv(tmp_path / "t.csv", index=False)
+    cli("init", "--data", "t.csv", "--target", "y")
+    changed = table(seed=1)
+    changed.loc[[4, 9], "y"] = 2
+    changed.to_csv(tmp_path / "t.csv", index=False)
+    report = cli("validate", "t.csv", "--json", check=1).json()
+    found = [v for v in report["violations"] if v["kind"] == "unknown_class"]
+    assert [(v["column"], v["severity"], v["rows"]) for v in found] == [("y", "error", [4, 9])]
+    headline = "target 'y' holds 1 label(s) the contract does not know"
+    assert headline in found[0]["message"]
+    result = cli("train", check=1)
+    assert_actionable(result, "breaks its data contract", headline, "loopml contract update")
+    assert_nothing_written(tmp_path)
+
+
+def test_what_validate_only_warns_about_exits_0(cli: Cli, tmp_path: Path) -> None:
+    table().to_csv(tmp_path / "t.csv", index=False)
+    cli("init", "--data", "t.csv", "--target", "y")
+    changed = table(seed=1).assign(bonus=1).astype({"x": object})
+    changed.loc[5, "x"] = "n/a"  # pandas reads it as null; x had none in training
+    changed.to_csv(tmp_path / "new.csv", index=False)
+    report = cli("validate", "new.csv", "--json").json()
+    kinds = {(v["kind"], v["column"], v["severity"]) for v in report["violations"]}
+    assert {("unexpected_null", "x", "warning"), ("extra_column", "bonus", "warning")} <= kinds
+    assert report["ok"] is True
+
+
 @pytest.mark.parametrize(
     ("edit", "needles"),
     [

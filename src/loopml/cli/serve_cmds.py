@@ -91,8 +91,10 @@ def score(
 ) -> None:
     """Score a table with the champion's serving artifact, in chunks.
 
-    Rows that break the contract are not scored: they go to OUT.rejected.csv with their
-    row number, field and reason, and the job goes on. Exit code 1 if any row was rejected.
+    Rows with a value 'loopml validate' calls an error are not scored: they go to
+    OUT.rejected.csv with their row number, field and reason, and the job goes on; what it
+    only warns about (a null where training had none, an unknown column) is scored. Exit
+    code 1 if any row was rejected.
     """
     from loopml.serve.batch import count_rows, score_file, scoring_runtime, table_format
 

@@ -2,31 +2,16 @@
 
 Each check is vectorised over whole columns; what a value is (null, a number, a whole
 number, a boolean, a category key) follows the cell rules of :mod:`loopml.data.cells`,
-the same rules the server validates requests by. What is checked, and how severe it is:
-
-=============== ======== =======================================================================
-kind            severity when
-=============== ======== =======================================================================
-empty           error    the table has no rows (the only violation reported then)
-missing_column  error    a contract column is absent; a *warning* for the target (scoring
-                         tables have no label) and for dropped columns (never used)
-extra_column    warning  a column the contract does not know (it is ignored)
-type_mismatch   error    values that cannot be read as the contract's type: text in a
-                         numeric column, fractions in an integer one, non-dates in a datetime one
-null_rate       error    the null rate exceeds the contract's rate + ``null_rate_tolerance``
-unexpected_null warning  nulls, within tolerance, in a column that had none in training
-                         (models handle missing values); an *error* for the entity key
-non_finite      error    ``inf`` / ``-inf`` in a numeric column (NaN counts as null)
-out_of_range    warning  numbers outside the training ``[min, max]``
-unseen_category warning  text / boolean values (or target classes) absent from training;
-                         skipped when the contract kept only the top categories
-duplicate_key   error    entity-key values shared by several rows (all those rows counted)
-=============== ======== =======================================================================
+the same rules the server validates requests by. The kinds of finding, how severe each
+is and what serving does with it are the table of :mod:`loopml.data.severity`; the
+messages use its words, so a violation here and a refusal by the server read alike.
 
 Null checks on the target only ever warn (training drops unlabelled rows). Dropped
 columns are only checked for presence. ``rows`` are 0-based data-row positions (the CSV
 header is not counted) and hold the first five; ``count`` is the number of rows affected
-(every row, for a missing or extra column).
+(every row, for a missing or extra column). ``duplicate_rows`` compares the model's
+features and the target (not the key, the time or dropped columns) and lists its first
+pairs in ``pairs``: ``(7, 2)`` means row 7 repeats row 2.
 
 >>> import pandas as pd
 >>> from loopml.data.infer import infer_contract
@@ -40,24 +25,28 @@ header is not counted) and hold the first five; ``count`` is the number of rows 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from loopml.data import severity as words
 from loopml.data.cells import boolean_keys, category_keys, fractional, read_numbers
 from loopml.data.contract import ColumnSpec, Contract
+from loopml.data.duplicates import duplicate_rows
 from loopml.data.infer import parse_datetime
+from loopml.data.severity import UPDATE, Severity, severity_of
 from loopml.errors import EXIT_VIOLATIONS, ContractError
 
-Severity = Literal["error", "warning"]
+__all__ = ["MAX_ROWS_SHOWN", "Severity", "ValidationReport", "Violation", "validate_table"]
+
 MAX_ROWS_SHOWN = 5
-_UPDATE = "run 'loopml contract update' if the change is intended"
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule: what, where, how bad, how many rows, and a sentence with the fix."""
+    """One broken rule: what, where, how bad, how many rows, and a sentence with the fix;
+    ``pairs`` (``duplicate_rows`` only): the first rows with the earlier row each repeats."""
 
     kind: str
     column: str | None
@@ -65,9 +54,14 @@ class Violation:
     count: int
     rows: tuple[int, ...]
     message: str
+    pairs: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rows": list(self.rows)}
+        return {
+            **asdict(self),
+            "rows": list(self.rows),
+            "pairs": [list(pair) for pair in self.pairs],
+        }
 
 
 @dataclass(frozen=True)
@@ -123,7 +117,7 @@ class ValidationReport:
         raise ContractError(
             f"{self.summary}; first: {self.errors[0].message}",
             detail="\n".join(v.message for v in self.errors),
-            fix=f"fix the data, or {_UPDATE}",
+            fix=f"fix the data, or {UPDATE}",
         )
 
 
@@ -137,7 +131,8 @@ def validate_table(
     """Check a table against a contract and report every violation (see module docs)."""
     if len(df) == 0:
         message = f"{source} has no rows; export the table again with its data rows"
-        return ValidationReport(source, 0, (Violation("empty", None, "error", 0, (), message),))
+        empty = Violation("empty", None, severity_of("empty"), 0, (), message)
+        return ValidationReport(source, 0, (empty,))
     # Positions, not labels: row numbers in the report are 0-based positions.
     frame = df.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
@@ -146,6 +141,7 @@ def validate_table(
         if spec.name in frame.columns and spec.role != "dropped":
             found += _check_column(frame[spec.name], spec, source, null_rate_tolerance)
     found += _duplicate_keys(frame, contract, source)
+    found += _duplicate_rows(frame, contract, source)
     return ValidationReport(source, len(frame), tuple(found))
 
 
@@ -159,19 +155,22 @@ def _rows_text(positions: np.ndarray, count: int) -> str:
     return f"row{'s' * (count != 1)} {shown}" + (", ..." if count > MAX_ROWS_SHOWN else "")
 
 
-def _violation(
-    kind: str, spec: ColumnSpec, severity: Severity, mask: np.ndarray, message: str
-) -> Violation:
+def _violation(kind: str, spec: ColumnSpec, mask: np.ndarray, message: str) -> Violation:
     positions = np.flatnonzero(mask)
     count = int(positions.size)
     text = f"{message} ({_rows_text(positions, count)})"
     rows = tuple(int(p) for p in positions[:MAX_ROWS_SHOWN])
-    return Violation(kind, spec.name, severity, count, rows, text)
+    return Violation(kind, spec.name, severity_of(kind, spec.role), count, rows, text)
+
+
+def _whole_column(kind: str, name: str, role: str, rows: int, message: str) -> Violation:
+    return Violation(kind, name, severity_of(kind, role), rows, (), message)
 
 
 def _presence(frame: pd.DataFrame, contract: Contract, source: str) -> list[Violation]:
     found: list[Violation] = []
     rows = len(frame)
+    inputs = {spec.name for spec in contract.features}
     for spec in contract.columns:
         if spec.name in frame.columns:
             continue
@@ -180,22 +179,18 @@ def _presence(frame: pd.DataFrame, contract: Contract, source: str) -> list[Viol
                 f"label column '{spec.name}' is missing from {source}; fine for scoring, "
                 "but evaluation needs it"
             )
-            found.append(Violation("missing_column", spec.name, "warning", rows, (), message))
         else:
-            severity: Severity = "warning" if spec.role == "dropped" else "error"
+            why = f": {words.missing_input(spec.type)}" if spec.name in inputs else ""
             message = (
                 f"column '{spec.name}' ({spec.type} {spec.role}) is missing from "
-                f"{source}; add it, or {_UPDATE}"
+                f"{source}{why}; add it, or {UPDATE}"
             )
-            found.append(Violation("missing_column", spec.name, severity, rows, (), message))
+        found.append(_whole_column("missing_column", spec.name, spec.role, rows, message))
     known = set(contract.names)
     for name in frame.columns:
         if name not in known:
-            message = (
-                f"column '{name}' in {source} is not in the contract and is ignored; "
-                f"remove it, or {_UPDATE}"
-            )
-            found.append(Violation("extra_column", name, "warning", rows, (), message))
+            message = f"column '{name}' in {source} {words.EXTRA_COLUMN}; remove it, or {UPDATE}"
+            found.append(_whole_column("extra_column", name, "feature", rows, message))
     return found
 
 
@@ -205,16 +200,14 @@ def _check_column(
     found = _nulls(series, spec, source, tolerance)
     numbers, keys, bad = _read(series, spec)
     if bad.any():
-        sample = _show(series.iloc[int(np.flatnonzero(bad)[0])])
+        sample = _sample(series[bad])
         found.append(
             _violation(
                 "type_mismatch",
                 spec,
-                "error",
                 bad,
-                f"column '{spec.name}' has {int(bad.sum()):,} value(s) in {source} that cannot be "
-                f"read as {spec.type}, e.g. {sample}; the contract says {spec.type} — fix the "
-                f"data or {_UPDATE}",
+                f"column '{spec.name}': {words.wrong_type(spec.type)}, got {sample} in "
+                f"{int(bad.sum()):,} value(s) of {source}; fix the data, or {UPDATE}",
             )
         )
     if numbers is not None:
@@ -224,6 +217,12 @@ def _check_column(
     if complete and spec.role != "key":
         found += _unseen(keys, len(series), spec, source)
     return found
+
+
+def _sample(values: pd.Series) -> str:
+    """The first of some values as a user wrote it, with ``e.g.`` when there are more."""
+    first = _show(values.iloc[0])
+    return first if len(values) == 1 else f"e.g. {first}"
 
 
 def _read(series: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray | None, pd.Series, np.ndarray]:
@@ -250,29 +249,25 @@ def _nulls(series: pd.Series, spec: ColumnSpec, source: str, tolerance: float) -
         return []
     rate = count / len(series)
     if rate > spec.null_rate + tolerance:
-        severity: Severity = "warning" if spec.role == "target" else "error"
         return [
             _violation(
                 "null_rate",
                 spec,
-                severity,
                 mask,
                 f"column '{spec.name}' is null in {rate:.1%} of {source} ({count:,} rows) against "
                 f"{spec.null_rate:.1%} in training (tolerance {tolerance:.0%}); check the export, "
-                f"or {_UPDATE}",
+                f"or {UPDATE}",
             )
         ]
     if spec.nullable:
         return []
     if spec.role == "target":
         return []  # unlabelled rows are dropped by training; only a jump is worth a warning
-    severity = "error" if spec.role == "key" else "warning"
-    why = "rows cannot be identified" if spec.role == "key" else "it had none in training"
+    why = "rows cannot be identified" if spec.role == "key" else words.UNEXPECTED_NULL
     return [
         _violation(
             "unexpected_null",
             spec,
-            severity,
             mask,
             f"column '{spec.name}' has {count:,} null(s) in {source}, but {why}; fill them or "
             f"check the export",
@@ -305,14 +300,15 @@ def _numbers(
     found: list[Violation] = []
     infinite = np.isinf(numbers)
     if infinite.any():
+        sample = _sample(pd.Series(numbers[infinite]))
         found.append(
             _violation(
                 "non_finite",
                 spec,
-                "error",
                 infinite,
-                f"column '{spec.name}' has {int(infinite.sum()):,} infinite value(s) in {source}; "
-                "replace them with a number or leave them empty",
+                f"column '{spec.name}': {words.NON_FINITE}, got {sample} in "
+                f"{int(infinite.sum()):,} value(s) of {source}; leave a value empty when it is "
+                "unknown",
             )
         )
     if spec.min is None or spec.max is None or not check_range:
@@ -326,11 +322,10 @@ def _numbers(
             _violation(
                 "out_of_range",
                 spec,
-                "warning",
                 outside,
                 f"column '{spec.name}' has {int(outside.sum()):,} value(s) in {source} outside the "
                 f"training range [{spec.min:g}, {spec.max:g}] (seen {seen.min():g} to "
-                f"{seen.max():g}); models extrapolate poorly there — check the data, or {_UPDATE}",
+                f"{seen.max():g}); models extrapolate poorly there — check the data, or {UPDATE}",
             )
         )
     return found
@@ -347,17 +342,18 @@ def _unseen(keys: pd.Series, rows: int, spec: ColumnSpec, source: str) -> list[V
     top = sorted(counts.items(), key=lambda item: (-int(item[1]), str(item[0])))[:5]
     shown = ", ".join(f"{value!r} ({int(n):,})" for value, n in top)
     more = f" and {len(counts) - 5:,} more" if len(counts) > 5 else ""
-    what = "class(es)" if spec.role == "target" else "value(s)"
-    return [
-        _violation(
-            "unseen_category",
-            spec,
-            "warning",
-            mask,
-            f"column '{spec.name}' has {len(counts):,} {what} in {source} not seen in training: "
-            f"{shown}{more}; the model treats them as unknown — check the data, or {_UPDATE}",
+    if spec.role == "target":
+        # training refuses these labels (loopml.train.split.encode_target): the same words
+        message = (
+            f"{words.unknown_classes(spec.name, len(counts))}: {shown}{more} in {source}; "
+            f"known: {', '.join(sorted(known))}; {words.UNKNOWN_CLASS_FIX}"
         )
-    ]
+        return [_violation("unknown_class", spec, mask, message)]
+    message = (
+        f"column '{spec.name}' has {len(counts):,} value(s) in {source} not seen in training: "
+        f"{shown}{more}; {words.UNSEEN_CATEGORY} — check the data, or {UPDATE}"
+    )
+    return [_violation("unseen_category", spec, mask, message)]
 
 
 def _duplicate_keys(frame: pd.DataFrame, contract: Contract, source: str) -> list[Violation]:
@@ -374,9 +370,31 @@ def _duplicate_keys(frame: pd.DataFrame, contract: Contract, source: str) -> lis
         _violation(
             "duplicate_key",
             contract.column(key),
-            "error",
             mask,
             f"entity key '{key}' has {values.nunique():,} value(s) shared by {int(mask.sum()):,} "
             f"rows in {source}, e.g. {sample}; each row needs its own key — deduplicate the export",
         )
     ]
+
+
+def _duplicate_rows(frame: pd.DataFrame, contract: Contract, source: str) -> list[Violation]:
+    """Rows repeating an earlier row in every model feature and the target."""
+    names = [spec.name for spec in contract.features] + [contract.target]
+    columns = [name for name in names if name in frame.columns]
+    if not columns:
+        return []
+    found = duplicate_rows(frame[columns], examples=MAX_ROWS_SHOWN)
+    if found.count == 0:
+        return []
+    shown = ", ".join(f"row {row} repeats row {first}" for row, first in found.pairs)
+    more = ", ..." if found.count > len(found.pairs) else ""
+    what = " and the target" if contract.target in columns else ""
+    message = (
+        f"{found.count:,} of {found.rows:,} rows in {source} ({found.share:.1%}) repeat an "
+        f"earlier row in every feature{what} ({shown}{more}); copies weigh more in "
+        "training and can sit on both sides of a holdout — deduplicate the export unless "
+        "they are real repeats"
+    )
+    rows = tuple(row for row, _ in found.pairs)
+    severity = severity_of("duplicate_rows")
+    return [Violation("duplicate_rows", None, severity, found.count, rows, message, found.pairs)]

@@ -147,8 +147,7 @@ def read_columns(table: Table, schema: InputSchema) -> Read:
     """Read a table a column at a time (see the module docs)."""
     n, lenient = table.n_rows, table.origin == "frame"
     features: dict[str, Array] = {}
-    bad: list[Bad] = []
-    unseen: dict[str, Sequence[int] | Array] = {}
+    read = Read(features, None, [], {}, {})
     for column, rule in enumerate(schema.features):
         col = _normalize(table.columns[rule.name], n)
         if rule.numeric:
@@ -156,23 +155,26 @@ def read_columns(table: Table, schema: InputSchema) -> Read:
         else:
             values, codes, rows = _vector_texts(col, rule, lenient)
             if rows.size:
-                unseen[rule.name] = rows
+                read.unseen[rule.name] = rows
         features[rule.name] = values
-        _collect(bad, codes, column)
-    keys = None
+        _collect(read, codes, column, rule)
     if schema.entity_key is not None and schema.entity_key in table.columns:
-        keys, codes = _vector_keys(table.columns[schema.entity_key], schema.key_rule)
-        _collect(bad, codes, len(schema.features))
-    return Read(features, keys, bad, unseen)
+        read.keys, codes = _vector_keys(table.columns[schema.entity_key], schema.key_rule)
+        _collect(read, codes, len(schema.features), schema.key_rule)
+    return read
 
 
-def _collect(bad: list[Bad], codes: Array | None, column: int) -> None:
-    """Record a column's failures (``codes`` None: none failed)."""
+def _collect(read: Read, codes: Array | None, column: int, rule: FeatureRule) -> None:
+    """Record a column's failures and unexpected nulls (``codes`` None: all plain)."""
     if codes is None:
         return
     failed = np.flatnonzero(codes > 0)
     if failed.size:
-        bad.append(Bad(failed, np.full(failed.size, column), codes[failed]))
+        read.bad.append(Bad(failed, np.full(failed.size, column), codes[failed]))
+    if rule.null_code == CellCode.NULL_UNEXPECTED:
+        nulls = np.flatnonzero(codes == CellCode.NULL_UNEXPECTED.value)
+        if nulls.size:
+            read.nulls[rule.name] = nulls
 
 
 def _null_codes(null: Array, rule: FeatureRule) -> Array:
@@ -253,7 +255,8 @@ def _factorized_texts(
         lut, lut_codes = _lookup(boolean_cell, uniques, rule, lenient, MISSING)
     table = np.empty(len(lut), dtype=object)
     table[:] = lut
-    codes = lut_codes[index] if (lut_codes > 0).any() else None
+    plain = not (lut_codes > 0).any() and lut_codes[-1] != CellCode.NULL_UNEXPECTED.value
+    codes = None if plain else lut_codes[index]
     rows = np.zeros(0, dtype=np.int64)
     if rule.categories is not None:
         flags = (lut_codes == CellCode.OK.value) & np.fromiter(

@@ -19,6 +19,10 @@ LATENCY_BUCKETS = (
     0.5, 1.0, 2.5,
 )  # fmt: skip
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_IGNORED_FIELDS = 100
+"""Distinct ignored field names counted by name; clients choose them, so the rest are
+counted as ``(other)`` rather than growing the exposition without bound."""
+OTHER_FIELD = "(other)"
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,19 @@ class ServeMetrics:
             ["feature"],
             registry=r,
         )
+        self.nulls = Counter(
+            "loopml_unexpected_nulls_total",
+            "Nulls in features that had none in training (served, imputed)",
+            ["feature"],
+            registry=r,
+        )
+        self.ignored = Counter(
+            "loopml_ignored_fields_total",
+            "Request fields the contract does not know (served, ignored), per request",
+            ["field"],
+            registry=r,
+        )
+        self._ignored_names: set[str] = set()
         self.ledger_full = Counter(
             "loopml_ledger_full_total", "Requests refused with 503: ledger queue full", registry=r
         )
@@ -111,6 +128,15 @@ class ServeMetrics:
     def observe(self, route: str, version: str, arm: str, status: int, seconds: float) -> None:
         self.requests.labels(route, version, arm, str(status)).inc()
         self.latency.labels(route, version, arm).observe(seconds)
+
+    def ignored_field(self, name: str) -> None:
+        """Count one request holding a field the contract does not know."""
+        if name not in self._ignored_names:
+            if len(self._ignored_names) >= MAX_IGNORED_FIELDS or len(name) > 100:
+                name = OTHER_FIELD
+            else:
+                self._ignored_names.add(name)
+        self.ignored.labels(name).inc()
 
     def refused(self, route: str, error: str) -> None:
         self.errors.labels(route, error).inc()

@@ -50,7 +50,8 @@ class ServerParts:
             self.metrics.registry.register(gauges)
 
     def record(self, route: str, prediction: Prediction, started: float) -> None:
-        """Count one answered prediction request: its latency, rows and unseen values."""
+        """Count one answered prediction request: its latency, rows, and what it held that
+        was served anyway (unseen categories, unexpected nulls, ignored fields)."""
         metrics = self.metrics
         version = prediction.deployment.version
         arm = self.service.arm
@@ -59,3 +60,8 @@ class ServerParts:
         for feature, count in prediction.unseen.items():
             if count:
                 metrics.unseen.labels(feature).inc(count)
+        for feature, count in prediction.nulls.items():
+            if count:
+                metrics.nulls.labels(feature).inc(count)
+        for name in prediction.ignored:
+            metrics.ignored_field(name)

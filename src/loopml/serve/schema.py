@@ -4,7 +4,9 @@
 (:mod:`loopml.serve.validation`) reads on every request: one :class:`FeatureRule` per model
 input, in contract order, plus the names that are accepted and ignored. Its readers
 (:mod:`loopml.serve.values`, :mod:`loopml.serve.columns`) hand back a :class:`Read`, with
-each failed cell marked by a :class:`CellCode`.
+each failed cell marked by a :class:`CellCode`: a failure is a finding of
+:mod:`loopml.data.severity` that ``loopml validate`` calls an error, and its ``error`` is
+that finding's 4xx code.
 
 >>> from loopml.data.contract import ColumnSpec, Contract
 >>> c = Contract(rows=2, target="y", task="regression", entity_key="id", columns=(
@@ -15,9 +17,11 @@ each failed cell marked by a :class:`CellCode`.
 ...                null_rate=0.0, n_unique=2)))
 >>> schema = InputSchema.from_contract(c)
 >>> [(rule.name, rule.kind, rule.type) for rule in schema.features], sorted(schema.known)
-([('a', 'numeric', 'integer')], ['a', 'id'])
->>> CellCode.NULL_NOT_ALLOWED.error, int(CellCode.NON_FINITE), schema.features[0].null_code
-('null_not_allowed', 3, <CellCode.NULL_OK: -1>)
+([('a', 'numeric', 'integer')], ['a', 'id', 'y'])
+>>> CellCode.WRONG_TYPE.kind, CellCode.WRONG_TYPE.error, int(CellCode.NON_FINITE)
+('type_mismatch', 'wrong_type', 2)
+>>> schema.features[0].null_code, CellCode.null(nullable=False)
+(<CellCode.NULL_OK: -1>, <CellCode.NULL_UNEXPECTED: -2>)
 """
 
 from __future__ import annotations
@@ -31,32 +35,50 @@ import numpy as np
 import pandas as pd
 
 from loopml.data.contract import ColumnSpec, Contract
+from loopml.data.severity import RULES
 
 Kind = Literal["numeric", "string", "boolean", "key"]
 Array = np.ndarray[Any, Any]
 
 
 class CellCode(IntEnum):
-    """What a reader found in one cell; the codes above ``OK`` are failures, named after
-    the ``error`` of their InputError. An ``IntEnum``, so NumPy code arrays hold them."""
+    """What a reader found in one cell; the codes above ``OK`` are failures (errors of
+    :mod:`loopml.data.severity`), those below are served. An ``IntEnum``, so NumPy code
+    arrays hold them."""
 
+    NULL_UNEXPECTED = -2
+    """A null in a feature that had none in training: served (imputed) and counted."""
     NULL_OK = -1
     """A null where null is allowed: fine, but not a category (not unseen)."""
     OK = 0
     WRONG_TYPE = 1
-    NULL_NOT_ALLOWED = 2
-    NON_FINITE = 3
-    MISSING_FIELD = 4
+    NON_FINITE = 2
+    MISSING_FIELD = 3
+
+    @property
+    def kind(self) -> str:
+        """The finding of :mod:`loopml.data.severity` (``type_mismatch`` ...)."""
+        return _KINDS[self]
 
     @property
     def error(self) -> str:
-        """The ``error`` of the InputError (``wrong_type`` ...)."""
-        return self.name.lower()
+        """The ``error`` of the InputError of a failure (``wrong_type`` ...)."""
+        code = RULES[self.kind].code
+        assert code is not None, f"{self.name} is served, not refused"
+        return code
 
     @classmethod
     def null(cls, *, nullable: bool) -> CellCode:
         """The code of a null in a field that is (or is not) nullable."""
-        return cls.NULL_OK if nullable else cls.NULL_NOT_ALLOWED
+        return cls.NULL_OK if nullable else cls.NULL_UNEXPECTED
+
+
+_KINDS = {
+    CellCode.NULL_UNEXPECTED: "unexpected_null",
+    CellCode.WRONG_TYPE: "type_mismatch",
+    CellCode.NON_FINITE: "non_finite",
+    CellCode.MISSING_FIELD: "missing_column",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +104,9 @@ class FeatureRule:
 
 @dataclass(frozen=True)
 class InputSchema:
-    """Everything :func:`~loopml.serve.validation.validate` needs from a contract."""
+    """Everything :func:`~loopml.serve.validation.validate` needs from a contract.
+    ``known``: the fields that are not unknown (the features, the key, the target and the
+    other contract columns); the others are ignored and listed."""
 
     features: tuple[FeatureRule, ...]
     target: str
@@ -112,7 +136,7 @@ class InputSchema:
         slots = tuple(
             sum(1 for other in numeric[:i] if other == kind) for i, kind in enumerate(numeric)
         )
-        known = names | ignored | ({key} if key else frozenset())
+        known = names | ignored | {contract.target} | ({key} if key else frozenset())
         return cls(
             rules,
             contract.target,
@@ -151,9 +175,11 @@ class Bad:
 @dataclass
 class Read:
     """What a reader found: model-ready arrays of every row, the keys, the failed cells
-    and, per feature, the rows holding a category the contract never saw."""
+    and, per feature, the rows holding a category the contract never saw and the rows
+    holding a null where training had none."""
 
     features: dict[str, Array]
     keys: list[str | None] | pd.Series | None
     bad: list[Bad]
     unseen: dict[str, Sequence[int] | Array]
+    nulls: dict[str, Sequence[int] | Array] = field(default_factory=dict)

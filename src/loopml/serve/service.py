@@ -60,6 +60,10 @@ class Prediction:
     unseen: Mapping[str, int]
     committed: Awaitable[None] | None
     """Resolves when the ledger has committed every row (None: ledger off or not awaited)."""
+    nulls: Mapping[str, int] = field(default_factory=dict)
+    """feature -> rows with a null where training had none (served, imputed)."""
+    ignored: tuple[str, ...] = ()
+    """Fields of the request the contract does not know (served, ignored)."""
 
 
 class PredictionService:
@@ -114,7 +118,16 @@ class PredictionService:
                 committed = self.ledger.submit_async(rows)
             else:
                 self.ledger.submit(rows)
-        return Prediction(rid, deployment, outputs, checked.n_rows, checked.unseen, committed)
+        return Prediction(
+            rid,
+            deployment,
+            outputs,
+            checked.n_rows,
+            checked.unseen,
+            committed,
+            checked.nulls,
+            checked.ignored,
+        )
 
     def feedback(self, items: Sequence[Mapping[str, Any]]) -> Awaitable[FeedbackResult]:
         """Record labels for earlier predictions (joined by request id and row)."""

@@ -5,8 +5,10 @@
 for null, string and boolean features ``object`` arrays of ``str`` spelled exactly as
 :func:`loopml.features.pipeline.feature_frame` spells them (nulls as ``MISSING``).
 
-Each failure is an :class:`~loopml.errors.InputError` naming field, row and reason
-(:mod:`loopml.serve.refusals` writes them):
+What is refused and what is served is the table of :mod:`loopml.data.severity`, the
+one ``loopml validate`` reports by: what it calls an error is refused, what it calls a
+warning is served. Each refusal is an :class:`~loopml.errors.InputError` naming field,
+row and a reason in that table's words (:mod:`loopml.serve.refusals` writes them):
 
 ================== ==== ==========================================================
 error              HTTP when
@@ -14,15 +16,19 @@ error              HTTP when
 empty              422  the request has no rows
 too_many_rows      413  more rows than ``max_rows``
 missing_field      422  a feature is absent (``row`` None), or one record lacks it
-extra_field        422  a field the model does not know (``row``: the first record
-                        holding it); the *target* too (labels go to ``/feedback``).
-                        The entity key, the time column, dropped and non-input
-                        contract columns are accepted and ignored.
 wrong_type         422  a value of the wrong type (below), a fractional number in an
                         integer feature, or any object / array
-null_not_allowed   422  null (or NaN) in a feature the contract says is never null
 non_finite         422  ``inf`` / ``-inf`` (or an integer beyond float range)
 ================== ==== ==========================================================
+
+Served, as ``loopml validate`` only warns about them, and counted in :class:`ModelInput`:
+
+- a **null** (or NaN) in a feature that had none in training (the pipeline imputes it),
+  per feature in :attr:`ModelInput.nulls`;
+- an **unseen category**, in :attr:`ModelInput.unseen` (below);
+- a **field the contract does not know**: ignored, listed in :attr:`ModelInput.ignored`.
+  The entity key, the target, the time column, dropped and non-input contract columns
+  are accepted and ignored too.
 
 Types follow the cell rules of :mod:`loopml.data.cells`, the rules ``loopml validate``
 checks tables by. NaN in a numeric feature *is* null, as in pandas and in training. JSON
@@ -40,8 +46,7 @@ may be a string, an integer or a whole float, or null (or absent); it comes back
 ``reject_rows=False`` (serving) raises the first failure: fields first, then the lowest
 row, then contract order (the entity key last). ``reject_rows=True`` (batch scoring)
 raises only when a feature column is absent; every bad row becomes one ``InputError`` in
-:attr:`ModelInput.rejected`, unknown columns are ignored (listed in
-:attr:`ModelInput.ignored`), and the features hold the kept rows only.
+:attr:`ModelInput.rejected`, and the features (and the counts) hold the kept rows only.
 
 Two readers, each kept because it is clearly faster where it is used. Measured with
 ``bench/bench_validation.py`` (validate() per call, µs, median of 7 interleaved rounds;
@@ -109,9 +114,12 @@ class ModelInput:
     kept: Array | None = None
     """Positions of the scored rows when rows were rejected; None means every row."""
     ignored: tuple[str, ...] = ()
-    """Unknown columns that were ignored (``reject_rows=True`` only)."""
+    """Fields the contract does not know, which were ignored."""
     keys: list[str | None] | pd.Series | None = field(default=None, repr=False)
     """The entity keys as read: a list (of the scored rows), or a frame's text column."""
+    nulls: dict[str, int] = field(default_factory=dict)
+    """feature -> scored rows holding a null in a feature that had none in training
+    (served: the pipeline imputes it; only counts > 0)."""
 
     @cached_property
     def entity_keys(self) -> list[str | None] | None:
@@ -146,7 +154,7 @@ def validate(
         raise too_many_rows(n, max_rows)
     if method == "loop" and table.origin != "json":
         raise ValueError("the per-value reader reads JSON tables; read a frame column-wise")
-    ignored = check_fields(table, schema, reject_rows)
+    ignored = check_fields(table, schema)
     by_value = method == "loop" or (method == "auto" and table.origin == "json" and n <= SMALL_ROWS)
     read = read_values(table, schema) if by_value else read_columns(table, schema)
     return _finish(read, table, schema, reject_rows, ignored)
@@ -158,7 +166,8 @@ def _finish(
     n = table.n_rows
     if not read.bad:
         unseen = {name: len(rows) for name, rows in read.unseen.items()}
-        return ModelInput(read.features, n, unseen, [], None, ignored, read.keys)
+        nulls = {name: len(rows) for name, rows in read.nulls.items()}
+        return ModelInput(read.features, n, unseen, [], None, ignored, read.keys, nulls)
     rows = np.concatenate([bad.rows for bad in read.bad])
     columns = np.concatenate([bad.columns for bad in read.bad])
     codes = np.concatenate([bad.codes for bad in read.bad])
@@ -179,6 +188,11 @@ def _finish(
     keys = read.keys
     if isinstance(keys, list):
         keys = [keys[i] for i in kept.tolist()]
-    counts = {name: int(keep[r].sum()) for name, r in read.unseen.items()}
-    unseen = {name: count for name, count in counts.items() if count}
-    return ModelInput(features, int(kept.size), unseen, rejected, kept, ignored, keys)
+    unseen, nulls = _kept_counts(read.unseen, keep), _kept_counts(read.nulls, keep)
+    return ModelInput(features, int(kept.size), unseen, rejected, kept, ignored, keys, nulls)
+
+
+def _kept_counts(rows_of: dict[str, Any], keep: Array) -> dict[str, int]:
+    """Per feature, how many of its rows were kept (only counts > 0)."""
+    counts = {name: int(keep[rows].sum()) for name, rows in rows_of.items()}
+    return {name: count for name, count in counts.items() if count}

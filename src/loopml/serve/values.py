@@ -35,6 +35,8 @@ from loopml.serve.table import ABSENT, Column, Table
 Cell = Callable[[Any, FeatureRule, bool], Any]
 Failed = list[tuple[int, int, int]]
 """Failed cells as they are found: (row, contract column, code)."""
+Rows = dict[str, Sequence[int] | Array]
+"""Per feature, the rows where something served is counted (unseen categories, nulls)."""
 SCALARS = (str, bool, np.bool_, *NUMBERS)
 """The values a text field of a typed table (``lenient``) reads as their text."""
 
@@ -129,14 +131,15 @@ def read_values(table: Table, schema: InputSchema) -> Read:
         if one is not None:
             return one
     failed: Failed = []
-    unseen: dict[str, Sequence[int] | Array] = {}
-    numbers = _numbers(columns, schema, failed)
-    features = _features(numbers, _texts(columns, schema, failed, unseen), n, schema)
+    unseen: Rows = {}
+    nulls: Rows = {}
+    numbers = _numbers(columns, schema, failed, nulls)
+    features = _features(numbers, _texts(columns, schema, failed, unseen, nulls), n, schema)
     keys = None
     if schema.entity_key is not None and schema.entity_key in columns:
         keys = _keys(as_list(columns[schema.entity_key]), schema, failed)
     bad = [Bad(*(np.array(part) for part in zip(*failed, strict=True)))] if failed else []
-    return Read(features, keys, bad, unseen)
+    return Read(features, keys, bad, unseen, nulls)
 
 
 def _features(
@@ -158,7 +161,7 @@ def _one_record(columns: dict[str, Column], schema: InputSchema) -> Read | None:
     loop does (a property test holds the two alike)."""
     numbers: list[float] = []
     texts: list[str] = []
-    unseen: dict[str, Sequence[int] | Array] = {}
+    unseen: Rows = {}
     for rule in schema.features:
         values = columns[rule.name]
         if type(values) is not list:
@@ -189,7 +192,9 @@ def _one_record(columns: dict[str, Column], schema: InputSchema) -> Read | None:
     return Read(_features(numbers, texts, 1, schema), keys, [], unseen)
 
 
-def _numbers(columns: dict[str, Column], schema: InputSchema, failed: Failed) -> list[float]:
+def _numbers(
+    columns: dict[str, Column], schema: InputSchema, failed: Failed, nulls: Rows
+) -> list[float]:
     """Every value of the numeric features, feature after feature (NaN where null or bad)."""
     out: list[float] = []
     append = out.append
@@ -206,28 +211,35 @@ def _numbers(columns: dict[str, Column], schema: InputSchema, failed: Failed) ->
             ):
                 append(v)
             else:
-                append(_number(v, rule, row, column, failed))
+                append(_number(v, rule, row, column, failed, nulls))
     return out
 
 
-def _number(v: object, rule: FeatureRule, row: int, column: int, failed: Failed) -> float:
+def _number(
+    v: object, rule: FeatureRule, row: int, column: int, failed: Failed, nulls: Rows
+) -> float:
     x = numeric_cell(v, rule, False)
     if isinstance(x, float):
         return x
-    code = rule.null_code if x is None else x
-    if code != CellCode.NULL_OK:
-        failed.append((row, column, code))
+    _note(rule.null_code if x is None else x, rule, row, column, failed, nulls)
     return np.nan
 
 
+def _note(
+    code: CellCode, rule: FeatureRule, row: int, column: int, failed: Failed, nulls: Rows
+) -> None:
+    """Record a cell that is not a plain value: a failure, or a null to count."""
+    if code > CellCode.OK:
+        failed.append((row, column, code))
+    elif code == CellCode.NULL_UNEXPECTED:
+        _add(nulls, rule, row)
+
+
 def _texts(
-    columns: dict[str, Column],
-    schema: InputSchema,
-    failed: Failed,
-    unseen: dict[str, Sequence[int] | Array],
+    columns: dict[str, Column], schema: InputSchema, failed: Failed, unseen: Rows, nulls: Rows
 ) -> list[str]:
     """Every key of the string and boolean features (MISSING where null or bad); the rows
-    holding an unseen category go to ``unseen``."""
+    holding an unseen category go to ``unseen``, those of an unexpected null to ``nulls``."""
     out: list[str] = []
     append = out.append
     for column, rule in schema.texts:
@@ -239,16 +251,16 @@ def _texts(
             if string and type(v) is str:
                 append(v)
                 if categories is not None and v not in categories:
-                    _unseen(unseen, rule, row)
+                    _add(unseen, rule, row)
             else:
-                append(_text(v, rule, row, column, failed, unseen))
+                append(_text(v, rule, (row, column), failed, unseen, nulls))
     return out
 
 
-def _unseen(unseen: dict[str, Sequence[int] | Array], rule: FeatureRule, row: int) -> None:
-    rows = unseen.get(rule.name)
+def _add(rows_of: Rows, rule: FeatureRule, row: int) -> None:
+    rows = rows_of.get(rule.name)
     if rows is None:
-        unseen[rule.name] = [row]
+        rows_of[rule.name] = [row]
     else:
         cast(list[int], rows).append(row)
 
@@ -256,19 +268,17 @@ def _unseen(unseen: dict[str, Sequence[int] | Array], rule: FeatureRule, row: in
 def _text(
     v: object,
     rule: FeatureRule,
-    row: int,
-    column: int,
+    cell: tuple[int, int],
     failed: Failed,
-    unseen: dict[str, Sequence[int] | Array],
+    unseen: Rows,
+    nulls: Rows,
 ) -> str:
     key = (string_cell if rule.kind == "string" else boolean_cell)(v, rule, False)
     if isinstance(key, str):
         if rule.categories is not None and key not in rule.categories:
-            _unseen(unseen, rule, row)
+            _add(unseen, rule, cell[0])
         return key
-    code = rule.null_code if key is None else key
-    if code != CellCode.NULL_OK:
-        failed.append((row, column, code))
+    _note(rule.null_code if key is None else key, rule, *cell, failed, nulls)
     return MISSING
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from loopml.config import SplitConfig
 from loopml.data.contract import Contract
 from loopml.data.infer import parse_datetime
+from loopml.data.severity import UNKNOWN_CLASS_FIX, unknown_classes
 from loopml.errors import ConfigError, ContractError
 from loopml.features.pipeline import feature_frame
 
@@ -52,10 +53,10 @@ def encode_target(series: pd.Series[Any], contract: Contract) -> np.ndarray[Any,
     codes = {value: _class_index(value, index) for value in series.unique()}
     unknown = sorted(str(value) for value, code in codes.items() if code < 0)
     if unknown:
-        raise ContractError(
-            f"target {contract.target!r} holds {len(unknown)} label(s) the contract does not know",
+        raise ContractError(  # the words of loopml validate's unknown_class
+            unknown_classes(contract.target, len(unknown)),
             detail=f"unknown: {', '.join(unknown[:10])}; known: {', '.join(contract.classes)}",
-            fix="run 'loopml contract update' if these classes are new and legitimate",
+            fix=UNKNOWN_CLASS_FIX,
         )
     return np.asarray(series.map(codes).to_numpy(dtype=np.int64))
 

@@ -12,6 +12,7 @@ from loopml.data.infer import infer_contract
 from loopml.data.sources import read_table, write_table
 from loopml.data.validate import ValidationReport, Violation, validate_table
 from loopml.errors import ContractError
+from loopml.train.split import encode_target
 
 pytestmark = pytest.mark.unit
 
@@ -93,7 +94,7 @@ def test_text_in_float_column(contract: Contract) -> None:
     df.loc[3, "income"] = "4.5"  # text that reads as a number is fine
     v = _only(validate_table(df, contract, source="new.csv"), "type_mismatch")
     assert (v.column, v.severity, v.count, v.rows) == ("income", "error", 2, (2, 7))
-    assert "e.g. 'abc'" in v.message and "cannot be read as float" in v.message
+    assert "expected a number (the contract says float), got e.g. 'abc' in 2" in v.message
     assert "rows 2, 7" in v.message and "loopml contract update" in v.message
 
 
@@ -104,7 +105,7 @@ def test_integer_column(contract: Contract) -> None:
     df.loc[[1, 4], "age"] = [25.5, 40.25]
     v = _only(validate_table(df, contract, source="new.csv"), "type_mismatch")
     assert (v.column, v.count, v.rows) == ("age", 2, (1, 4))
-    assert "e.g. 25.5;" in v.message
+    assert "expected a whole number (the contract says integer), got e.g. 25.5" in v.message
 
 
 def test_integers_in_float_column_are_fine(contract: Contract) -> None:
@@ -179,7 +180,6 @@ def test_out_of_range_and_infinite(contract: Contract) -> None:
 def test_unseen_categories(contract: Contract) -> None:
     df = _train()
     df.loc[[1, 3, 8], "plan"] = ["z", "q", "z"]
-    df.loc[0, "y"] = 2
     report = validate_table(df, contract, source="new.csv")
     plan = next(v for v in report.violations if v.column == "plan")
     assert (plan.kind, plan.severity, plan.count, plan.rows) == (
@@ -189,9 +189,23 @@ def test_unseen_categories(contract: Contract) -> None:
         (1, 3, 8),
     )
     assert "'z' (2), 'q' (1)" in plan.message
-    target = next(v for v in report.violations if v.column == "y")
-    assert (target.kind, target.count, target.rows) == ("unseen_category", 1, (0,))
     assert report.ok
+
+
+def test_an_unknown_target_class_is_an_error_in_the_words_of_training(
+    contract: Contract,
+) -> None:
+    df = _train()
+    df.loc[[0, 4], "y"] = 2
+    report = validate_table(df, contract, source="new.csv")
+    target = _only(report, "unknown_class")
+    assert (target.column, target.severity, target.count, target.rows) == ("y", "error", 2, (0, 4))
+    assert not report.ok and report.exit_code == 1
+    with pytest.raises(ContractError) as refused:
+        encode_target(df["y"], contract)  # what loopml train refuses the labels with
+    assert refused.value.headline in target.message
+    assert refused.value.fix in target.message
+    assert "'2' (2)" in target.message and "known: 0, 1" in target.message
 
 
 def test_float_labels_match_integer_classes(contract: Contract) -> None:
@@ -202,8 +216,8 @@ def test_float_labels_match_integer_classes(contract: Contract) -> None:
 def test_unseen_values_are_not_flagged_when_categories_were_capped() -> None:
     train = pd.DataFrame({"s": [f"v{i}" for i in range(300)], "y": [0, 1] * 150})
     contract = infer_contract(train, target="y", task="binary", entity_key=None, time_column=None)
-    report = validate_table(train.assign(s="brand new"), contract, source="new.csv")
-    assert report.violations == ()
+    new = train.assign(s=[f"new {i}" for i in range(300)])
+    assert validate_table(new, contract, source="new.csv").violations == ()
 
 
 def test_duplicate_keys(contract: Contract) -> None:
@@ -272,3 +286,78 @@ def test_a_table_read_back_from_csv_validates_clean(tmp_path: Path) -> None:
     assert contract.classes == ["0", "1"]
     assert validate_table(df, contract, source=str(path)).violations == ()
     assert validate_table(_train(), contract, source="full.csv").ok
+
+
+# -- duplicate rows --------------------------------------------------------------------
+
+
+def test_duplicate_rows_name_each_copy_and_the_row_it_repeats(contract: Contract) -> None:
+    df = _train()
+    copies = df.iloc[[3, 3, 5]].assign(id=["c1", "c2", "c3"], ts="2025-01-01", notes="other")
+    df = pd.concat([df, copies], ignore_index=True)  # the key, time and dropped columns differ
+    report = validate_table(df, contract, source="new.csv")
+    v = _only(report, "duplicate_rows")
+    assert (v.column, v.severity, v.count, v.rows) == (None, "warning", 3, (10, 11, 12))
+    assert v.pairs == ((10, 3), (11, 3), (12, 5))
+    assert v.message.startswith("3 of 13 rows in new.csv (23.1%) repeat an earlier row")
+    assert "row 10 repeats row 3, row 11 repeats row 3, row 12 repeats row 5);" in v.message
+    assert report.ok
+    assert json.loads(json.dumps(report.to_dict()))["violations"][0]["pairs"] == [
+        [10, 3],
+        [11, 3],
+        [12, 5],
+    ]
+
+
+def test_rows_differing_in_one_feature_or_the_target_are_not_duplicates(
+    contract: Contract,
+) -> None:
+    df = pd.concat([_train(), _train().iloc[[3]]], ignore_index=True)
+    assert _only(validate_table(df, contract, source="n"), "duplicate_rows").pairs == ((10, 3),)
+    for column, value in (("plan", "b"), ("y", 0), ("income", np.nan)):
+        changed = df.copy()
+        changed.loc[10, column] = value
+        kinds = [v.kind for v in validate_table(changed, contract, source="n").violations]
+        assert "duplicate_rows" not in kinds, column
+
+
+def test_nulls_are_equal_when_rows_are_compared(contract: Contract) -> None:
+    df = pd.concat([_train(), _train().iloc[[2]]], ignore_index=True)  # row 2's income is null
+    assert _only(validate_table(df, contract, source="n"), "duplicate_rows").pairs == ((10, 2),)
+
+
+def test_duplicate_rows_show_the_first_five_pairs(contract: Contract) -> None:
+    df = pd.concat([_train()] * 3, ignore_index=True).assign(id=[f"k{i}" for i in range(3 * N)])
+    v = _only(validate_table(df, contract, source="n"), "duplicate_rows")
+    assert v.count == 2 * N and v.rows == (10, 11, 12, 13, 14)
+    assert v.pairs == ((10, 0), (11, 1), (12, 2), (13, 3), (14, 4))
+    assert "(66.7%)" in v.message and "row 14 repeats row 4, ...);" in v.message
+
+
+def test_a_scoring_table_compares_the_features_only(contract: Contract) -> None:
+    df = _train().drop(columns=["y"])
+    df.loc[1, ["age", "income", "plan", "flag"]] = df.loc[0, ["age", "income", "plan", "flag"]]
+    v = _only(validate_table(df, contract, source="n"), "duplicate_rows")
+    assert v.pairs == ((1, 0),) and "in every feature (row 1" in v.message
+
+
+def test_duplicate_rows_of_a_large_table(contract: Contract) -> None:
+    rng = np.random.default_rng(3)
+    n = 300_000
+    df = pd.DataFrame(
+        {
+            "id": np.arange(n).astype(str),
+            "ts": "2024-01-05T00:00:00",
+            "age": rng.integers(20, 66, n),
+            "income": rng.uniform(1, 10, n),
+            "plan": rng.choice(["a", "b", "c"], n),
+            "flag": rng.random(n) < 0.5,
+            "notes": "n",
+            "y": rng.integers(0, 2, n),
+        }
+    )
+    df.loc[[250_000, 299_999], ["age", "income", "plan", "flag", "y"]] = df.loc[
+        [17, 123_456], ["age", "income", "plan", "flag", "y"]
+    ].to_numpy()
+    v = _only(validate_table(df, contract, source="big.parquet"), "duplicate_rows")
+    assert v.pairs == ((250_000, 17), (299_999, 123_456))

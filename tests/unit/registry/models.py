@@ -1,6 +1,7 @@
 """Small fitted model packages for the serving-artifact and runtime tests: one numeric
 column ``num`` (with nulls), one categorical column ``cat`` (with nulls) and a target
-``y`` of the requested type, fitted with loopml's own candidates on tiny budgets."""
+``y`` of the requested type, fitted with loopml's own candidates on tiny budgets
+(``nulls=False``: features that never held a null, as their contract says)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,15 @@ CATEGORIES = ("red", "green", "blue")
 
 
 def table(
-    task: Task, *, n: int = 400, seed: int = 0, target_type: str = "integer"
+    task: Task, *, n: int = 400, seed: int = 0, target_type: str = "integer", nulls: bool = True
 ) -> tuple[Contract, pd.DataFrame]:
     """A seeded table and its contract; classification targets in ``target_type``."""
     rng = np.random.default_rng(seed)
+    rate = 0.05 if nulls else 0.0
     num = rng.normal(size=n)
-    num[rng.random(n) < 0.05] = np.nan
+    num[rng.random(n) < rate] = np.nan
     cat = rng.choice(list(CATEGORIES), n).astype(object)
-    cat[rng.random(n) < 0.05] = None
+    cat[rng.random(n) < rate] = None
     signal = np.nan_to_num(num) + 1.5 * (cat == "red")
     if task == "regression":
         y: Any = signal + rng.normal(scale=0.1, size=n)
@@ -51,12 +53,12 @@ def table(
         target="y",
         task=task,
         columns=(
-            ColumnSpec(name="num", type="float", nullable=True, null_rate=0.05, n_unique=n),
+            ColumnSpec(name="num", type="float", nullable=nulls, null_rate=rate, n_unique=n),
             ColumnSpec(
                 name="cat",
                 type="string",
-                nullable=True,
-                null_rate=0.05,
+                nullable=nulls,
+                null_rate=rate,
                 n_unique=3,
                 categories=dict.fromkeys(CATEGORIES, 0.33),
             ),
@@ -81,9 +83,10 @@ def package(
     seed: int = 0,
     target_type: str = "integer",
     n: int = 400,
+    nulls: bool = True,
 ) -> tuple[ModelPackage, pd.DataFrame]:
     """A fitted package trained on the first 3/4 of a table, and the last 1/4 (holdout)."""
-    contract, frame = table(task, n=n, seed=seed, target_type=target_type)
+    contract, frame = table(task, n=n, seed=seed, target_type=target_type, nulls=nulls)
     cut = n * 3 // 4
     train, holdout = frame.iloc[:cut], frame.iloc[cut:]
     y = encode_target(train["y"], contract)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from loopml.data.contract import ColumnSpec, Contract
+from loopml.data.severity import RULES
 from loopml.serve.refusals import cell_error
 from loopml.serve.schema import CellCode, InputSchema
 from loopml.serve.table import Table
@@ -23,15 +24,18 @@ CONTRACT = Contract(
 )
 
 
-def test_failure_codes_are_named_after_their_errors() -> None:
+def test_failure_codes_are_the_errors_of_the_severity_table() -> None:
     failures = [code for code in CellCode if code > CellCode.OK]
-    assert [code.error for code in failures] == [
-        "wrong_type",
-        "null_not_allowed",
-        "non_finite",
-        "missing_field",
+    assert [(code.kind, code.error) for code in failures] == [
+        ("type_mismatch", "wrong_type"),
+        ("non_finite", "non_finite"),
+        ("missing_column", "missing_field"),
     ]
-    assert CellCode.null(nullable=True) < CellCode.OK < CellCode.null(nullable=False)
+    assert all(RULES[code.kind].severity == "error" for code in failures)
+    # a null in a never-null feature is served, as loopml validate only warns about it
+    assert CellCode.null(nullable=False) == CellCode.NULL_UNEXPECTED < CellCode.OK
+    assert RULES[CellCode.NULL_UNEXPECTED.kind].severity == "warning"
+    assert CellCode.null(nullable=True) == CellCode.NULL_OK < CellCode.OK
 
 
 def test_numpy_code_arrays_hold_the_codes() -> None:
@@ -48,5 +52,6 @@ def test_a_cell_error_names_field_row_and_reason() -> None:
         "error": "wrong_type",
         "field": "a",
         "row": 1,
-        "reason": "expected a number, got the string '2'; send numbers without quotes",
+        "reason": "expected a whole number (the contract says integer), got the string '2'; "
+        "send numbers without quotes",
     }

@@ -33,7 +33,7 @@ from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.runtime import Outputs, feature_arrays, load_runtime
 from loopml.serve.service import MAX_REQUEST_ID, Deployment, Prediction, PredictionService
 from loopml.serve.table import Table
-from tests.unit.registry.models import package
+from tests.unit.registry.models import native_scores, package
 
 pytestmark = pytest.mark.unit
 
@@ -332,7 +332,6 @@ def test_feedback_without_a_ledger_is_refused(served: Served) -> None:
         ([{"num": 1.0, "cat": "red"}] * 2 + [{"num": "abc", "cat": "red"}], "wrong_type",
          "num", 2),
         ([{"num": 1.0, "cat": "red"}, {"num": 2.0, "cat": 3}], "wrong_type", "cat", 1),
-        ([{"num": 1.0, "cat": "red", "y": 1}], "extra_field", "y", 0),
         ([], "empty", None, None),
     ],
 )  # fmt: skip
@@ -360,6 +359,32 @@ def test_unseen_categories_are_served_and_counted(served: Served) -> None:
     assert prediction.n_rows == 5 and len(prediction.outputs.labels) == 5
     assert prediction.unseen == {"cat": 3}
     assert service.predict(Table.from_records(rows[:1] + rows[2:3])).unseen == {}
+
+
+def test_nulls_where_training_had_none_are_served_imputed_and_counted(tmp_path: Path) -> None:
+    pkg, holdout = package("linear", "binary", seed=3, nulls=False)
+    assert not any(spec.nullable for spec in pkg.contract.features)
+    build_serving_artifact(pkg, holdout, tmp_path / "1")
+    runtime = load_runtime(tmp_path / "1")
+    assert runtime.format == "onnx"
+    frame = holdout.drop(columns="y").head(4).astype(object)
+    frame.loc[[0, 2], "num"] = None
+    frame.loc[2, "cat"] = None
+    service = PredictionService(Deployment.of("toy", "1", runtime), None)
+    prediction = service.predict(Table.from_records(frame.to_dict("records")))
+    assert prediction.n_rows == 4 and prediction.nulls == {"num": 2, "cat": 1}
+    # the pipeline fills them in: the served graph agrees with the native pipeline
+    native = native_scores(pkg, frame.astype({"num": float}))
+    assert prediction.outputs.probabilities is not None
+    np.testing.assert_allclose(prediction.outputs.probabilities, native, atol=1e-5)
+
+
+def test_unknown_fields_and_the_target_are_served_and_listed(served: Served) -> None:
+    service = PredictionService(served.v1, None)
+    rows = [{"num": 1.0, "cat": "red", "y": 1, "surprise": "x"}, {"num": 2.0, "cat": "red"}]
+    prediction = service.predict(Table.from_records(rows))
+    assert prediction.n_rows == 2 and prediction.ignored == ("surprise",)
+    assert prediction.nulls == {}
 
 
 def test_max_rows_bounds_a_request(served: Served) -> None:

@@ -139,6 +139,28 @@ def test_key_time_and_dropped_columns_are_accepted_and_ignored(schema: InputSche
     checked = validate(Table.from_records([record(ts="x", note={"any": "thing"})]), schema)
     assert checked.entity_keys is None
     assert "note" not in checked.features
+    assert checked.ignored == ()  # contract columns are not unknown
+
+
+@pytest.mark.parametrize("method", ["loop", "vector"])
+def test_nulls_where_training_had_none_are_served_and_counted(
+    schema: InputSchema, method: str
+) -> None:
+    rows = [record(score=None), record(score=float("nan"), country=None), record(active=None)]
+    checked = validate(Table.from_records(rows), schema, method=method)  # type: ignore[arg-type]
+    assert checked.n_rows == 3 and checked.rejected == []
+    assert checked.nulls == {"score": 2, "country": 1, "active": 1}
+    assert np.isnan(checked.features["score"][:2]).all()
+    assert checked.features["country"].tolist() == ["FR", MISSING, "FR"]
+    # a null where the contract allows one is not counted
+    assert validate(Table.from_records([record(age=None, device=None)]), schema).nulls == {}
+
+
+def test_unknown_fields_and_the_target_are_served_and_ignored(schema: InputSchema) -> None:
+    rows = [record(), record(), record(scor=1.0, y=1)]
+    checked = validate(Table.from_records(rows), schema)
+    assert checked.n_rows == 3 and checked.ignored == ("scor",)
+    assert "scor" not in checked.features and "y" not in checked.features
 
 
 def test_nan_in_a_nullable_numeric_column_is_null(schema: InputSchema) -> None:
@@ -164,8 +186,6 @@ def _columns(n: int) -> dict[str, Any]:
         ({"score": [1.0]}, "wrong_type", "score", "an array"),
         ({"active": "maybe"}, "wrong_type", "active", "'maybe'"),
         ({"active": 2}, "wrong_type", "active", "boolean"),
-        ({"country": None}, "null_not_allowed", "country", "nullable: false"),
-        ({"score": float("nan")}, "null_not_allowed", "score", "never null"),
         ({"score": float("inf")}, "non_finite", "score", "finite number"),
         ({"age": 10**400}, "non_finite", "age", "finite"),
         ({"id": {"k": 1}}, "wrong_type", "id", "a string or an integer"),
@@ -194,13 +214,10 @@ def test_a_record_lacking_a_field_is_named_with_its_row(schema: InputSchema) -> 
     assert (caught.error, caught.field, caught.row) == ("missing_field", "score", 2)
 
 
-def test_unknown_fields_and_the_target_are_extra(schema: InputSchema) -> None:
-    caught = refusal(Table.from_records([record(), record(), record(scor=1.0)]), schema)
-    assert (caught.error, caught.field, caught.row) == ("extra_field", "scor", 2)
-    assert "did you mean 'score'" in caught.reason
-    caught = refusal(Table.from_records([record(y=1)]), schema)
-    assert (caught.error, caught.field, caught.row) == ("extra_field", "y", 0)
-    assert "/feedback" in caught.reason
+def test_a_misspelt_feature_is_missing_and_its_spelling_pointed_out(schema: InputSchema) -> None:
+    caught = refusal(Table.from_records([record(score=ABSENT, scor=1.0)]), schema)
+    assert (caught.error, caught.field, caught.row) == ("missing_field", "score", None)
+    assert "is 'scor' meant to be this field?" in caught.reason
 
 
 def test_empty_and_oversized_requests(schema: InputSchema) -> None:
@@ -231,12 +248,12 @@ def test_reject_rows_keeps_the_good_rows_and_explains_the_bad(schema: InputSchem
     checked = validate(Table.from_frame(frame), schema, reject_rows=True)
     assert [(e.row, e.field, e.error) for e in checked.rejected] == [
         (1, "score", "wrong_type"),
-        (2, "country", "null_not_allowed"),
         (3, "score", "non_finite"),
     ]
-    assert checked.kept is not None and checked.kept.tolist() == [0, 4]
-    assert checked.n_rows == 2 and checked.features["score"].tolist() == [0.1, 0.5]
-    assert checked.ignored == ("extra", "y")
+    assert checked.kept is not None and checked.kept.tolist() == [0, 2, 4]
+    assert checked.n_rows == 3 and checked.features["score"].tolist() == [0.1, 0.3, 0.5]
+    assert checked.ignored == ("extra",)  # the target is known: ignored, not listed
+    assert checked.nulls == {"country": 1}  # served: the pipeline imputes it
     assert checked.unseen == {}  # the unseen 'JP' was in a rejected row
 
 
@@ -357,7 +374,8 @@ def _outcome(table: Table, schema: InputSchema, method: str, reject: bool) -> An
     features = {name: values.tolist() for name, values in checked.features.items()}
     rejected = [e.to_body() for e in checked.rejected]
     kept = None if checked.kept is None else checked.kept.tolist()
-    return (repr(features), checked.entity_keys, checked.unseen, rejected, kept)
+    counted = (checked.unseen, checked.nulls, checked.ignored)
+    return (repr(features), checked.entity_keys, counted, rejected, kept)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
