@@ -33,6 +33,7 @@ __all__ = [
     "PROFILE_FILE",
     "CategoricalProfile",
     "ColumnProfile",
+    "HoldoutSample",
     "NumericProfile",
     "ReferenceProfile",
     "categorical_profile",
@@ -47,6 +48,54 @@ DEFAULT_POINTS = 2048
 MAX_CATEGORIES = 10_000
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+SAMPLE_ROWS = 5_000
+"""Holdout rows kept with a profile to tell a window's chance variation from a drop."""
+
+
+@dataclass(frozen=True, eq=False)
+class HoldoutSample:
+    """Up to :data:`SAMPLE_ROWS` holdout rows: the true target and what the model answered.
+
+    ``labels`` are class codes (classification) or values (regression); ``scores`` the
+    class probabilities ``(n, k)`` (binary keeps only the positive class, ``(n,)``) or the
+    predicted values. Monitoring resamples them to learn how far a window of ``n``
+    labelled rows strays from the holdout metric by chance alone
+    (:mod:`loopml.monitor.noise`).
+    """
+
+    labels: FloatArray
+    scores: FloatArray
+
+    @property
+    def rows(self) -> int:
+        return int(self.labels.shape[0])
+
+    @classmethod
+    def draw(
+        cls, task: str, labels: Any, scores: Any, rows: int = SAMPLE_ROWS, seed: int = 0
+    ) -> HoldoutSample:
+        """A seeded random subset of ``rows`` holdout rows (all of them when fewer)."""
+        y = np.asarray(labels, dtype=np.float64).reshape(-1)
+        s = np.asarray(scores, dtype=np.float64)
+        if task == "binary" and s.ndim == 2:
+            s = s[:, 1]
+        if y.shape[0] > rows:
+            keep = np.sort(np.random.default_rng(seed).choice(y.shape[0], rows, replace=False))
+            y, s = y[keep], s[keep]
+        return cls(labels=y, scores=s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": [float(v) for v in np.round(self.labels, 9)],
+            "scores": np.round(self.scores, 7).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HoldoutSample:
+        return cls(
+            labels=np.asarray(data["labels"], dtype=np.float64),
+            scores=np.asarray(data["scores"], dtype=np.float64),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,6 +361,9 @@ class ReferenceProfile:
     threshold: float | None = None
     """A binary version's decision threshold: realized and estimated label metrics are
     computed at it, as its holdout metrics were."""
+    holdout_sample: HoldoutSample | None = None
+    """Holdout rows to measure chance variation with (None in profiles written before
+    loopml kept them: drops are then judged by their threshold alone)."""
 
     def feature(self, name: str) -> ColumnProfile:
         for column in self.features:
@@ -341,6 +393,9 @@ class ReferenceProfile:
             "calibration": self.calibration,
             "prediction_by": None if self.prediction_by is None else self.prediction_by.to_dict(),
             "threshold": self.threshold,
+            "holdout_sample": None
+            if self.holdout_sample is None
+            else self.holdout_sample.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -374,6 +429,9 @@ class ReferenceProfile:
             created_at=str(data.get("created_at", "")),
             version=found,
             threshold=None if data.get("threshold") is None else float(data["threshold"]),
+            holdout_sample=None
+            if data.get("holdout_sample") is None
+            else HoldoutSample.from_dict(data["holdout_sample"]),
         )
 
     @classmethod

@@ -22,6 +22,7 @@ from loopml.monitor.calibration import fit_calibration
 from loopml.monitor.profile import (
     DEFAULT_POINTS,
     ColumnProfile,
+    HoldoutSample,
     ReferenceProfile,
     categorical_profile,
     numeric_profile,
@@ -114,6 +115,7 @@ def build_profile(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         prediction_by=seasonal,
         threshold=threshold if task == "binary" else None,
+        holdout_sample=HoldoutSample.draw(task, y_holdout, holdout_scores),
     )
 
 

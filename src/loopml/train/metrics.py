@@ -31,6 +31,7 @@ scikit-learn's ``zero_division=0``: they are 0.0 when their denominator is empty
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -123,6 +124,21 @@ def required_gain(name: str, margin: float, reference: float) -> float:
     if higher_is_better(name):
         return margin
     return margin * abs(reference)
+
+
+def metric_drop(name: str, reference: float, value: float) -> float:
+    """How much worse ``value`` is than ``reference``, on the scale margins are given in
+    (:func:`required_gain`): a fraction of the reference for an error metric, an absolute
+    amount for a bounded score; positive means worse.
+
+    >>> metric_drop("rmse", 200.0, 230.0), round(metric_drop("roc_auc", 0.9, 0.85), 6)
+    (0.15, 0.05)
+    """
+    diff = float(reference) - float(value)
+    if higher_is_better(name):
+        return diff
+    scale = abs(float(reference))
+    return -diff / scale if scale > 0 else -diff
 
 
 def compute_metrics(
@@ -319,7 +335,12 @@ def f1(
 def f1_macro(
     y_true: NDArray[np.generic], pred: NDArray[np.generic], weight: FloatArray | None = None
 ) -> float:
-    """Unweighted mean of per-class F1 over all ``k`` classes (labels = range(k))."""
+    """Unweighted mean of per-class F1 over the classes the labels hold.
+
+    A class absent from ``y_true`` has no F1 (its recall is undefined), so it does not
+    count as a zero: a window whose labels are all of one class, predicted right, scores
+    1.0, not 1/k. Predicting an absent class still costs the true class its recall.
+    """
     p = np.asarray(pred, dtype=np.float64)
     k = p.shape[1]
     y = np.asarray(y_true).astype(np.int64)
@@ -329,7 +350,8 @@ def f1_macro(
     tp = np.diag(cells)
     denom = cells.sum(axis=0) + cells.sum(axis=1)  # = 2tp + fp + fn
     per_class = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
-    return float(per_class.mean())
+    present = cells.sum(axis=1) > 0
+    return float(per_class[present].mean()) if present.any() else math.nan
 
 
 def rmse(

@@ -74,11 +74,24 @@ def test_multiclass_metrics_match_sklearn() -> None:
     assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=range(4)))
 
 
-def test_f1_macro_counts_a_class_never_seen_as_zero() -> None:
+def test_f1_macro_leaves_out_a_class_the_labels_lack() -> None:
     y = np.array([0, 0, 1, 1])
     proba = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.1, 0.9, 0.0], [0.2, 0.8, 0.0]])
-    # Classes 0 and 1 are perfect, class 2 never occurs: (1 + 1 + 0) / 3.
-    assert compute_metrics("multiclass", y, proba, 3)["f1_macro"] == pytest.approx(2 / 3)
+    # Classes 0 and 1 are perfect, class 2 never occurs: its F1 is undefined, not 0.
+    assert compute_metrics("multiclass", y, proba, 3)["f1_macro"] == pytest.approx(1.0)
+    # As scikit-learn computes it over the classes present in the labels.
+    assert compute_metrics("multiclass", y, proba, 3)["f1_macro"] == pytest.approx(
+        skm.f1_score(y, proba.argmax(axis=1), labels=[0, 1], average="macro")
+    )
+
+
+def test_f1_macro_still_charges_predictions_of_an_absent_class() -> None:
+    y = np.array([0, 0, 0, 0])
+    proba = np.array([[0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.1, 0.0, 0.9]])
+    # One row of class 0 predicted as the absent class 2: class 0's recall is 3/4.
+    expected = skm.f1_score(y, proba.argmax(axis=1), labels=[0], average="macro")
+    assert compute_metrics("multiclass", y, proba, 3)["f1_macro"] == pytest.approx(expected)
+    assert expected == pytest.approx(6 / 7)
 
 
 def test_regression_metrics_match_sklearn() -> None:
