@@ -8,6 +8,9 @@ serves in that arm, and each event records the version it saw.
 
 Per alert, :func:`evaluate` applies, window after window:
 
+- **beyond chance**: a drop (``realized_drop*``, ``estimated_drop*``) above its
+  threshold breaches only when it is also above the drop chance alone gives a window of
+  that size (the window's ``realized_noise*`` / ``estimated_noise*``, when it has one);
 - **minimum rows**: a window with fewer than ``rule.min_rows`` rows (labelled rows for
   ``realized*`` metrics), or where the metric is absent or not finite, changes nothing;
 - **hysteresis**: ``raise_after`` consecutive breaching windows raise the alert (it is
@@ -42,6 +45,7 @@ __all__ = [
     "active",
     "concrete_metrics",
     "evaluate",
+    "noise_metric",
 ]
 
 Status = Literal["ok", "pending", "raised"]
@@ -253,9 +257,24 @@ def _bound(rule: AlertRule) -> tuple[Direction, float]:
     raise ValueError(f"alert {rule.name!r} has neither 'above' nor 'below'")
 
 
-def _breached(rule: AlertRule, value: float) -> bool:
+def _breached(rule: AlertRule, value: float, metric: str, window: WindowView) -> bool:
     direction, threshold = _bound(rule)
-    return value > threshold if direction == "above" else value < threshold
+    if direction == "below":
+        return value < threshold
+    chance = window.metrics.get(noise_metric(metric) or "")
+    return value > threshold and (chance is None or value > chance)
+
+
+def noise_metric(metric: str) -> str | None:
+    """The window metric holding the chance level of a drop metric, if it is one.
+
+    >>> noise_metric("realized_drop"), noise_metric("estimated_drop.rmse"), noise_metric("rows")
+    ('realized_noise', 'estimated_noise.rmse', None)
+    """
+    head, dot, tail = metric.partition(".")
+    if head not in ("realized_drop", "estimated_drop"):
+        return None
+    return head.replace("_drop", "_noise") + dot + tail
 
 
 def _step(
@@ -280,7 +299,7 @@ def _step(
             healthy_streak=0,
         )
     value = float(raw)
-    breached = _breached(rule, value)
+    breached = _breached(rule, value, state.metric, window)
     new = _advance(state, window, value, rows, breached=breached)
     if breached and state.status != "raised" and new.breach_streak >= rule.raise_after:
         return replace(new, status="raised", raised_at=window.end_ts), "raised"

@@ -15,16 +15,19 @@ import numpy as np
 import pandas as pd
 
 from loopml.config import DriftTestConfig, MonitorConfig
+from loopml.monitor.cusum import cusum_step
 from loopml.monitor.drift import column_drift, histogram
-from loopml.monitor.performance import drops, performance_report
+from loopml.monitor.noise import ChanceTable
+from loopml.monitor.performance import absent_classes, drops, performance_report
 from loopml.monitor.profile import CategoricalProfile, ColumnProfile, ReferenceProfile
-from loopml.monitor.results import ColumnDrift, FeatureReport, WindowReport
+from loopml.monitor.results import ColumnDrift, FeatureReport, PerformanceReport, WindowReport
 from loopml.monitor.seasonal import mix
 from loopml.monitor.windows import DecodedWindow, WindowData
 
-__all__ = ["evaluate_window", "flat_metrics"]
+__all__ = ["TEST_MIN_VALUES", "drift_summary", "evaluate_window", "flat_metrics"]
 
 UNSEEN_EXAMPLES = 5
+TEST_MIN_VALUES = 30  # non-null values a feature's drift test needs
 
 
 def evaluate_window(
@@ -34,11 +37,16 @@ def evaluate_window(
     config: MonitorConfig,
     spec: str,
     primary: str | None = None,
+    *,
+    chance: ChanceTable | None = None,
+    cusum: float = 0.0,
 ) -> WindowReport:
     """Everything monitoring says about one window.
 
     ``primary`` is the metric the model is judged by (the gate metric); its drops are
-    also reported unsuffixed, as ``realized_drop`` and ``estimated_drop``.
+    also reported unsuffixed, as ``realized_drop`` and ``estimated_drop``. ``chance``
+    tells drops from chance variation (none: drops are reported without a chance
+    level); ``cusum`` is the sum of evidence after the version's previous window.
     """
     rows = window.rows
     enough = rows >= config.min_rows
@@ -47,22 +55,11 @@ def evaluate_window(
         _prediction_reference(profile, decoded, config),
         decoded.prediction,
         config.prediction,
-        config.min_rows,
+        _test_rows(config),
     )
-    tested = [f for f in features if f.drift.status == "ok"]
-    drifted = [f.name for f in tested if f.drift.drifted]
-    share = len(drifted) / len(tested) if tested else None
-    performance = performance_report(
-        profile.task,
-        profile.classes,
-        profile.calibration,
-        profile.holdout_metrics,
-        decoded.scores,
-        decoded.labels,
-        frame=_slice_frame(decoded),
-        slice_columns=list(decoded.slices),
-        threshold=profile.threshold,
-    )
+    pairs = zip(features, profile.features, strict=True)
+    monitored = [feature for feature, column in pairs if _monitored(column, config)]
+    share, drifted, untested = drift_summary(monitored)
     report = WindowReport(
         model=profile.model,
         version=window.version,
@@ -79,11 +76,68 @@ def evaluate_window(
         drift_share=share,
         drifted_features=drifted,
         dataset_drift=share is not None and share >= config.drift_share,
-        performance=performance,
+        performance=_performance(profile, decoded, chance),
         metrics={},
         complete=window.complete,
+        monitored_features=len(monitored),
+        untested_features=untested,
     )
-    return replace(report, metrics=flat_metrics(report, primary))
+    return replace(report, metrics=flat_metrics(report, primary, cusum=cusum))
+
+
+def drift_summary(monitored: list[FeatureReport]) -> tuple[float | None, list[str], list[str]]:
+    """The drift share over every monitored feature, the drifted and the untested ones.
+
+    A feature with too few values to test counts in the denominator as not drifted, so a
+    window in which most features shifted is dataset drift whatever the nulls elsewhere.
+    With no monitored feature, or none of them tested, the share is ``None``.
+    """
+    drifted = [f.name for f in monitored if f.drift.status == "ok" and f.drift.drifted]
+    untested = [f.name for f in monitored if f.drift.status != "ok"]
+    if len(untested) == len(monitored):
+        return None, [], untested
+    return len(drifted) / len(monitored), drifted, untested
+
+
+def _monitored(column: ColumnProfile, config: MonitorConfig) -> bool:
+    """Whether a feature is tested for drift at all (on, and not following the clock)."""
+    override = config.features.get(column.name, DriftTestConfig())
+    return override.enabled and not (column.clock and override.test is None)
+
+
+def _test_rows(config: MonitorConfig) -> int:
+    """Non-null values a feature's drift test needs: nulls are the missing-value check's
+    business, so a window big enough to evaluate tests every feature with some values."""
+    return min(config.min_rows, TEST_MIN_VALUES)
+
+
+def _performance(
+    profile: ReferenceProfile, decoded: DecodedWindow, chance: ChanceTable | None
+) -> PerformanceReport:
+    report = performance_report(
+        profile.task,
+        profile.classes,
+        profile.calibration,
+        profile.holdout_metrics,
+        decoded.scores,
+        decoded.labels,
+        frame=_slice_frame(decoded),
+        slice_columns=list(decoded.slices),
+        threshold=profile.threshold,
+    )
+    absent = absent_classes(profile.task, profile.classes, decoded.labels)
+    if chance is None:
+        return replace(report, absent_classes=absent)
+    realized = chance.realized(report.labelled_rows) if report.realized else {}
+    estimated = chance.estimated(len(decoded.scores)) if report.estimated else {}
+    realized_drops = drops(profile.holdout_metrics, _finite(report.realized))
+    return replace(
+        report,
+        absent_classes=absent,
+        realized_noise={k: c.level for k, c in realized.items() if k in report.realized},
+        estimated_noise={k: c.level for k, c in estimated.items() if k in report.estimated},
+        realized_z={k: realized[k].z(drop) for k, drop in realized_drops.items() if k in realized},
+    )
 
 
 def _prediction_reference(
@@ -113,7 +167,7 @@ def _feature(
             missing_rate=1.0 if rows else None,
             reference_missing_rate=column.missing_rate,
         )
-    return _column_report(column, decoded.features[column.name], override, config.min_rows)
+    return _column_report(column, decoded.features[column.name], override, _test_rows(config))
 
 
 def _column_report(
@@ -188,8 +242,14 @@ def _slice_frame(decoded: DecodedWindow) -> Any:
     return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in decoded.slices.items()})
 
 
-def flat_metrics(report: WindowReport, primary: str | None = None) -> dict[str, float]:
-    """The window as ``{name: value}`` for alert rules and gauges (finite values only)."""
+def flat_metrics(
+    report: WindowReport, primary: str | None = None, *, cusum: float = 0.0
+) -> dict[str, float]:
+    """The window as ``{name: value}`` for alert rules and gauges (finite values only).
+
+    ``cusum`` is the sum of evidence of a sustained drop after the previous window; this
+    window's ``performance_cusum`` adds its own primary ``realized_z`` to it.
+    """
     out: dict[str, float] = {"rows": float(report.rows)}
     if report.status == "ok" and report.drift_share is not None:
         out["drift_share"] = report.drift_share
@@ -200,17 +260,33 @@ def flat_metrics(report: WindowReport, primary: str | None = None) -> dict[str, 
     if report.prediction is not None and report.prediction.drift.status == "ok":
         out["prediction_drift"] = float(report.prediction.drift.drifted)
         out["prediction_drift_score"] = float(report.prediction.drift.statistic or 0.0)
-    perf = report.performance
-    out["labelled_rows"] = float(perf.labelled_rows)
+    out["labelled_rows"] = float(report.performance.labelled_rows)
+    _performance_metrics(out, report.performance, primary)
+    z = out.get("realized_z")
+    out["performance_cusum"] = cusum_step(cusum, z)
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def _performance_metrics(
+    out: dict[str, float], perf: PerformanceReport, primary: str | None
+) -> None:
     _named(out, "realized", perf.realized)
     _named(out, "estimated", perf.estimated)
     reference = {k: v for k, v in perf.reference.items() if v is not None}
-    for kind, values in (("realized", perf.realized), ("estimated", perf.estimated)):
+    for kind, values, noise in (
+        ("realized", perf.realized, perf.realized_noise),
+        ("estimated", perf.estimated, perf.estimated_noise),
+    ):
         dropped = drops(reference, _finite(values))
         _named(out, f"{kind}_drop", dropped)
+        _named(out, f"{kind}_noise", noise)
         if primary is not None and primary in dropped:
             out[f"{kind}_drop"] = dropped[primary]
-    return {k: v for k, v in out.items() if math.isfinite(v)}
+            if noise.get(primary) is not None:
+                out[f"{kind}_noise"] = float(noise[primary])  # type: ignore[arg-type]
+    _named(out, "realized_z", perf.realized_z)
+    if primary is not None and perf.realized_z.get(primary) is not None:
+        out["realized_z"] = float(perf.realized_z[primary])  # type: ignore[arg-type]
 
 
 def _column_metrics(out: dict[str, float], feature: FeatureReport, name: str) -> None:

@@ -43,11 +43,12 @@ from loopml.monitor.calibration import (
 )
 from loopml.monitor.results import PerformanceReport
 from loopml.train.evaluate import slice_metrics
-from loopml.train.metrics import FloatArray, compute_metrics, higher_is_better
+from loopml.train.metrics import FloatArray, compute_metrics, metric_drop
 
 __all__ = [
     "CALIBRATION_METHOD",
     "LabelCodes",
+    "absent_classes",
     "apply_calibration",
     "drops",
     "encode_labels",
@@ -360,14 +361,15 @@ def _notes(
 
 
 def drops(reference: Mapping[str, float], values: Mapping[str, float]) -> dict[str, float]:
-    """How much worse than the holdout each metric is: positive means worse.
+    """How much worse than the holdout each metric is, on the gate's scale: positive
+    means worse (:func:`~loopml.train.metrics.metric_drop`: a fraction of the holdout
+    value for error metrics, an absolute amount for bounded scores).
 
-    Only metrics present and finite on both sides, and known to the registry, whose
-    ``higher_is_better`` sets the sign. Drops are absolute differences, not ratios.
+    Only metrics present and finite on both sides, and known to the registry.
 
-    >>> d = drops({"roc_auc": 0.9, "log_loss": 0.3}, {"roc_auc": 0.85, "log_loss": 0.4})
+    >>> d = drops({"roc_auc": 0.9, "rmse": 200.0}, {"roc_auc": 0.85, "rmse": 230.0})
     >>> {k: round(v, 6) for k, v in d.items()}
-    {'roc_auc': 0.05, 'log_loss': 0.1}
+    {'roc_auc': 0.05, 'rmse': 0.15}
     """
     out: dict[str, float] = {}
     for name, value in values.items():
@@ -375,12 +377,29 @@ def drops(reference: Mapping[str, float], values: Mapping[str, float]) -> dict[s
         if ref is None or not (math.isfinite(ref) and math.isfinite(value)):
             continue
         try:
-            better_up = higher_is_better(name)
+            out[name] = metric_drop(name, float(ref), float(value))
         except ConfigError:  # a metric this loopml does not know: no direction to judge
             continue
-        diff = float(ref) - float(value)
-        out[name] = diff if better_up else -diff
     return out
+
+
+def absent_classes(
+    task: str, classes: Sequence[str], labels: Sequence[Any] | np.ndarray[Any, Any]
+) -> list[str]:
+    """The model's classes that none of the window's labels hold (classification only):
+    their per-class metrics are undefined and macro averages leave them out.
+
+    >>> absent_classes("multiclass", ["a", "b", "c"], ["a", None, "a"])
+    ['b', 'c']
+    """
+    kind = check_task(task)
+    if kind == "regression":
+        return []
+    codes = encode_labels(kind, classes, labels)
+    if not codes.labelled.any():
+        return []
+    seen = set(codes.values[codes.labelled].tolist())
+    return [name for i, name in enumerate(classes) if i not in seen]
 
 
 # --- helpers ------------------------------------------------------------------------

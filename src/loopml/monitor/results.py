@@ -137,6 +137,13 @@ class PerformanceReport:
     metrics per slice. ``estimated`` comes from confidence-based performance estimation
     (classification only) over every row of the window, labelled or not, and is always
     reported as an estimate. ``reference`` is the version's holdout metrics.
+
+    ``realized_noise`` / ``estimated_noise`` are the drops (on the gate's scale) a window
+    of this many labelled / all rows shows by chance at the 99 % level
+    (:mod:`loopml.monitor.noise`); empty when the profile has no holdout sample or the
+    window too few rows. ``realized_z`` is each realized drop in standard deviations of
+    chance. ``absent_classes`` are the model's classes none of the window's labels hold:
+    their per-class metrics are undefined and macro averages leave them out.
     """
 
     labelled_rows: int
@@ -146,6 +153,10 @@ class PerformanceReport:
     slices: list[dict[str, Any]] = field(default_factory=list)
     status: Status = "ok"
     reason: str | None = None
+    realized_noise: dict[str, float | None] = field(default_factory=dict)
+    estimated_noise: dict[str, float | None] = field(default_factory=dict)
+    realized_z: dict[str, float | None] = field(default_factory=dict)
+    absent_classes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return _clean_dict(asdict(self))
@@ -160,6 +171,10 @@ class PerformanceReport:
             slices=[dict(record) for record in data.get("slices") or []],
             status=data.get("status", "ok"),
             reason=data.get("reason"),
+            realized_noise=_values(data.get("realized_noise")),
+            estimated_noise=_values(data.get("estimated_noise")),
+            realized_z=_values(data.get("realized_z")),
+            absent_classes=[str(c) for c in data.get("absent_classes") or []],
         )
 
 
@@ -172,8 +187,16 @@ class WindowReport:
     ``drift.<feature>``, ``drift_score.<feature>``, ``missing_rate.<feature>``,
     ``missing_increase.<feature>``, ``unseen_rate.<feature>``, ``labelled_rows``,
     ``realized.<metric>``, ``estimated.<metric>``, ``realized_drop.<metric>``,
-    ``estimated_drop.<metric>``, and ``realized_drop`` / ``estimated_drop`` for the
-    metric the model is gated by. Metrics that cannot be computed are absent.
+    ``estimated_drop.<metric>`` (drops on the gate's scale), ``realized_noise.<metric>``
+    / ``estimated_noise.<metric>`` (the drop chance gives at the window's size), and
+    ``realized_drop`` / ``estimated_drop`` / ``realized_noise`` / ``estimated_noise`` /
+    ``realized_z`` for the metric the model is gated by, and ``performance_cusum`` (the
+    evidence of a sustained drop across windows, :mod:`loopml.monitor.cusum`). Metrics
+    that cannot be computed are absent.
+
+    ``drift_share`` is over every monitored feature (``monitored_features``: those with
+    drift testing on that do not follow the clock); a monitored feature with too few
+    values to test is in ``untested_features`` and counts as not drifted.
     """
 
     model: str
@@ -194,6 +217,8 @@ class WindowReport:
     performance: PerformanceReport
     metrics: dict[str, float]
     complete: bool = True  # False for the newest window of a run that is still filling
+    monitored_features: int = 0  # the drift share's denominator
+    untested_features: list[str] = field(default_factory=list)  # monitored, not tested
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +235,8 @@ class WindowReport:
             "complete": self.complete,
             "drift_share": _value(self.drift_share),
             "drifted_features": list(self.drifted_features),
+            "monitored_features": self.monitored_features,
+            "untested_features": list(self.untested_features),
             "dataset_drift": self.dataset_drift,
             "features": [f.to_dict() for f in self.features],
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
@@ -240,6 +267,8 @@ class WindowReport:
             performance=PerformanceReport.from_dict(data["performance"]),
             metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
             complete=bool(data.get("complete", True)),
+            monitored_features=int(data.get("monitored_features", 0)),
+            untested_features=[str(name) for name in data.get("untested_features") or []],
         )
 
 

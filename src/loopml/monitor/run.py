@@ -24,6 +24,7 @@ from loopml.ledger.connect import open_backend
 from loopml.ledger.records import LedgerQuery, LedgerRecord
 from loopml.monitor.alerts import AlertEvent, AlertState, WindowView, active, evaluate
 from loopml.monitor.evaluate import evaluate_window
+from loopml.monitor.noise import ChanceTable
 from loopml.monitor.profile import ReferenceProfile
 from loopml.monitor.profile_store import load_profile
 from loopml.monitor.report import MonitorReport
@@ -41,6 +42,8 @@ __all__ = ["MonitorRun", "run_monitor"]
 CHUNK_ROWS = 5_000
 WAIT_SECONDS = 600.0  # how long a run waits for another one to finish
 REPORT_WINDOWS = 50  # windows per version and arm shown in the report's charts
+_CHANCE_VERSIONS = 16  # chance tables kept per process
+_CHANCE: dict[tuple[str, str, str], ChanceTable] = {}
 
 
 @dataclass(frozen=True)
@@ -208,13 +211,35 @@ def _evaluate_groups(
         windows = cut_windows(records, spec, version=version, arm=arm, first_index=first, now=now)
         slices = _slice_columns(project, profile)
         primary = project.gate.metric or default_metric(profile.task)  # type: ignore[arg-type]
+        chance = _chance_table(project.name, version, profile)
+        cusum = _last_cusum(store, project.name, version, arm, spec) if last else 0.0
         for data in windows:
             decoded = decode_window(data.records, profile, slices)
             report = evaluate_window(
-                profile, data, decoded, project.monitor, spec.text, primary=primary
-            )
+                profile, data, decoded, project.monitor, spec.text, primary=primary,
+                chance=chance, cusum=cusum,
+            )  # fmt: skip
+            if report.complete:
+                cusum = report.metrics.get("performance_cusum", cusum)
             reports.append((report, data.end))
     return reports, errors
+
+
+def _chance_table(model: str, version: str, profile: ReferenceProfile) -> ChanceTable:
+    """One table per version for the life of the process: the scheduled runs of a server
+    resample the holdout once per window size, not once per run."""
+    key = (model, version, profile.created_at)
+    if key not in _CHANCE:
+        if len(_CHANCE) >= _CHANCE_VERSIONS:
+            _CHANCE.pop(next(iter(_CHANCE)))
+        _CHANCE[key] = ChanceTable(profile)
+    return _CHANCE[key]
+
+
+def _last_cusum(store: MonitorStore, model: str, version: str, arm: str, spec: WindowSpec) -> float:
+    """The sum of evidence of a sustained drop after the series' last stored window."""
+    last = store.windows(model, version=version, arm=arm, spec=spec.text, limit=1)
+    return last[-1].metrics.get("performance_cusum", 0.0) if last else 0.0
 
 
 def _records_after(

@@ -414,6 +414,12 @@ def test_drops_are_positive_when_worse() -> None:
     values = {"roc_auc": 0.80, "log_loss": 0.45, "rmse": 1.5, "accuracy": 0.7, "f1": 0.5}
     result = drops(reference, values)
     assert set(result) == {"roc_auc", "log_loss", "rmse"}
-    assert result["roc_auc"] == pytest.approx(0.10)  # higher is better, went down: worse
-    assert result["log_loss"] == pytest.approx(0.15)  # lower is better, went up: worse
-    assert result["rmse"] == pytest.approx(-0.5)  # lower is better, went down: better
+    assert result["roc_auc"] == pytest.approx(0.10)  # a bounded score: an absolute drop
+    assert result["log_loss"] == pytest.approx(0.5)  # an error metric: 50 % worse
+    assert result["rmse"] == pytest.approx(-0.25)  # lower is better, went down: better
+
+
+def test_error_metric_drops_do_not_depend_on_the_target_units() -> None:
+    dollars = drops({"rmse": 2_000.0, "mae": 1_500.0}, {"rmse": 2_100.0, "mae": 1_500.0})
+    units = drops({"rmse": 2.0, "mae": 1.5}, {"rmse": 2.1, "mae": 1.5})
+    assert dollars == pytest.approx(units) and dollars["rmse"] == pytest.approx(0.05)

@@ -1,0 +1,42 @@
+"""A sustained drop across windows: a one-sided CUSUM on the primary metric's drop.
+
+One window's drop is judged against chance at its size (:mod:`loopml.monitor.noise`); a
+drop that is real but small shows in every window a little, and no single window proves
+it. The cumulative sum adds the evidence up, window after window, as Page's CUSUM does
+(river's ``PageHinkley`` is the same idea on a stream of single values)::
+
+    S_0 = 0,   S_t = max(0, S_{t-1} + min(z_t, CAP) - SLACK)
+
+``z_t`` is the window's drop in standard deviations of chance. With an unchanged world
+``z`` is about N(0, 1) and the sum keeps falling back to zero; a drop of ``d`` standard
+deviations adds ``d - SLACK`` per window. Capping each window's part at ``CAP`` means one
+outlier window can never raise the alert on its own (with the limit at 4, it takes at
+least two windows), while a clear drop (``z >= 3.25``) crosses 4 in two windows and a
+drop of 2.6 standard deviations in three. Under no change the chance of the sum reaching
+4 is about ``exp(-2 * SLACK * 4)`` per excursion (5e-5).
+
+A window without a ``z`` (too few labels, no holdout sample) leaves the sum as it was.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CUSUM_CAP", "CUSUM_SLACK", "cusum_step"]
+
+CUSUM_SLACK = 1.25  # standard deviations a window's drop must exceed to add evidence
+CUSUM_CAP = 4.0  # the most evidence one window adds
+
+
+def cusum_step(previous: float, z: float | None) -> float:
+    """The sum after one more window.
+
+    >>> s = 0.0
+    >>> for z in (0.4, -1.0, 5.0, 4.0, 3.0):
+    ...     s = cusum_step(s, z)
+    >>> round(s, 2)
+    7.25
+    >>> cusum_step(2.0, None)
+    2.0
+    """
+    if z is None:
+        return previous
+    return max(0.0, previous + max(min(z, CUSUM_CAP), -CUSUM_CAP) - CUSUM_SLACK)
