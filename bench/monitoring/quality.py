@@ -118,6 +118,7 @@ def summarize_onset(
         "delay_prediction_drift": delay(prediction),
         "delay_first_alert": None if not after else (after[0].window + 1) * window - onset_row,
         "first_alerts": sorted({f"{e.rule}:{e.metric}" for e in after})[:6],
+        "windows_after_onset": sum(1 for w in windows if w.index * window >= onset_row),
         "first_full_window_flagged": None if first_full is None else signal(first_full),
         "first_full_window_flags": None if first_full is None else _flags(first_full),
         "drifted_features_seen": sorted({f for w in windows for f in w.drifted_features}),
@@ -161,6 +162,7 @@ def realized_spread(windows: list[WindowReport], metric: str) -> dict[str, Any]:
     )
     if not values:
         return {"metric": metric, "reference": reference}
+    worse = drops_above(windows, metric)
     mean = sum(values) / len(values)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
     return {
@@ -170,7 +172,14 @@ def realized_spread(windows: list[WindowReport], metric: str) -> dict[str, Any]:
         "window_sd": round(sd, 4),
         "window_min": round(min(values), 4),
         "window_max": round(max(values), 4),
+        "windows_worse_than_reference": worse,
         "labelled_rows_per_window": round(
             sum(w.performance.labelled_rows for w in windows) / len(windows)
         ),
     }
+
+
+def drops_above(windows: list[WindowReport], metric: str, threshold: float = 0.0) -> int:
+    """Windows whose realized ``metric`` is worse than the holdout's by more than ``threshold``."""
+    key = f"realized_drop.{metric}"
+    return sum(1 for w in windows if w.metrics.get(key, -math.inf) > threshold)

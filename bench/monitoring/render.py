@@ -13,7 +13,7 @@ Check = Callable[[dict[str, Any]], tuple[str, bool]]
 
 def _stationary(r: dict[str, Any]) -> tuple[str, bool]:
     rules = ", ".join(f"{k} ×{v}" for k, v in r["false_alert_rules"].items())
-    text = f"{r['false_alerts']} alerts in {r['windows']} windows"
+    text = f"{_count(r['false_alerts'], 'alert')} in {r['windows']} windows"
     if rules:
         text += f" ({rules})"
     return text, r["windows"] >= MIN_WINDOWS and r["false_alerts"] == 0
@@ -26,7 +26,7 @@ def _first_full(r: dict[str, Any]) -> tuple[str, bool]:
 def _concept(r: dict[str, Any]) -> tuple[str, bool]:
     windows = r["performance_alert_windows"]
     if windows is None:
-        text = "no performance alert after the onset"
+        text = f"no performance alert in the {r['windows_after_onset']} windows after the onset"
     else:
         alert = r["performance_alert"]
         text = (
@@ -40,8 +40,8 @@ def _concept(r: dict[str, Any]) -> tuple[str, bool]:
 
 def _regression(r: dict[str, Any]) -> tuple[str, bool]:
     text = (
-        f"{r['false_performance_alerts']} performance alerts in {r['windows']} windows "
-        f"({r['false_alerts']} alerts of any rule)"
+        f"{_count(r['false_performance_alerts'], 'performance alert')} in {r['windows']} "
+        f"windows ({_count(r['false_alerts'], 'alert')} of any rule)"
     )
     return text, r["windows"] >= MIN_WINDOWS and r["false_performance_alerts"] == 0
 
@@ -82,6 +82,17 @@ def targets_table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _num(value: float | None, scale: float | None) -> str:
+    """Figures on the scale of ``scale``: dollar-like ones without decimals, others with four."""
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if scale is not None and abs(scale) >= 100 else f"{value:.4f}"
+
+
 def _cell(value: Any) -> str:
     return "—" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -119,12 +130,17 @@ def feed_table(results: list[dict[str, Any]]) -> list[str]:
 
 def regression_lines(r: dict[str, Any]) -> list[str]:
     spread = r["realized_spread"]
+    ref = spread.get("reference")
+    mean, sd = _num(spread.get("window_mean"), ref), _num(spread.get("window_sd"), ref)
+    low, high = _num(spread.get("window_min"), ref), _num(spread.get("window_max"), ref)
     lines = [
         f"Regression, stationary: {r['windows']} windows of {r['window_rows']:,} predictions, "
-        f"every label sent; holdout {spread['metric']} {spread.get('reference')}, per window "
-        f"{spread.get('window_mean')} ± {spread.get('window_sd')} "
-        f"({spread.get('window_min')}–{spread.get('window_max')}). Alerts raised: "
-        f"{r['false_alerts']} ({r['false_performance_alerts']} on realized performance).",
+        f"every label sent. Holdout {spread['metric']} {_num(ref, ref)}; per window {mean} ± "
+        f"{sd} (sd; {low}–{high}), worse than the "
+        f"holdout in {spread.get('windows_worse_than_reference')} windows. Windows flagged: "
+        f"prediction drift {r['windows_flagged_prediction_drift']}, any drift or data-quality "
+        f"signal {r['windows_with_any_signal']}. Alerts raised: {r['false_alerts']} "
+        f"({r['false_performance_alerts']} on realized performance).",
     ]
     if r["alerts"]:
         lines += ["", "| window | rule | metric | message |", "|---|---|---|---|"]
