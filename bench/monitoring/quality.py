@@ -19,7 +19,7 @@ from loopml.monitor.results import WindowReport
 # Rules that judge realized performance (the labels), by name. The default rule is
 # ``performance-drop`` (metric ``realized_drop``); ``concept-drift`` is a CUSUM over the
 # window metric ``performance_cusum``. A rule under another name counts too when its
-# metric is a realized one.
+# metric is a realized one or a ``performance_cusum`` (``.<metric>`` suffixes included).
 PERFORMANCE_RULES = ("performance-drop", "concept-drift")
 PERFORMANCE_METRICS = ("performance_cusum",)
 MAX_LISTED = 10
@@ -30,7 +30,7 @@ def is_performance_alert(event: AlertEvent) -> bool:
     return (
         event.rule in PERFORMANCE_RULES
         or event.metric.startswith("realized")
-        or event.metric in PERFORMANCE_METRICS
+        or event.metric.startswith(PERFORMANCE_METRICS)
     )
 
 
