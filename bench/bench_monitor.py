@@ -1,18 +1,40 @@
-"""Benchmark: the quality of monitoring's signal on the generated feed (not a test).
+"""Benchmark: the quality of monitoring's signal (not a test).
 
-One LightGBM feed model is trained with ``loopml train`` on a stationary table (seed 1).
-For each scenario a fresh table (another seed) is scored by the model's serving artifact
-and written to a ledger exactly as ``loopml serve`` writes it (features, outputs, and
-every label as feedback); then ``loopml monitor run`` (the library function) cuts it into
-windows of 5,000 predictions with the project's default settings and alert rules.
+Two models, each trained with ``loopml train`` (LightGBM and the dummy floor, 5 tuning
+trials, no bootstrap):
 
-Reported per scenario: the first window flagged as dataset drift, prediction drift, or
-by any default alert, in predictions after the onset; whether the first full window after
-the onset is flagged; alerts raised before the onset and over the whole stationary run
-(false alarms, target 0 over >= 100 windows); and how close estimated ROC-AUC (confidence
-based, no labels) comes to the realized one after the onset.
+- the feed model: a binary classifier on 200k stationary rows of the generated feed
+  (seed 1), monitored in windows of 5,000 predictions over 600k fresh rows per scenario
+  (120 windows; onset on day 15 of 30);
+- the regression model: a regressor on 20k rows of a Friedman #1 table with a categorical
+  column, the target in dollar-like units (x1,000: see ``monitoring/regression.py``),
+  monitored in windows of 1,000 predictions over 120k stationary rows (120 windows).
+
+Each scenario's rows are scored by the model's serving artifact and written to a SQLite
+ledger as ``loopml serve`` writes them (features, outputs, and every label as feedback at
+the prediction's time: labels arrive at once); then ``loopml monitor run``'s function cuts
+the ledger into windows with the project's default settings and alert rules.
+
+Targets, each measured and printed as a table:
+
+- ``stationary``: 0 false alerts in >= 100 stationary windows of the feed;
+- ``covariate_shift``, ``broken_feature``, ``label_shift``: flagged (drift, prediction
+  drift or data quality) in the first full window after the onset;
+- ``concept_drift``: a realized-performance alert <= 3 windows after the onset, counted
+  as windows from the onset to the window that raised it (1 = the first full window after
+  the onset). Performance alerts are rules named in ``PERFORMANCE_RULES``
+  (``performance-drop``, ``concept-drift``) or whose metric is ``realized*`` or
+  ``performance_cusum``;
+- ``regression_stationary``: 0 false performance alerts in >= 100 stationary windows;
+  every alert raised is listed with its rule and message.
+
+Also reported: delays in predictions from the onset to the end of the first flagged
+window, alerts before the onset, and how close estimated ROC-AUC (confidence based, no
+labels) comes to the realized one after the onset.
 
 Run: .venv/bin/python bench/bench_monitor.py [--rows 600000] [--train-rows 200000]
+     [--scenarios concept_drift,regression_stationary]
+Writes bench/out/monitor.json and bench/out/monitor.md (a subset: monitor-<names>.*).
 """
 
 from __future__ import annotations
@@ -20,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import tempfile
 import time
@@ -31,6 +54,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+from monitoring.quality import realized_spread, summarize_onset, summarize_stationary
+from monitoring.regression import TARGET as REGRESSION_TARGET
+from monitoring.regression import generate_regression
+from monitoring.render import markdown
 
 from loopml.config import ProjectConfig, load_project
 from loopml.data.feed import generate_feed
@@ -45,11 +72,17 @@ from loopml.monitor.run import run_monitor
 from loopml.pipeline.project import InitOptions, init_project
 from loopml.registry.runtime import Runtime, feature_arrays, load_runtime
 from loopml.registry.store import open_registry
+from loopml.serve.service import output_records
 from loopml.train.metrics import roc_auc
 
-SCENARIOS = ("stationary", "covariate_shift", "broken_feature", "label_shift", "concept_drift")
-WINDOW = 5_000
+FEED_SCENARIOS = ("stationary", "covariate_shift", "broken_feature", "label_shift", "concept_drift")
+REGRESSION_SCENARIOS = ("regression_stationary",)
+SCENARIOS = FEED_SCENARIOS + REGRESSION_SCENARIOS
+FEED_TARGET = "engaged"
+FEED_WINDOW = 5_000
 ONSET = 0.5
+FEED_START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+COMMIT_ROWS = 20_000
 OUT = Path(__file__).parent / "out"
 TRAIN_ENV = {
     "LOOPML_TRAIN__CANDIDATES": "[lightgbm]",
@@ -64,153 +97,115 @@ class Model:
     project: ProjectConfig
     profile: ReferenceProfile
     runtime: Runtime
+    target: str
+    window: int
 
 
-def train(folder: Path, rows: int) -> Model:
-    table = folder / "train.parquet"
-    write_table(generate_feed(rows, seed=1), table)
-    init_project(
-        table, "engaged", project_file=folder / "loopml.yaml", options=InitOptions(name="feed")
-    )
+def train(folder: Path, table: pd.DataFrame, target: str, task: str, window: int) -> Model:
+    """``loopml init`` + ``loopml train`` in ``folder``; the champion's profile and artifact."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "train.parquet"
+    write_table(table, path)
+    options = InitOptions(name=folder.name, task=task)
+    init_project(path, target, project_file=folder / "loopml.yaml", options=options)
     project = load_project(folder / "loopml.yaml", TRAIN_ENV)
     started = time.perf_counter()
     from loopml.pipeline.train import train_project
 
     result = train_project(project)
-    print(f"trained version {result.version} in {time.perf_counter() - started:.0f} s",
-          file=sys.stderr)  # fmt: skip
+    log(f"{folder.name}: trained version {result.version} on {len(table):,} rows "
+        f"in {time.perf_counter() - started:.0f} s")  # fmt: skip
     assert result.version is not None
     registry = open_registry(project)
     profile = load_profile(registry, result.version, folder / ".loopml" / "profiles")
     artifact = registry.fetch_serving_artifact(result.version, folder / ".loopml" / "serving")
-    return Model(project, profile, load_runtime(artifact, threads=2))
+    return Model(project, profile, load_runtime(artifact, threads=2), target, window)
 
 
-def write_ledger(model: Model, frame: pd.DataFrame, url: str) -> int:
-    """Score ``frame`` and record it as the server would; returns the onset row."""
+def write_ledger(model: Model, frame: pd.DataFrame, url: str) -> None:
+    """Score ``frame`` and record it as the server would, each label as feedback at once."""
     contract = model.runtime.contract
     features = feature_arrays(frame, contract)
-    outputs = model.runtime.predict(features)
-    classes = list(model.runtime.meta.classes)
+    outputs = output_records(model.runtime.predict(features), list(model.runtime.meta.classes))
     names = list(features)
     columns = [np.where(pd.isna(features[n]), None, features[n]).tolist()
                if features[n].dtype != object else features[n].tolist() for n in names]  # fmt: skip
-    ts = frame["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6
-    labels = frame["engaged"].to_numpy()
+    ts = timestamps(frame)
+    labels = frame[model.target].tolist()
     backend = SqliteBackend.from_url(url, Path("."))
     try:
-        for start in range(0, len(frame), 20_000):
-            stop = min(start + 20_000, len(frame))
+        for start in range(0, len(frame), COMMIT_ROWS):
+            stop = min(start + COMMIT_ROWS, len(frame))
             rows = [
                 PredictionRow(
-                    f"r{i:08d}", 0, float(ts[i]), "feed", "1", "champion", None,
+                    f"r{i:08d}", 0, float(ts[i]), model.project.name, "1", "champion", None,
                     orjson.dumps(dict(zip(names, (c[i] for c in columns), strict=True))).decode(),
-                    orjson.dumps({"label": str(outputs.labels[i]), **{
-                        f"proba_{k}": float(outputs.probabilities[i, j])
-                        for j, k in enumerate(classes)}}).decode(),
-                    0.1,
+                    orjson.dumps(outputs[i]).decode(), 0.1,
                 )
                 for i in range(start, stop)
             ]  # fmt: skip
             feedback = [
-                Feedback(f"r{i:08d}", 0, orjson.dumps(int(labels[i])).decode(), float(ts[i]))
+                Feedback(f"r{i:08d}", 0, orjson.dumps(labels[i]).decode(), float(ts[i]))
                 for i in range(start, stop)
             ]
             backend.commit([PredictionOp(rows), FeedbackOp(feedback)])
     finally:
         backend.close()
-    # The generator's onset is a fraction of its 30-day span from its start date.
-    start_day = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
-    onset_ts = start_day + ONSET * 30 * 86400
-    return int(np.searchsorted(ts, onset_ts))
 
 
-def run_scenario(model: Model, folder: Path, scenario: str, rows: int, seed: int) -> dict[str, Any]:
-    frame = generate_feed(rows, seed=seed, scenario=scenario, onset=ONSET)
-    ledger = folder / f"ledger-{scenario}.db"
-    started = time.perf_counter()
-    onset_row = write_ledger(model, frame, f"sqlite:///{ledger}")
-    written = time.perf_counter() - started
+def timestamps(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+    """``ts`` as Unix seconds (the generators' naive timestamps are UTC)."""
+    return frame["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6
+
+
+def monitor(model: Model, folder: Path, name: str) -> tuple[list[WindowReport], list[Any]]:
+    """``loopml monitor run`` over the scenario's ledger with default settings and rules."""
+    serve, settings = model.project.serve, model.project.monitor
     project = model.project.model_copy(
         update={
-            "serve": model.project.serve.model_copy(
-                update={"ledger": model.project.serve.ledger.model_copy(
-                    update={"url": f"sqlite:///{ledger}"})}
+            "serve": serve.model_copy(
+                update={"ledger": serve.ledger.model_copy(
+                    update={"url": f"sqlite:///{folder / f'ledger-{name}.db'}"})}
             ),
-            "monitor": model.project.monitor.model_copy(
+            "monitor": settings.model_copy(
                 update={
-                    "window": str(WINDOW),
-                    "store": f"sqlite:///{folder / f'monitor-{scenario}.db'}",
-                    "alert_log": str(folder / f"alerts-{scenario}.jsonl"),
-                    "reports_dir": str(folder / f"reports-{scenario}"),
+                    "window": str(model.window),
+                    "store": f"sqlite:///{folder / f'monitor-{name}.db'}",
+                    "alert_log": str(folder / f"alerts-{name}.jsonl"),
+                    "reports_dir": str(folder / f"reports-{name}"),
                 }
             ),
         }
     )  # fmt: skip
-    started = time.perf_counter()
     run = run_monitor(project, profiles=lambda _v: model.profile, write_reports=False)
+    return sorted(run.complete_windows, key=lambda w: w.index), run.events
+
+
+def run_scenario(model: Model, folder: Path, name: str, frame: pd.DataFrame) -> dict[str, Any]:
+    started = time.perf_counter()
+    write_ledger(model, frame, f"sqlite:///{folder / f'ledger-{name}.db'}")
+    written = time.perf_counter() - started
+    started = time.perf_counter()
+    windows, events = monitor(model, folder, name)
     monitored = time.perf_counter() - started
-    windows = sorted(run.complete_windows, key=lambda w: w.index)
-    result = summarize(scenario, windows, run.events, onset_row, rows)
-    result |= {"write_seconds": round(written, 1), "monitor_seconds": round(monitored, 1),
-               "rows_per_second": round(rows / monitored)}  # fmt: skip
-    if scenario != "stationary":
+    feed = name in FEED_SCENARIOS
+    if name in ("stationary", "regression_stationary"):
+        result = summarize_stationary(windows, events, model.window)
+    else:
+        onset_row = int(np.searchsorted(timestamps(frame), FEED_START + ONSET * 30 * 86400))
+        result = summarize_onset(windows, events, model.window, onset_row)
         result |= estimate_gap(windows, frame, model, onset_row)
-    return result
-
-
-def summarize(
-    scenario: str, windows: list[WindowReport], events: list[Any], onset_row: int, rows: int
-) -> dict[str, Any]:
-    def first(flag: Any) -> int | None:
-        for w in windows:
-            if (w.index + 1) * WINDOW > onset_row and flag(w):
-                return (w.index + 1) * WINDOW - onset_row
-        return None
-
-    def flagged_before(flag: Any) -> int:
-        return sum(1 for w in windows if (w.index + 1) * WINDOW <= onset_row and flag(w))
-
-    dataset = lambda w: w.dataset_drift  # noqa: E731
-    signal = lambda w: bool(w.drifted_features) or w.dataset_drift or any(  # noqa: E731
-        v > 0.5 for k, v in w.metrics.items()
-        if k == "prediction_drift" or (k.split(".")[0] in ("missing_increase", "unseen_rate")
-                                       and v > 0.1)
-    )  # fmt: skip
-    prediction = lambda w: bool(w.metrics.get("prediction_drift"))  # noqa: E731
-    first_full = next((w for w in windows if w.index * WINDOW >= onset_row), None)
-    raised = [e for e in events if e.state == "raised"]
-    before = [e for e in raised if (e.window + 1) * WINDOW <= onset_row]
-    after = [e for e in raised if (e.window + 1) * WINDOW > onset_row]
-    stationary = scenario == "stationary"
+    if not feed:
+        result["realized_spread"] = realized_spread(windows, "rmse")
     return {
-        "scenario": scenario,
-        "windows": len(windows),
-        "onset_row": None if stationary else onset_row,
-        "false_alerts": len(raised) if stationary else len(before),
-        "false_alert_rules": sorted({f"{e.rule}:{e.metric}" for e in (raised if stationary
-                                                                       else before)}),
-        "windows_flagged_dataset_drift_before_onset": flagged_before(dataset) if not stationary
-        else sum(1 for w in windows if w.dataset_drift),
-        "windows_flagged_prediction_drift_before_onset": flagged_before(prediction)
-        if not stationary else sum(1 for w in windows if prediction(w)),
-        "delay_any_signal": None if stationary else first(signal),
-        "windows_with_any_signal": sum(1 for w in windows if signal(w)) if stationary else
-        flagged_before(signal),
-        "delay_dataset_drift": None if stationary else first(dataset),
-        "delay_prediction_drift": None if stationary else first(prediction),
-        "delay_first_alert": None if stationary or not after
-        else (min(e.window for e in after) + 1) * WINDOW - onset_row,
-        "first_alerts": sorted({f"{e.rule}:{e.metric}" for e in after})[:6],
-        "first_full_window_flags": None if first_full is None or stationary else {
-            "dataset_drift": first_full.dataset_drift,
-            "prediction_drift": prediction(first_full),
-            "drifted_features": first_full.drifted_features,
-            "missing_increase": {k: round(v, 3) for k, v in first_full.metrics.items()
-                                 if k.startswith("missing_increase.") and v > 0.05},
-        },
-        "drifted_features_seen": sorted({f for w in windows for f in w.drifted_features}),
-    }  # fmt: skip
+        "scenario": name,
+        "table": "feed" if feed else "regression",
+        "rows": len(frame),
+        **result,
+        "write_seconds": round(written, 1),
+        "monitor_seconds": round(monitored, 1),
+        "rows_per_second": round(len(frame) / monitored),
+    }
 
 
 def estimate_gap(
@@ -220,7 +215,7 @@ def estimate_gap(
     gaps = [
         abs(w.performance.estimated["roc_auc"] - w.performance.realized["roc_auc"])  # type: ignore[operator]
         for w in windows
-        if w.index * WINDOW >= onset_row
+        if w.index * model.window >= onset_row
         and w.performance.estimated.get("roc_auc") is not None
         and w.performance.realized.get("roc_auc") is not None
     ]
@@ -228,7 +223,7 @@ def estimate_gap(
 
     post = frame.iloc[onset_row:]
     scores = model.runtime.predict(feature_arrays(post, model.runtime.contract)).probabilities
-    y = post["engaged"].to_numpy().astype(np.int64)
+    y = post[model.target].to_numpy().astype(np.int64)
     realized = float(roc_auc(y, scores, None))
     estimated = estimate_performance("binary", model.profile.calibration, scores)["roc_auc"]
     return {
@@ -241,64 +236,79 @@ def estimate_gap(
     }
 
 
-def markdown(results: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> str:
-    def cell(value: Any) -> str:
-        return "—" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
-    lines = [
-        "## Monitoring: quality of the signal",
-        "",
-        f"`.venv/bin/python bench/bench_monitor.py --rows {args.rows} --train-rows "
-        f"{args.train_rows}` — {datetime.now(UTC):%Y-%m-%d}, {seconds / 60:.1f} min. "
-        f"Windows of {WINDOW:,} predictions, default monitor settings and alert rules; "
-        f"onset at {ONSET:.0%} of the 30 days. Delays are predictions from the onset to the "
-        "end of the first flagged window (one window = 5,000).",
-        "",
-        "| scenario | windows | false alerts | windows flagged before onset | first signal "
-        "delay | dataset drift delay | prediction drift delay | first alert delay | first full "
-        "window after onset | est. vs realized AUC after onset |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        flags = r.get("first_full_window_flags") or {}
-        flagged = ", ".join(
-            k for k in ("dataset_drift", "prediction_drift") if flags.get(k)
-        ) or ("features: " + ", ".join(flags.get("drifted_features", [])[:4])
-              if flags.get("drifted_features") else "not flagged")  # fmt: skip
-        if flags.get("missing_increase"):
-            flagged += "; missing: " + ", ".join(flags["missing_increase"])
-        gap = (f"{r['auc_post_estimated']} vs {r['auc_post_realized']} "
-               f"(gap {r['auc_post_gap']}; per window mean {r['auc_gap_mean_per_window']})"
-               if "auc_post_gap" in r else "—")  # fmt: skip
-        lines.append(
-            f"| {r['scenario']} | {r['windows']} | {r['false_alerts']} "
-            f"| {r['windows_with_any_signal']} | {cell(r['delay_any_signal'])} "
-            f"| {cell(r['delay_dataset_drift'])} | {cell(r['delay_prediction_drift'])} "
-            f"| {cell(r['delay_first_alert'])} | "
-            f"{'—' if r['scenario'] == 'stationary' else flagged} | {gap} |"
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=600_000, help="feed rows per scenario")
+    parser.add_argument("--train-rows", type=int, default=200_000, help="feed training rows")
+    parser.add_argument(
+        "--regression-rows", type=int, default=120_000, help="rows of the regression run"
+    )
+    parser.add_argument("--regression-train-rows", type=int, default=20_000)
+    parser.add_argument(
+        "--regression-window", type=int, default=1_000, help="predictions per regression window"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of: {', '.join(SCENARIOS)}",
+    )
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown or not chosen:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    args.scenarios = [s for s in SCENARIOS if s in chosen]
+    return args
+
+
+def run_all(args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
+    results = []
+    feed = [s for s in args.scenarios if s in FEED_SCENARIOS]
+    if feed:
+        table = generate_feed(args.train_rows, seed=1)
+        model = train(folder / "feed", table, FEED_TARGET, "binary", FEED_WINDOW)
+        for seed, name in enumerate(FEED_SCENARIOS, start=101):
+            if name in feed:
+                frame = generate_feed(args.rows, seed=seed, scenario=name, onset=ONSET)
+                results.append(run_scenario(model, folder, name, frame))
+                log(json.dumps(results[-1]))
+    if "regression_stationary" in args.scenarios:
+        table = generate_regression(args.regression_train_rows, seed=1)
+        model = train(
+            folder / "regression", table, REGRESSION_TARGET, "regression", args.regression_window
         )
-    return "\n".join(lines) + "\n"
+        frame = generate_regression(args.regression_rows, seed=201)
+        results.append(run_scenario(model, folder, "regression_stationary", frame))
+        log(json.dumps(results[-1]))
+    return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=600_000, help="rows per scenario")
-    parser.add_argument("--train-rows", type=int, default=200_000)
-    args = parser.parse_args()
+    args = parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loopml-bench-monitor-") as tmp:
-        folder = Path(tmp)
-        model = train(folder, args.train_rows)
-        results = []
-        for seed, scenario in enumerate(SCENARIOS, start=101):
-            result = run_scenario(model, folder, scenario, args.rows, seed)
-            print(json.dumps(result), file=sys.stderr, flush=True)
-            results.append(result)
+        results = run_all(args, Path(tmp))
     seconds = time.perf_counter() - started
+    command = shlex.join([".venv/bin/python", "bench/bench_monitor.py", *sys.argv[1:]])
+    about = (
+        f"{datetime.now(UTC):%Y-%m-%d}, {seconds / 60:.1f} min. Default monitor settings "
+        f"and alert rules. Feed: windows of {FEED_WINDOW:,} predictions over {args.rows:,} "
+        f"rows per scenario, model trained on {args.train_rows:,}, onset at {ONSET:.0%} of "
+        "the 30 days; delays are predictions from the onset to the end of the first flagged "
+        "window. Regression: windows of "
+        f"{args.regression_window:,} over {args.regression_rows:,} rows, model trained on "
+        f"{args.regression_train_rows:,}."
+    )
     OUT.mkdir(exist_ok=True)
-    (OUT / "monitor.json").write_text(json.dumps(results, indent=2))
-    text = markdown(results, args, seconds)
-    (OUT / "monitor.md").write_text(text)
+    subset = args.scenarios != list(SCENARIOS)
+    stem = "monitor-" + "+".join(args.scenarios) if subset else "monitor"
+    (OUT / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    text = markdown(results, command, about)
+    (OUT / f"{stem}.md").write_text(text)
     print(text)
 
 
