@@ -130,8 +130,8 @@ class WindowProblem(NamedTuple):
 
 MIN_ROWS_HELP = (
     "monitor.min_rows is the smallest window evaluated at all (smaller ones are 'not enough "
-    "data'); an alert rule's min_rows defaults to it and can only be larger, and counts "
-    "labelled rows for realized* and performance_cusum metrics"
+    "data');\nan alert rule's min_rows defaults to it, can only be larger, and counts "
+    "labelled rows for realized* and performance_cusum"
 )
 
 
