@@ -18,7 +18,11 @@ if TYPE_CHECKING:  # the commands import their stage when they run (fast start-u
     from loopml.monitor.run import MonitorRun
 
 monitor_app = typer.Typer(
-    help="Watch the served model: drift, realized and estimated performance, alerts.",
+    help="Watch the served model: drift, realized and estimated performance, alerts.\n\n"
+    "Windows under monitor.min_rows rows are 'not enough data' and judged by no alert; an "
+    "alert rule counts windows of at least its own min_rows (default: monitor.min_rows, "
+    "labelled rows for realized* and performance_cusum). 'loopml init' writes the default "
+    "rules into loopml.yaml, commented; a rule no window could ever meet is refused.",
     no_args_is_help=True,
 )
 
@@ -29,7 +33,8 @@ def run(
     window: Annotated[
         str | None,
         typer.Option(
-            help="A row count (5000) or a duration (30m, 1h, 1d); default monitor.window."
+            help="A row count (5000) or a duration (30m, 1h, 1d); default monitor.window. "
+            "A row count must hold monitor.min_rows and every alert rule's min_rows."
         ),
     ] = None,
     version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
@@ -41,6 +46,11 @@ def run(
     """Compare new ledger windows with the reference, raise or clear alerts, write reports.
 
     Each run continues where the last one stopped. Exit code 1 while any alert is raised.
+
+    A window under monitor.min_rows rows is 'not enough data'; an alert rule
+    is raised or cleared only by windows of at least its min_rows rows
+    (default: monitor.min_rows; labelled rows for realized* and
+    performance_cusum). 'loopml init' writes the rules, commented, in loopml.yaml.
     """
     from loopml.monitor.run import run_monitor
 

@@ -34,12 +34,14 @@ err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isa
 
 
 def print_error(error: LoopmlError) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(error.headline)}")
+    # soft_wrap: the headline and the fix stay one line each however long (a terminal
+    # still folds them on screen), so a script or a test reads them whole.
+    err_console.print(f"[bold red]error:[/] {escape(error.headline)}", soft_wrap=True)
     if error.detail:
         for line in error.detail.splitlines():
             err_console.print(f"  {escape(line)}")
     if error.fix:
-        err_console.print(f"[yellow]fix:[/] {escape(error.fix)}")
+        err_console.print(f"[yellow]fix:[/] {escape(error.fix)}", soft_wrap=True)
 
 
 def print_json(payload: Any) -> None:

@@ -12,7 +12,9 @@ Per alert, :func:`evaluate` applies, window after window:
   threshold breaches only when it is also above the drop chance alone gives a window of
   that size (the window's ``realized_noise*`` / ``estimated_noise*``, when it has one);
 - **minimum rows**: a window with fewer than ``rule.min_rows`` rows (labelled rows for
-  ``realized*`` metrics), or where the metric is absent or not finite, changes nothing;
+  ``realized*`` and ``performance_cusum``), or where the metric is absent or not finite,
+  changes nothing (:attr:`loopml.config.MonitorConfig.rules` sets ``min_rows`` of the
+  rules that leave it to the monitor);
 - **hysteresis**: ``raise_after`` consecutive breaching windows raise the alert (it is
   ``pending`` meanwhile), ``clear_after`` consecutive healthy windows clear it; a healthy
   window resets the breach streak and a breaching window resets the healthy streak;
@@ -34,7 +36,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from fnmatch import fnmatchcase
 from typing import Any, Literal, NamedTuple
 
-from loopml.config import AlertRule
+from loopml.config import LABELLED_METRICS, AlertRule
 from loopml.monitor.results import WindowReport
 
 __all__ = [
@@ -101,7 +103,7 @@ class AlertState:
     ``last_value``, ``last_window`` and ``version`` describe the last window that counted
     (enough rows, metric present). ``streak_start`` / ``streak_start_ts`` are the first
     window of the current (breach or healthy) streak, ``streak_rows`` the rows it covers
-    (labelled rows for ``realized*`` metrics).
+    (labelled rows for ``realized*`` and ``performance_cusum``).
     """
 
     model: str
@@ -140,8 +142,9 @@ class AlertEvent:
 
     ``windows`` consecutive windows (``first_window`` .. ``window``, from
     ``first_window_start`` to ``window_end``) breached or were healthy, covering
-    ``streak_rows`` rows (labelled rows for ``realized*`` metrics). ``rows`` and
-    ``labelled_rows`` are the last window's. ``evidence`` is what the caller attached.
+    ``streak_rows`` rows (labelled rows for ``realized*`` and ``performance_cusum``).
+    ``rows`` and ``labelled_rows`` are the last window's. ``evidence`` is what the caller
+    attached.
     """
 
     model: str
@@ -245,8 +248,18 @@ def active(states: Mapping[AlertKey, AlertState]) -> list[AlertState]:
 
 
 def _counted_rows(metric: str, window: WindowView) -> int:
-    # Realized quality only exists where labels arrived: those rows are the sample size.
-    return window.labelled_rows if metric.startswith("realized") else window.rows
+    # Realized quality (and its CUSUM) only exists where labels arrived: those rows are
+    # the sample size.
+    return window.labelled_rows if metric.startswith(LABELLED_METRICS) else window.rows
+
+
+def _min_rows(rule: AlertRule) -> int:
+    if rule.min_rows is None:
+        raise ValueError(
+            f"alert {rule.name!r} has no min_rows: evaluate MonitorConfig.rules, which "
+            "gives each rule the monitor's min_rows when it sets none"
+        )
+    return rule.min_rows
 
 
 def _bound(rule: AlertRule) -> tuple[Direction, float]:
@@ -283,7 +296,7 @@ def _step(
     """The state after one window and the event it makes, or None when it does not count."""
     raw = window.metrics.get(state.metric)
     rows = _counted_rows(state.metric, window)
-    if raw is None or not math.isfinite(raw) or rows < rule.min_rows:
+    if raw is None or not math.isfinite(raw) or rows < _min_rows(rule):
         return None
     if (
         state.version == window.version

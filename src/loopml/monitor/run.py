@@ -109,7 +109,13 @@ def run_monitor(
     workers and replicas, the CLI): a lease in the monitor store. The next run waits up to
     ``wait`` seconds (then :class:`~loopml.monitor.lease.LeaseBusy`), and goes on from the
     windows this one stored.
+
+    ``window`` overrides ``monitor.window`` (as ``loopml monitor run --window`` does) and
+    is checked as loading checks the file's: a row count that some alert rule's
+    ``min_rows`` (or ``monitor.min_rows``) exceeds is a :class:`~loopml.errors.ConfigError`.
     """
+    if window is not None:
+        project.monitor.check_window(window)
     spec = WindowSpec.parse(window or project.monitor.window)
     clock = time.time() if now is None else now
     load = profiles or _registry_profiles(project)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
-from loopml.config import STATE_DIR, ProjectConfig, parse_project
+from loopml.config import STATE_DIR, AlertRule, ProjectConfig, default_alerts, parse_project
 from loopml.data.cells import category_keys
 from loopml.data.contract import Contract
 from loopml.data.infer import (
@@ -83,11 +84,49 @@ def init_project(
     check_trainable(frame, contract)
     contract_file = project.resolve(project.data.contract)
     contract.save(contract_file)
-    write_text_atomic(project_file, HEADER + project.to_yaml())
+    write_text_atomic(project_file, HEADER + with_default_alerts(project.to_yaml()))
     (folder / STATE_DIR).mkdir(exist_ok=True)
     # The admin token guards the server's mutating routes (file mode 0600).
     ensure_token(project.resolve(project.serve.token_file))
     return InitResult(project_file, contract_file, project, contract, guesses)
+
+
+def with_default_alerts(text: str) -> str:
+    """A project file's text with the default alert rules written, commented, under
+    ``monitor:``: a user sees the rules that judge the model, and uncommenting the block
+    gives exactly :func:`~loopml.config.default_alerts` (it is generated from them).
+
+    >>> print(with_default_alerts("monitor:\\n  window: '5000'\\n"), end="")
+    ... # doctest: +ELLIPSIS
+    monitor:
+      # The default alert rules; uncomment 'alerts:' and the rules below it to change them.
+      ...
+      # alerts:
+      # - {name: dataset-drift, metric: dataset_drift, above: 0.5, severity: critical}
+    ...
+      window: '5000'
+    """
+    marker, padded = "\nmonitor:\n", "\n" + text
+    if marker not in padded:
+        raise ValueError("the project file has no 'monitor:' section to write the alerts in")
+    rules = [rule.model_dump(mode="json", exclude_defaults=True) for rule in default_alerts()]
+    listed = yaml.safe_dump({"alerts": rules}, sort_keys=False, default_flow_style=None, width=1000)
+    lines = [*_alert_notes(), *listed.splitlines()]
+    block = "".join(f"  # {line}\n" for line in lines)
+    return padded.replace(marker, marker + block, 1)[1:]
+
+
+def _alert_notes() -> list[str]:
+    fields = AlertRule.model_fields
+    sinks = ", ".join(fields["sinks"].default)
+    return [
+        "The default alert rules; uncomment 'alerts:' and the rules below it to change them.",
+        "A rule also takes 'below' instead of 'above', min_rows (default: monitor.min_rows,",
+        "the smallest window evaluated at all; a rule can only ask for more, counted in",
+        "labelled rows for realized* and performance_cusum), raise_after "
+        f"({fields['raise_after'].default}), clear_after ({fields['clear_after'].default}),",
+        f"severity ({fields['severity'].default}) and sinks ({sinks}).",
+    ]
 
 
 def _check_columns(frame: pd.DataFrame, data: Path, target: str, opts: InitOptions) -> None:

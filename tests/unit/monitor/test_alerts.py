@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopml.config import AlertRule, default_alerts
+from loopml.config import AlertRule, MonitorConfig, default_alerts
 from loopml.monitor.alerts import (
     AlertEvent,
     AlertKey,
@@ -283,19 +283,34 @@ def test_from_report_reads_labelled_rows_from_performance() -> None:
 
 
 def test_default_alerts_evaluate() -> None:
-    rules = default_alerts()
+    rules = MonitorConfig().rules
+    assert [r.name for r in rules] == [r.name for r in default_alerts()]
+    assert {r.min_rows for r in rules} == {MonitorConfig().min_rows}
     metrics = {
         r.metric.replace("*", "age"): (r.above + 0.01 if r.above is not None else -1.0)
         for r in rules
     }
-    enough = max(r.min_rows for r in rules)
+    enough = max(r.min_rows or 0 for r in rules)
     views = [window(i, metrics, rows=enough, labelled=enough) for i in range(3)]
     states, events = run(rules, views)
     assert sorted(e.rule for e in events) == sorted(r.name for r in rules)
     assert len(active(states)) == len(rules)
-    few = min(r.min_rows for r in rules) - 1
+    few = min(r.min_rows or 0 for r in rules) - 1
     _, none = run(rules, [window(i, metrics, rows=few, labelled=few) for i in range(3)])
     assert none == []
+
+
+def test_a_rule_that_leaves_min_rows_to_the_monitor_is_resolved_before_evaluate() -> None:
+    unresolved = AlertRule(name="drift", metric="drift_share", above=0.5)
+    with pytest.raises(ValueError, match="MonitorConfig.rules"):
+        evaluate([unresolved], window(0, {"drift_share": 0.9}), {})
+
+
+def test_cusum_counts_labelled_rows() -> None:
+    cusum = rule(name="concept", metric="performance_cusum", above=4.0, raise_after=1)
+    _, none = run([cusum], [window(0, {"performance_cusum": 9.0}, rows=1000, labelled=99)])
+    _, raised = run([cusum], [window(0, {"performance_cusum": 9.0}, rows=1000, labelled=100)])
+    assert (none, [e.state for e in raised]) == ([], ["raised"])
 
 
 # --- properties -------------------------------------------------------------------------

@@ -5,7 +5,8 @@ the environment at import time. Environment variables override keys with the ``L
 prefix and ``__`` between levels, e.g. ``LOOPML_TRACKING__URI=http://mlflow:5000``.
 
 Every model forbids unknown keys, so a typo fails loudly with the key's path, what is
-allowed there and the closest match.
+allowed there and the closest match. The ``monitor`` section lives in
+:mod:`loopml.config.monitor`; its names are exported here too.
 """
 
 from __future__ import annotations
@@ -19,28 +20,53 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from loopml.config.base import STATE_DIR, Section
+from loopml.config.monitor import (
+    CUSUM_LIMIT,
+    LABELLED_METRICS,
+    AlertRule,
+    DriftTestConfig,
+    MonitorConfig,
+    default_alerts,
+)
 from loopml.errors import ConfigError
 
+__all__ = [
+    "CUSUM_LIMIT",
+    "ENV_PREFIX",
+    "LABELLED_METRICS",
+    "PROJECT_FILE",
+    "STATE_DIR",
+    "AlertRule",
+    "DataConfig",
+    "DriftTestConfig",
+    "GateConfig",
+    "LedgerConfig",
+    "MonitorConfig",
+    "ProjectConfig",
+    "RegistryConfig",
+    "ServeConfig",
+    "SourceConfig",
+    "SplitConfig",
+    "Task",
+    "ThresholdConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "TuningConfig",
+    "apply_env_overrides",
+    "default_alerts",
+    "load_project",
+    "parse_project",
+]
+
 PROJECT_FILE = "loopml.yaml"
-STATE_DIR = ".loopml"
 ENV_PREFIX = "LOOPML_"
 Task = Literal["binary", "multiclass", "regression"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceConfig(_Section):
+class SourceConfig(Section):
     """Where the training table comes from: a file, or a SQL query against a database."""
 
     path: str | None = Field(None, description="CSV or Parquet file, relative to the project")
@@ -56,7 +82,7 @@ class SourceConfig(_Section):
         return self
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     source: SourceConfig
     target: str
     task: Task
@@ -69,19 +95,19 @@ class DataConfig(_Section):
     drop: tuple[str, ...] = Field((), description="columns never used as features")
 
 
-class SplitConfig(_Section):
+class SplitConfig(Section):
     strategy: Literal["random", "time"] = "random"
     holdout: float = Field(0.2, gt=0.0, lt=0.9)
     seed: int = 42
 
 
-class TuningConfig(_Section):
+class TuningConfig(Section):
     trials: int = Field(20, ge=1, description="Optuna trials per candidate")
     timeout_seconds: float = Field(90.0, gt=0, description="tuning time per candidate")
     max_rows: int = Field(200_000, ge=100, description="rows sampled for tuning")
 
 
-class ThresholdConfig(_Section):
+class ThresholdConfig(Section):
     """How a binary model turns its positive-class probability into a label."""
 
     objective: Literal["f1", "accuracy", "balanced_accuracy", "cost", "fixed"] = Field(
@@ -100,7 +126,7 @@ class ThresholdConfig(_Section):
         return self
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     seed: int = 42
     baselines: tuple[str, ...] = Field(
         ("dummy",), min_length=1, description="the floor every model must beat (dummy)"
@@ -118,7 +144,7 @@ class TrainConfig(_Section):
     threshold: ThresholdConfig = ThresholdConfig()
 
 
-class GateConfig(_Section):
+class GateConfig(Section):
     metric: str | None = Field(None, description="default: roc_auc, f1_macro or rmse by task")
     margin: float = Field(
         0.005,
@@ -132,17 +158,17 @@ class GateConfig(_Section):
     min_slice_rows: int = Field(200, ge=1, description="smaller slices are not judged")
 
 
-class TrackingConfig(_Section):
+class TrackingConfig(Section):
     uri: str = f"sqlite:///{STATE_DIR}/mlflow.db"
     artifact_location: str = f"{STATE_DIR}/mlruns"
     experiment: str | None = None
 
 
-class RegistryConfig(_Section):
+class RegistryConfig(Section):
     audit_log: str = f"{STATE_DIR}/audit.jsonl"
 
 
-class LedgerConfig(_Section):
+class LedgerConfig(Section):
     """Where every prediction is recorded (DESIGN.md decision 4)."""
 
     enabled: bool = Field(True, description="record every prediction (turn off only to measure)")
@@ -158,7 +184,7 @@ class LedgerConfig(_Section):
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a 503")
 
 
-class ServeConfig(_Section):
+class ServeConfig(Section):
     """``loopml serve``: where it listens, what it accepts, how it follows the registry."""
 
     host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes the server")
@@ -196,122 +222,7 @@ class ServeConfig(_Section):
         return self
 
 
-class DriftTestConfig(_Section):
-    """Override the drift test chosen for one column (see ``loopml.monitor.stattests``)."""
-
-    test: str | None = Field(
-        None,
-        description="ks, chi_square, z, wasserstein, jensen_shannon or psi (default: "
-        "chosen by column type and reference size, as Evidently does)",
-    )
-    threshold: float | None = Field(None, gt=0, description="default: the test's own")
-    enabled: bool = Field(True, description="false: never test this column for drift")
-
-
-class AlertRule(_Section):
-    """One alert: a window metric against a threshold, with evidence and hysteresis.
-
-    ``metric`` names a value of each window (``drift_share``, ``dataset_drift``,
-    ``prediction_drift``, ``drift.<feature>``, ``missing_increase.<feature>``,
-    ``unseen_rate.<feature>``, ``realized.<metric>``, ``estimated.<metric>``,
-    ``realized_drop.<metric>``, ``estimated_drop.<metric>``, ``rows`` ...). A ``*`` in
-    it matches every feature and makes one alert per feature.
-    """
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    metric: str
-    above: float | None = Field(None, description="breached when the metric is above this")
-    below: float | None = Field(None, description="breached when the metric is below this")
-    min_rows: int = Field(
-        500,
-        ge=1,
-        description="windows with fewer rows (labelled rows for realized.*) "
-        "neither raise nor clear the alert",
-    )
-    raise_after: int = Field(2, ge=1, description="consecutive breaching windows to raise")
-    clear_after: int = Field(2, ge=1, description="consecutive healthy windows to clear")
-    severity: Literal["warning", "critical"] = "warning"
-    sinks: tuple[Literal["log", "file", "webhook"], ...] = ("log", "file", "webhook")
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> AlertRule:
-        if (self.above is None) == (self.below is None):
-            raise ValueError(f"alert {self.name!r}: set exactly one of 'above' or 'below'")
-        return self
-
-
-def default_alerts() -> tuple[AlertRule, ...]:
-    """The alerts a project gets when its file declares none."""
-    return (
-        AlertRule(name="dataset-drift", metric="dataset_drift", above=0.5, severity="critical"),
-        AlertRule(name="prediction-drift", metric="prediction_drift", above=0.5),
-        AlertRule(name="feature-drift", metric="drift.*", above=0.5),
-        AlertRule(name="missing-values", metric="missing_increase.*", above=0.1),
-        AlertRule(name="unseen-categories", metric="unseen_rate.*", above=0.1),
-        AlertRule(
-            name="performance-drop", metric="realized_drop", above=0.05, min_rows=200,
-            severity="critical",
-        ),
-        AlertRule(name="estimated-performance-drop", metric="estimated_drop", above=0.05),
-    )  # fmt: skip
-
-
-class MonitorConfig(_Section):
-    """``loopml monitor``: windows over the ledger, drift tests, performance and alerts."""
-
-    window: str = Field(
-        "5000", description="a window: a row count ('5000') or a duration ('30m', '1h', '1d')"
-    )
-    min_rows: int = Field(
-        100, ge=1, description="smaller windows are reported as 'not enough data'"
-    )
-    drift_share: float = Field(
-        0.5, gt=0, le=1, description="dataset drift when this share of features drift"
-    )
-    features: dict[str, DriftTestConfig] = Field(
-        default_factory=dict, description="per-feature test / threshold overrides"
-    )
-    prediction: DriftTestConfig = DriftTestConfig()
-    slices: tuple[str, ...] | None = Field(
-        None, description="columns to slice realized performance by (default: categoricals)"
-    )
-    alerts: tuple[AlertRule, ...] | None = Field(
-        None,
-        description="default: dataset, prediction and per-feature drift, missing "
-        "values, unseen categories, realized and estimated performance drops",
-    )
-    alert_log: str = Field(f"{STATE_DIR}/alerts.jsonl", description="the 'file' sink")
-    webhook_url: str | None = Field(None, description="the 'webhook' sink: POST JSON here")
-    webhook_timeout_seconds: float = Field(5.0, gt=0)
-    store: str = Field(
-        f"sqlite:///{STATE_DIR}/monitor.db",
-        description="where windows and alerts are kept (sqlite:///path or postgresql://...)",
-    )
-    reports_dir: str = Field(f"{STATE_DIR}/monitor", description="JSON and HTML reports")
-    interval_seconds: float = Field(
-        60.0, ge=0, description="loopml serve: monitor this often in the background (0: never)"
-    )
-
-    @field_validator("window", mode="before")
-    @classmethod
-    def _count_as_text(cls, value: Any) -> Any:
-        """``window: 5000`` in YAML is a number; it means 5000 rows."""
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @property
-    def rules(self) -> tuple[AlertRule, ...]:
-        return default_alerts() if self.alerts is None else self.alerts
-
-    @model_validator(mode="after")
-    def _unique_alert_names(self) -> MonitorConfig:
-        names = [rule.name for rule in self.rules]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"alert names must be unique; repeated: {', '.join(twice)}")
-        return self
-
-
-class ProjectConfig(_Section):
+class ProjectConfig(Section):
     """The whole project file. ``root`` is the folder relative paths are resolved in."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -447,6 +358,9 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str, str, str]:
         )
     if kind == "missing":
         return (f"missing key '{key}'", key, "required", f"add '{key}' to the project file")
+    ctx = err.get("ctx") or {}
+    if kind == "loopml_setting":  # a setting that contradicts another, with its own fix
+        return (str(ctx["headline"]), key, str(ctx.get("detail", ctx["headline"])), ctx["fix"])
     message = str(err["msg"])
     return (
         f"bad value for '{key}': {message}",
