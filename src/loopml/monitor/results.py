@@ -174,6 +174,11 @@ class WindowReport:
     ``realized.<metric>``, ``estimated.<metric>``, ``realized_drop.<metric>``,
     ``estimated_drop.<metric>``, and ``realized_drop`` / ``estimated_drop`` for the
     metric the model is gated by. Metrics that cannot be computed are absent.
+
+    ``drift_share`` is ``len(drifted_features) / monitored_features``;
+    ``untested_features`` are monitored features whose test could not run in this window
+    (e.g. not enough data). ``monitored_features`` is 0 in windows stored before it was
+    recorded.
     """
 
     model: str
@@ -194,6 +199,8 @@ class WindowReport:
     performance: PerformanceReport
     metrics: dict[str, float]
     complete: bool = True  # False for the newest window of a run that is still filling
+    monitored_features: int = 0  # the features ``drift_share`` is a share of (0: unknown)
+    untested_features: list[str] = field(default_factory=list)  # monitored, not tested
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +215,8 @@ class WindowReport:
             "status": self.status,
             "reason": self.reason,
             "complete": self.complete,
+            "monitored_features": self.monitored_features,
+            "untested_features": list(self.untested_features),
             "drift_share": _value(self.drift_share),
             "drifted_features": list(self.drifted_features),
             "dataset_drift": self.dataset_drift,
@@ -240,6 +249,8 @@ class WindowReport:
             performance=PerformanceReport.from_dict(data["performance"]),
             metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
             complete=bool(data.get("complete", True)),
+            monitored_features=int(data.get("monitored_features", 0)),
+            untested_features=[str(name) for name in data.get("untested_features") or []],
         )
 
 

@@ -22,6 +22,7 @@ from loopml.errors import LoopmlError
 from loopml.ledger.backend import LedgerReader
 from loopml.ledger.connect import open_backend
 from loopml.ledger.records import LedgerQuery, LedgerRecord
+from loopml.monitor.alert_messages import window_evidence
 from loopml.monitor.alerts import AlertEvent, AlertState, WindowView, active, evaluate
 from loopml.monitor.evaluate import evaluate_window
 from loopml.monitor.profile import ReferenceProfile
@@ -257,37 +258,26 @@ def _alerts(
     events: list[AlertEvent] = []
     for report in sorted((r for r in reports if r.complete), key=lambda r: r.end_ts):
         view = WindowView.from_report(report)
-        states, new = evaluate(project.monitor.rules, view, states, evidence=_evidence(report))
+        states, new = evaluate(
+            project.monitor.rules, view, states, evidence=_evidence(project, report)
+        )
         events.extend(new)
     return states, events
 
 
-def _evidence(report: WindowReport) -> dict[str, Any]:
-    """What an alert carries so the person on call sees why without opening a report."""
-    drifted = sorted(
-        (f for f in report.features if f.drift.drifted),
-        key=lambda f: -(f.drift.statistic or 0.0) if f.drift.kind == "distance" else 0.0,
-    )
-    return {
-        "rows": report.rows,
-        "labelled_rows": report.performance.labelled_rows,
-        "drift_share": report.drift_share,
-        "drifted_features": [
-            {
-                "feature": f.name,
-                "test": f.drift.test,
-                "statistic": f.drift.statistic,
-                "threshold": f.drift.threshold,
-            }
-            for f in drifted[:10]
-        ],
-        "prediction_drift": None
-        if report.prediction is None
-        else report.prediction.drift.to_dict(),
-        "realized": report.performance.realized,
-        "estimated": report.performance.estimated,
-        "reference": report.performance.reference,
-    }
+def _evidence(project: ProjectConfig, report: WindowReport) -> Callable[[str], dict[str, Any]]:
+    """What an alert on a metric carries so the person on call sees why without opening a
+    report: the window's drift and performance, and the facts behind that metric."""
+
+    def evidence(metric: str) -> dict[str, Any]:
+        return window_evidence(
+            report,
+            metric,
+            drift_share_threshold=project.monitor.drift_share,
+            primary=project.gate.metric,
+        )
+
+    return evidence
 
 
 def _deliver(
