@@ -18,6 +18,8 @@ from loopml.render.format import DASH, finite, fmt_int, fmt_num, fmt_time, short
 __all__ = ["MAX_EVENTS", "active_view", "belongs", "event_views", "status_view"]
 
 MAX_EVENTS = 20
+# Evidence the message already says in words (window_evidence's denominators).
+SAID = frozenset({"drift_share_threshold", "monitored_features", "drifted_count"})
 
 
 def belongs(item: AlertEvent | AlertState, version: str, arm: str) -> bool:
@@ -96,7 +98,7 @@ def _evidence(evidence: object) -> str:
     if not isinstance(evidence, dict):
         return ""
     parts = []
-    for key, value in list(evidence.items())[:8]:
+    for key, value in [(k, v) for k, v in evidence.items() if k not in SAID][:8]:
         if isinstance(value, str):
             parts.append(f"{key}={shorten(value, 40)}")
         elif isinstance(value, int | float) and not isinstance(value, bool):
