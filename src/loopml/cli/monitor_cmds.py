@@ -14,6 +14,10 @@ from loopml.cli.output import console, fmt, print_json, progress_display
 from loopml.cli.state import State
 
 if TYPE_CHECKING:  # the commands import their stage when they run (fast start-up)
+    from collections.abc import Sequence
+
+    from loopml.monitor.alert_status import AlertStatus
+    from loopml.monitor.alerts import AlertState, Severity
     from loopml.monitor.results import WindowReport
     from loopml.monitor.run import MonitorRun
 
@@ -66,12 +70,14 @@ def run(
     if as_json:
         print_json({**result.to_dict(), "seconds": round(seconds, 3)})
     else:
-        _show_run(result, seconds)
+        _show_run(result, seconds, {r.name: r.severity for r in project.monitor.rules})
     if result.active:
         raise typer.Exit(1)
 
 
-def _show_run(result: MonitorRun, seconds: float) -> None:
+def _show_run(result: MonitorRun, seconds: float, severities: dict[str, Severity]) -> None:
+    from loopml.monitor.alert_status import AlertStatus
+
     for error in result.errors:
         console.print(f"[yellow]warning[/] {error}")
     done = result.complete_windows
@@ -95,13 +101,16 @@ def _show_run(result: MonitorRun, seconds: float) -> None:
     for delivery in result.deliveries:
         if delivery.failed:
             console.print(f"[yellow]alert not delivered[/] to {delivery.sink}: {delivery.error}")
-    if result.active:
-        names = ", ".join(f"{a.rule} ({a.metric})" for a in result.active)
-        console.print(f"[red]{len(result.active)} alert(s) raised:[/] {names}")
-    else:
-        console.print("[green]no alert raised[/]")
+    _show_status(AlertStatus.of_states(result.active, severities), result.active)
     if result.report_html:
         console.print(f"report: {result.report_html}")
+
+
+def _show_status(status: AlertStatus, active: Sequence[AlertState]) -> None:
+    """The line the HTML report's badge also says: ``alerting: 3 active alerts (1 critical)``."""
+    colour = {"critical": "red", "warning": "yellow", "ok": "green"}[status.level]
+    names = ", ".join(f"{a.rule} ({a.metric})" for a in active)
+    console.print(f"[{colour}]{status.word}[/]: {status.text}" + (f": {names}" if names else ""))
 
 
 def _window_row(w: WindowReport) -> list[str]:
@@ -161,6 +170,7 @@ def alerts(
     as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
 ) -> None:
     """The alerts raised now (or, with --all, every raise and clear) with their evidence."""
+    from loopml.monitor.alert_status import AlertStatus, severity_of
     from loopml.monitor.store import MonitorStore
 
     state: State = ctx.obj
@@ -179,15 +189,19 @@ def alerts(
             }
         )
         return
-    if not raised:
-        console.print("[green]no alert raised[/]")
-    else:
+    severities = {r.name: r.severity for r in project.monitor.rules}
+    _show_status(AlertStatus.of_states(raised, severities), [])
+    if raised:
         table = Table(title="raised alerts", title_justify="left")
-        for name in ("rule", "metric", "arm", "version", "raised at", "last value"):
+        for name in ("severity", "rule", "metric", "arm", "version", "raised at", "raised by",
+                     "latest"):  # fmt: skip
             table.add_column(name)
         for a in raised:
-            table.add_row(a.rule, a.metric, a.arm, a.version or "—", _when(a.raised_at),
-                          fmt(a.last_value))  # fmt: skip
+            table.add_row(
+                severity_of(a, severities), a.rule, a.metric, a.arm, a.version or "—",
+                _when(a.raised_at), _at(a.raised_value, a.raised_window),
+                _at(a.last_value, a.last_window),
+            )  # fmt: skip
         console.print(table)
     if show_all:
         table = Table(title="alert events, newest first", title_justify="left")
@@ -197,6 +211,12 @@ def alerts(
             event = e.event
             table.add_row(_when(event.ts), event.state, event.message)
         console.print(table)
+
+
+def _at(value: float | None, window: int | None) -> str:
+    if value is None:
+        return "—"
+    return fmt(value) + ("" if window is None else f" (window #{window})")
 
 
 def _when(seconds: float | None) -> str:

@@ -31,12 +31,13 @@ Feed the windows of an arm in time order.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from fnmatch import fnmatchcase
 from typing import Any, Literal, NamedTuple
 
 from loopml.config import LABELLED_METRICS, AlertRule
+from loopml.monitor.alert_messages import describe
 from loopml.monitor.results import WindowReport
 
 __all__ = [
@@ -51,10 +52,12 @@ __all__ = [
 ]
 
 Status = Literal["ok", "pending", "raised"]
+Severity = Literal["warning", "critical"]
 EventKind = Literal["raised", "cleared"]
 Direction = Literal["above", "below"]
 _STATUSES = ("ok", "pending", "raised")
 _WILDCARDS = frozenset("*?[")
+Evidence = Mapping[str, Any] | Callable[[str], Mapping[str, Any]]
 
 
 class AlertKey(NamedTuple):
@@ -101,9 +104,11 @@ class AlertState:
     """Where one alert stands; ``to_dict`` / ``from_dict`` round-trip it through JSON.
 
     ``last_value``, ``last_window`` and ``version`` describe the last window that counted
-    (enough rows, metric present). ``streak_start`` / ``streak_start_ts`` are the first
-    window of the current (breach or healthy) streak, ``streak_rows`` the rows it covers
-    (labelled rows for ``realized*`` and ``performance_cusum``).
+    (enough rows, metric present). ``raised_value`` and ``raised_window`` are the value
+    and the window that raised the alert (``None`` while it is not raised, and in states
+    stored before they were recorded); ``severity`` is the rule's. ``streak_start`` /
+    ``streak_start_ts`` are the first window of the current (breach or healthy) streak,
+    ``streak_rows`` the rows it covers (labelled rows for ``realized*`` and ``performance_cusum``).
     """
 
     model: str
@@ -120,6 +125,9 @@ class AlertState:
     streak_start: int | None = None
     streak_start_ts: float | None = None
     streak_rows: int = 0
+    raised_value: float | None = None
+    raised_window: int | None = None
+    severity: Severity | None = None
 
     @property
     def key(self) -> AlertKey:
@@ -152,7 +160,7 @@ class AlertEvent:
     version: str
     rule: str
     metric: str
-    severity: Literal["warning", "critical"]
+    severity: Severity
     state: EventKind
     value: float
     threshold: float
@@ -210,13 +218,15 @@ def evaluate(
     rules: Sequence[AlertRule],
     window: WindowView,
     states: Mapping[AlertKey, AlertState],
-    evidence: Mapping[str, Any] | None = None,
+    evidence: Evidence | None = None,
 ) -> tuple[dict[AlertKey, AlertState], list[AlertEvent]]:
     """Step every alert of ``rules`` over one window (see the module doc for the rules).
 
     Returns all states (those not touched by this window carried over unchanged) and the
     events of this window, in rule order then metric order. ``evidence`` is attached to
-    each event as is.
+    each event: a mapping as is, a function called with the event's metric (what
+    :func:`~loopml.monitor.alert_messages.window_evidence` gives). The message reads it
+    (:func:`~loopml.monitor.alert_messages.describe`).
 
     >>> rule = AlertRule(name="drift", metric="drift_share", above=0.5, raise_after=1,
     ...                  min_rows=1)
@@ -224,7 +234,7 @@ def evaluate(
     ...                     {"drift_share": 0.75})
     >>> states, events = evaluate([rule], window, {})
     >>> events[0].message
-    'drift raised on feed champion v3: drift_share = 0.75 > 0.5 in window 0 (500 rows)'
+    'drift raised on feed champion v3: drift share 0.75 > 0.5 in window 0 (500 rows)'
     >>> [s.status for s in states.values()]
     ['raised']
     """
@@ -238,7 +248,8 @@ def evaluate(
                 continue
             updated[key], kind = stepped
             if kind is not None:
-                events.append(_event(rule, updated[key], window, kind, evidence or {}))
+                attached = evidence(metric) if callable(evidence) else evidence
+                events.append(_event(rule, updated[key], window, kind, attached or {}))
     return updated, events
 
 
@@ -313,11 +324,16 @@ def _step(
         )
     value = float(raw)
     breached = _breached(rule, value, state.metric, window)
-    new = _advance(state, window, value, rows, breached=breached)
+    new = replace(_advance(state, window, value, rows, breached=breached), severity=rule.severity)
     if breached and state.status != "raised" and new.breach_streak >= rule.raise_after:
-        return replace(new, status="raised", raised_at=window.end_ts), "raised"
+        raised = replace(
+            new, status="raised", raised_at=window.end_ts, raised_value=value,
+            raised_window=window.index,
+        )  # fmt: skip
+        return raised, "raised"
     if not breached and state.status == "raised" and new.healthy_streak >= rule.clear_after:
-        return replace(new, status="ok", raised_at=None), "cleared"
+        cleared = replace(new, status="ok", raised_at=None, raised_value=None, raised_window=None)
+        return cleared, "cleared"
     if state.status == "raised":
         return new, None
     return replace(new, status="pending" if breached else "ok"), None
@@ -381,11 +397,15 @@ def _event(
 
 
 def _message(event: AlertEvent) -> str:
-    """One line, e.g. ``x raised on m champion v3: drift_share = 0.7 > 0.5 for 2 ...``."""
-    if event.state == "raised":
-        op = ">" if event.direction == "above" else "<"
-    else:
-        op = "<=" if event.direction == "above" else ">="
+    """One line, e.g. ``x raised on m champion v3: age drifted (ks p-value ...) in ...``."""
+    what = describe(
+        event.metric,
+        event.value,
+        event.threshold,
+        event.direction,
+        event.evidence,
+        raised=event.state == "raised",
+    )
     version = f"v{event.version}" if event.version.isdigit() else event.version
     unit = "labelled rows" if event.metric.startswith("realized") else "rows"
     rows = f"{event.streak_rows:,} {unit}"
@@ -396,10 +416,7 @@ def _message(event: AlertEvent) -> str:
             f"for {event.windows} consecutive windows "
             f"(windows {event.first_window}-{event.window}, {rows})"
         )
-    return (
-        f"{event.rule} {event.state} on {event.model} {event.arm} {version}: "
-        f"{event.metric} = {event.value:g} {op} {event.threshold:g} {span}"
-    )
+    return f"{event.rule} {event.state} on {event.model} {event.arm} {version}: {what} {span}"
 
 
 def _json_safe(data: Any) -> Any:

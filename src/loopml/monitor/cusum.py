@@ -20,7 +20,10 @@ A window without a ``z`` (too few labels, no holdout sample) leaves the sum as i
 
 from __future__ import annotations
 
-__all__ = ["CUSUM_CAP", "CUSUM_SLACK", "cusum_step"]
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["CUSUM_CAP", "CUSUM_SLACK", "Cusum", "cusum_step"]
 
 CUSUM_SLACK = 1.25  # standard deviations a window's drop must exceed to add evidence
 CUSUM_CAP = 4.0  # the most evidence one window adds
@@ -40,3 +43,37 @@ def cusum_step(previous: float, z: float | None) -> float:
     if z is None:
         return previous
     return max(0.0, previous + max(min(z, CUSUM_CAP), -CUSUM_CAP) - CUSUM_SLACK)
+
+
+@dataclass(frozen=True)
+class Cusum:
+    """The sum after a window, and the window its current run of evidence began in
+    (``None`` while the sum is zero)."""
+
+    value: float = 0.0
+    start: int | None = None
+
+    def step(self, z: float | None, index: int) -> Cusum:
+        """The state after window ``index`` with drop ``z`` (see :func:`cusum_step`).
+
+        >>> Cusum().step(5.0, 7).step(4.0, 8)
+        Cusum(value=5.5, start=7)
+        """
+        value = cusum_step(self.value, z)
+        if value <= 0.0:
+            return Cusum()
+        return Cusum(value, self.start if self.value > 0.0 else index)
+
+    def metrics(self) -> dict[str, float]:
+        """As window metrics: ``performance_cusum`` (and ``performance_cusum_start``)."""
+        out = {"performance_cusum": self.value}
+        if self.start is not None:
+            out["performance_cusum_start"] = float(self.start)
+        return out
+
+    @classmethod
+    def of(cls, metrics: Mapping[str, float]) -> Cusum:
+        """The state a window's metrics hold (a window stored before: zero)."""
+        start = metrics.get("performance_cusum_start")
+        value = float(metrics.get("performance_cusum", 0.0))
+        return cls(value, None if start is None or value <= 0.0 else int(start))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.config import DriftTestConfig, MonitorConfig
-from loopml.monitor.cusum import cusum_step
+from loopml.monitor.cusum import Cusum
 from loopml.monitor.drift import column_drift, histogram
 from loopml.monitor.noise import ChanceTable
 from loopml.monitor.performance import absent_classes, drops, performance_report
@@ -39,7 +39,7 @@ def evaluate_window(
     primary: str | None = None,
     *,
     chance: ChanceTable | None = None,
-    cusum: float = 0.0,
+    cusum: Cusum | None = None,
 ) -> WindowReport:
     """Everything monitoring says about one window.
 
@@ -82,7 +82,7 @@ def evaluate_window(
         monitored_features=len(monitored),
         untested_features=untested,
     )
-    return replace(report, metrics=flat_metrics(report, primary, cusum=cusum))
+    return replace(report, metrics=flat_metrics(report, primary, cusum=cusum or Cusum()))
 
 
 def drift_summary(monitored: list[FeatureReport]) -> tuple[float | None, list[str], list[str]]:
@@ -243,7 +243,7 @@ def _slice_frame(decoded: DecodedWindow) -> Any:
 
 
 def flat_metrics(
-    report: WindowReport, primary: str | None = None, *, cusum: float = 0.0
+    report: WindowReport, primary: str | None = None, *, cusum: Cusum | None = None
 ) -> dict[str, float]:
     """The window as ``{name: value}`` for alert rules and gauges (finite values only).
 
@@ -262,8 +262,7 @@ def flat_metrics(
         out["prediction_drift_score"] = float(report.prediction.drift.statistic or 0.0)
     out["labelled_rows"] = float(report.performance.labelled_rows)
     _performance_metrics(out, report.performance, primary)
-    z = out.get("realized_z")
-    out["performance_cusum"] = cusum_step(cusum, z)
+    out |= (cusum or Cusum()).step(out.get("realized_z"), report.index).metrics()
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 

@@ -31,9 +31,12 @@ from pathlib import Path
 import jinja2
 
 from loopml.files import write_text_atomic
+from loopml.monitor.alert_messages import monitored
 from loopml.monitor.alerts import AlertEvent, AlertState
 from loopml.monitor.report import MonitorReport
+from loopml.monitor.report_alerts import active_view, belongs, event_views, status_view
 from loopml.monitor.report_charts import drift_chart, histogram_chart
+from loopml.monitor.report_filling import filling_view
 from loopml.monitor.report_format import View, jsonable, status_text
 from loopml.monitor.report_performance import performance_view, slices_view
 from loopml.monitor.results import FeatureReport, WindowReport
@@ -54,7 +57,6 @@ __all__ = ["build_view", "render_html", "write_report"]
 
 OPEN_FEATURES = 25  # rows beyond this (all undrifted) fold into a collapsed table
 MAX_CHARTS = 100  # per window: keeps a 2,000-feature page at a few MB
-MAX_EVENTS = 20
 MAX_NAMES = 40
 
 
@@ -93,16 +95,17 @@ def build_view(report: MonitorReport) -> View:
     ]
     keys = [(g[-1].version, g[-1].arm) for g in groups]
     meta = [f"project {text(report.project)}", f"window {text(report.window)}"]
+    other = [active_view(a, alerts) for a in active if not any(belongs(a, *k) for k in keys)]
     return {
         "title": f"{text(report.model)} — monitoring report",
         "meta": " · ".join([*meta, f"created {fmt_time(report.created_at)}"]),
+        "status": status_view([a for g in views for a in g["active"]] + other),
         "errors": [text(e) for e in report.errors],
         "empty": None if groups else _empty_message(report),
         "groups": views,
-        "other_active": [
-            _active_view(a, alerts) for a in active if not any(_belongs(a, *k) for k in keys)
-        ],
-        "other_events": _event_views([a for a in alerts if not any(_belongs(a, *k) for k in keys)]),
+        "other_active": other,
+        "other_status": status_view(other),
+        "other_events": event_views([a for a in alerts if not any(belongs(a, *k) for k in keys)]),
     }
 
 
@@ -136,11 +139,6 @@ def _groups(windows: Sequence[WindowReport]) -> list[list[WindowReport]]:
     ]
 
 
-def _belongs(item: AlertEvent | AlertState, version: str, arm: str) -> bool:
-    """Whether an alert is about this version and arm (no version: every version)."""
-    return (item.version is None or item.version == version) and item.arm == arm
-
-
 def _group_view(
     anchor: str,
     windows: Sequence[WindowReport],
@@ -149,45 +147,46 @@ def _group_view(
     threshold: float | None,
 ) -> View:
     newest = windows[-1]
-    latest = next((w for w in reversed(windows) if w.complete), newest)
+    complete = [w for w in windows if w.complete]
+    latest = complete[-1] if complete else newest
     version, arm = newest.version, newest.arm
-    events = [e for e in alerts if _belongs(e, version, arm)]
-    actives = [_active_view(a, events) for a in active if _belongs(a, version, arm)]
-    status, css = _group_status(latest, actives)
+    events = [e for e in alerts if belongs(e, version, arm)]
+    actives = [active_view(a, events) for a in active if belongs(a, version, arm)]
+    status = status_view(actives)
     label = f"window #{fmt_int(latest.index)}"
     return {
         "anchor": anchor,
         "title": f"{text(newest.model)} · version {version} · arm {arm}",
         "status": status,
-        "status_class": css,
-        "facts": _facts(windows, latest),
+        "data_status": None if latest.status == "ok" else status_text(latest.status, None),
+        "facts": _facts(windows, latest, status),
         "active": actives,
-        "events": _event_views(events),
-        "filling": _filling_note(newest, latest),
+        "events": event_views(events),
+        "filling": filling_view(newest, latest),
         "latest_label": f"{label}, {fmt_range(latest.start_ts, latest.end_ts)}",
         "drift": _drift_summary(latest, threshold),
         "features": _feature_tables(latest),
         "prediction": None if latest.prediction is None else _feature_row(latest.prediction),
-        "performance": performance_view(windows),
-        "drift_chart": drift_chart(windows, threshold),
+        "performance": _trends(complete),
+        "drift_chart": drift_chart(complete, threshold),
         "slices": slices_view(latest),
     }
 
 
-def _group_status(latest: WindowReport, actives: Sequence[View]) -> tuple[str, str]:
-    severities = {a["severity"] for a in actives}
-    for severity in ("critical", "warning"):
-        if severity in severities:
-            count = len(actives)
-            return f"{count} active alert{'s' if count > 1 else ''}", severity
-    if latest.status == "ok":
-        return "ok", "ok"
-    return latest.status.replace("_", " "), "muted"
+def _trends(complete: Sequence[WindowReport]) -> View:
+    """Performance over the complete windows only: a filling window is no point on a trend."""
+    view = performance_view(complete)
+    if not complete:
+        view["notes"] = ["No complete window yet: the trends start with the first one."]
+    return view
 
 
-def _facts(windows: Sequence[WindowReport], latest: WindowReport) -> list[tuple[str, str]]:
+def _facts(
+    windows: Sequence[WindowReport], latest: WindowReport, status: View
+) -> list[tuple[str, str]]:
     first, last = windows[0], windows[-1]
     return [
+        ("Status", status["line"]),
         ("Model", text(last.model)),
         ("Version", last.version),
         ("Arm", last.arm),
@@ -195,108 +194,56 @@ def _facts(windows: Sequence[WindowReport], latest: WindowReport) -> list[tuple[
         ("Windows", f"{len(windows)} (#{fmt_int(first.index)}–#{fmt_int(last.index)})"),
         ("Latest window", f"#{fmt_int(latest.index)} · {fmt_int(latest.rows)} rows"),
         ("Time range", fmt_range(latest.start_ts, latest.end_ts)),
-        ("Status", status_text(latest.status, latest.reason)),
+        ("Window status", status_text(latest.status, latest.reason)),
     ]
-
-
-def _filling_note(newest: WindowReport, latest: WindowReport) -> str | None:
-    if newest.complete:
-        return None
-    filling = (
-        f"Window #{fmt_int(newest.index)} is still filling ({fmt_int(newest.rows)} rows so far)"
-    )
-    if newest is latest:
-        return f"{filling}; no window is complete yet, so the tables below show it."
-    complete = f"window #{fmt_int(latest.index)}"
-    return f"{filling}; the tables below show {complete}, the newest complete one."
-
-
-# --- alerts ----------------------------------------------------------------------------
-
-
-def _severity(value: str | None) -> str:
-    return "critical" if value == "critical" else "warning"
-
-
-def _active_view(alert: AlertState, events: Sequence[AlertEvent]) -> View:
-    """An active alert; its severity and message come from its latest "raised" event."""
-    raised = [
-        e
-        for e in events
-        if e.state == "raised" and e.rule == alert.rule and e.metric == alert.metric
-    ]
-    last = max(raised, key=lambda e: finite(e.ts) or 0.0, default=None)
-    return {
-        "severity": _severity(None if last is None else last.severity),
-        "rule": text(alert.rule),
-        "metric": text(alert.metric),
-        "where": f"version {text(alert.version)} · arm {text(alert.arm)}",
-        "status": text(alert.status),
-        "since": fmt_time(alert.raised_at),
-        "value": fmt_num(alert.last_value),
-        "message": text(last.message) if last is not None and last.message else "",
-    }
-
-
-def _event_views(events: Sequence[AlertEvent]) -> list[View]:
-    """The newest alert events first, at most ``MAX_EVENTS``."""
-    newest = sorted(events, key=lambda e: finite(e.ts) or 0.0, reverse=True)
-    return [
-        {
-            "when": fmt_time(e.ts),
-            "severity": _severity(e.severity),
-            "state": text(e.state),
-            "rule": text(e.rule),
-            "metric": text(e.metric),
-            "where": f"version {text(e.version)} · arm {text(e.arm)}",
-            "window": f"#{fmt_int(e.window)}",
-            "value": _comparison(e),
-            "message": text(e.message or DASH),
-            "evidence": _evidence(e.evidence),
-        }
-        for e in newest[:MAX_EVENTS]
-    ]
-
-
-def _comparison(event: AlertEvent) -> str:
-    value = fmt_num(event.value)
-    if finite(event.threshold) is None:
-        return value
-    return f"{value} ({text(event.direction or 'vs')} {fmt_num(event.threshold)})"
-
-
-def _evidence(evidence: object) -> str:
-    """The scalar entries of an event's evidence, as "key=value, ..." (nested ones skipped)."""
-    if not isinstance(evidence, dict):
-        return ""
-    parts = []
-    for key, value in list(evidence.items())[:8]:
-        if isinstance(value, str):
-            parts.append(f"{key}={shorten(value, 40)}")
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            parts.append(f"{key}={fmt_num(value)}")
-        elif isinstance(value, bool):
-            parts.append(f"{key}={'yes' if value else 'no'}")
-    return ", ".join(parts)
 
 
 # --- drift -----------------------------------------------------------------------------
 
 
 def _drift_summary(window: WindowReport, threshold: float | None) -> View:
-    tested = [f for f in window.features if f.drift.status == "ok"]
     drifted = [text(name) for name in window.drifted_features]
     share = finite(window.drift_share)
     return {
         "available": share is not None,
         "reason": status_text(window.status, window.reason),
         "share": fmt_pct(share),
-        "count": f"{len(drifted)} of {len(tested)} tested features",
+        "count": _denominator(window),
         "threshold": None if threshold is None else fmt_pct(threshold),
         "dataset_drift": window.dataset_drift,
         "drifted": drifted[:MAX_NAMES],
         "more": max(0, len(drifted) - MAX_NAMES),
     }
+
+
+def _denominator(window: WindowReport) -> str:
+    """``2 of 7 monitored features; 1 not tested: x — not enough data``.
+
+    Windows that do not record the monitored features shared over the tested ones; the
+    features not tested are then named apart from that count.
+    """
+    count, untested = monitored(window)
+    noun = "monitored" if window.monitored_features > 0 else "tested"
+    if not untested and window.monitored_features == 0:
+        untested = [f.name for f in window.features if f.drift.status != "ok"]
+    said = f"{len(window.drifted_features)} of {count} {noun} features"
+    if not untested:
+        return said
+    reasons = {f.name: _why_untested(f) for f in window.features}
+    named = ", ".join(
+        f"{text(name)} — {reasons[name]}" if name in reasons else text(name)
+        for name in untested[:MAX_NAMES]
+    )
+    more = f" and {len(untested) - MAX_NAMES} more" if len(untested) > MAX_NAMES else ""
+    tail = "not tested" if window.monitored_features > 0 else "more not tested"
+    return f"{said}; {len(untested)} {tail}: {named}{more}"
+
+
+def _why_untested(feature: FeatureReport) -> str:
+    drift = feature.drift
+    if drift.status == "not_enough_data" or not drift.reason:
+        return status_text(drift.status, None)
+    return shorten(str(drift.reason).removeprefix("not tested: "), 60)
 
 
 def _drift_rank(feature: FeatureReport) -> tuple[int, float, str]:

@@ -197,6 +197,7 @@ class WindowReport:
     ``drift_share`` is over every monitored feature (``monitored_features``: those with
     drift testing on that do not follow the clock); a monitored feature with too few
     values to test is in ``untested_features`` and counts as not drifted.
+    ``monitored_features`` is 0 in windows stored before it was recorded.
     """
 
     model: str
@@ -217,7 +218,7 @@ class WindowReport:
     performance: PerformanceReport
     metrics: dict[str, float]
     complete: bool = True  # False for the newest window of a run that is still filling
-    monitored_features: int = 0  # the drift share's denominator
+    monitored_features: int = 0  # the features ``drift_share`` is a share of (0: unknown)
     untested_features: list[str] = field(default_factory=list)  # monitored, not tested
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,10 +234,10 @@ class WindowReport:
             "status": self.status,
             "reason": self.reason,
             "complete": self.complete,
-            "drift_share": _value(self.drift_share),
-            "drifted_features": list(self.drifted_features),
             "monitored_features": self.monitored_features,
             "untested_features": list(self.untested_features),
+            "drift_share": _value(self.drift_share),
+            "drifted_features": list(self.drifted_features),
             "dataset_drift": self.dataset_drift,
             "features": [f.to_dict() for f in self.features],
             "prediction": None if self.prediction is None else self.prediction.to_dict(),

@@ -22,7 +22,9 @@ from loopml.errors import LoopmlError
 from loopml.ledger.backend import LedgerReader
 from loopml.ledger.connect import open_backend
 from loopml.ledger.records import LedgerQuery, LedgerRecord
+from loopml.monitor.alert_messages import window_evidence
 from loopml.monitor.alerts import AlertEvent, AlertState, WindowView, active, evaluate
+from loopml.monitor.cusum import Cusum
 from loopml.monitor.evaluate import evaluate_window
 from loopml.monitor.noise import ChanceTable
 from loopml.monitor.profile import ReferenceProfile
@@ -218,7 +220,7 @@ def _evaluate_groups(
         slices = _slice_columns(project, profile)
         primary = project.gate.metric or default_metric(profile.task)  # type: ignore[arg-type]
         chance = _chance_table(project.name, version, profile)
-        cusum = _last_cusum(store, project.name, version, arm, spec) if last else 0.0
+        cusum = _last_cusum(store, project.name, version, arm, spec) if last else Cusum()
         for data in windows:
             decoded = decode_window(data.records, profile, slices)
             report = evaluate_window(
@@ -226,7 +228,7 @@ def _evaluate_groups(
                 chance=chance, cusum=cusum,
             )  # fmt: skip
             if report.complete:
-                cusum = report.metrics.get("performance_cusum", cusum)
+                cusum = Cusum.of(report.metrics)
             reports.append((report, data.end))
     return reports, errors
 
@@ -242,10 +244,10 @@ def _chance_table(model: str, version: str, profile: ReferenceProfile) -> Chance
     return _CHANCE[key]
 
 
-def _last_cusum(store: MonitorStore, model: str, version: str, arm: str, spec: WindowSpec) -> float:
+def _last_cusum(store: MonitorStore, model: str, version: str, arm: str, spec: WindowSpec) -> Cusum:
     """The sum of evidence of a sustained drop after the series' last stored window."""
     last = store.windows(model, version=version, arm=arm, spec=spec.text, limit=1)
-    return last[-1].metrics.get("performance_cusum", 0.0) if last else 0.0
+    return Cusum.of(last[-1].metrics) if last else Cusum()
 
 
 def _records_after(
@@ -288,37 +290,26 @@ def _alerts(
     events: list[AlertEvent] = []
     for report in sorted((r for r in reports if r.complete), key=lambda r: r.end_ts):
         view = WindowView.from_report(report)
-        states, new = evaluate(project.monitor.rules, view, states, evidence=_evidence(report))
+        states, new = evaluate(
+            project.monitor.rules, view, states, evidence=_evidence(project, report)
+        )
         events.extend(new)
     return states, events
 
 
-def _evidence(report: WindowReport) -> dict[str, Any]:
-    """What an alert carries so the person on call sees why without opening a report."""
-    drifted = sorted(
-        (f for f in report.features if f.drift.drifted),
-        key=lambda f: -(f.drift.statistic or 0.0) if f.drift.kind == "distance" else 0.0,
-    )
-    return {
-        "rows": report.rows,
-        "labelled_rows": report.performance.labelled_rows,
-        "drift_share": report.drift_share,
-        "drifted_features": [
-            {
-                "feature": f.name,
-                "test": f.drift.test,
-                "statistic": f.drift.statistic,
-                "threshold": f.drift.threshold,
-            }
-            for f in drifted[:10]
-        ],
-        "prediction_drift": None
-        if report.prediction is None
-        else report.prediction.drift.to_dict(),
-        "realized": report.performance.realized,
-        "estimated": report.performance.estimated,
-        "reference": report.performance.reference,
-    }
+def _evidence(project: ProjectConfig, report: WindowReport) -> Callable[[str], dict[str, Any]]:
+    """What an alert on a metric carries so the person on call sees why without opening a
+    report: the window's drift and performance, and the facts behind that metric."""
+
+    def evidence(metric: str) -> dict[str, Any]:
+        return window_evidence(
+            report,
+            metric,
+            drift_share_threshold=project.monitor.drift_share,
+            primary=project.gate.metric,
+        )
+
+    return evidence
 
 
 def _deliver(

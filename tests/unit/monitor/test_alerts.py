@@ -228,7 +228,7 @@ def test_below_rules_breach_under_the_threshold() -> None:
     assert [(e.state, e.window, e.direction) for e in events] == [("raised", 2, "below")]
     floor_state = states[AlertKey("feed", "champion", "floor", "estimated.auc")]
     assert (floor_state.status, floor_state.healthy_streak) == ("raised", 1)
-    assert "estimated.auc = 0.69 < 0.7 in window 2" in events[0].message
+    assert "estimated.auc 0.69 < 0.7 in window 2" in events[0].message
 
 
 def test_the_message_is_one_human_line() -> None:
@@ -236,13 +236,13 @@ def test_the_message_is_one_human_line() -> None:
     views = [window(i, {"prediction_drift": 1.0}, rows=5000) for i in (7, 8)]
     raised, events = run([drift], views)
     assert events[0].message == (
-        "prediction-drift raised on feed champion v3: prediction_drift = 1 > 0.5 for 2 "
+        "prediction-drift raised on feed champion v3: the prediction drifted for 2 "
         "consecutive windows (windows 7-8, 10,000 rows)"
     )
     views = [window(i, {"prediction_drift": 0.0}, rows=5000, version="b7") for i in (0, 1)]
     _, cleared = run([drift], views, raised)
     assert cleared[0].message.startswith(
-        "prediction-drift cleared on feed champion b7: prediction_drift = 0 <= 0.5 for 2"
+        "prediction-drift cleared on feed champion b7: the prediction does not drift for 2"
     )
     assert "\n" not in cleared[0].message
 
@@ -267,6 +267,30 @@ def test_states_round_trip_and_unknown_status_is_refused() -> None:
     assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     with pytest.raises(ValueError, match="unknown alert status"):
         AlertState.from_dict({**state.to_dict(), "status": "firing"})
+
+
+def test_a_raised_alert_keeps_the_value_and_window_that_raised_it() -> None:
+    states, _ = run([rule(severity="critical")], shares([0.9, 0.8, 0.7]))
+    state = states[KEY]
+    assert (state.status, state.raised_value, state.raised_window) == ("raised", 0.8, 1)
+    assert (state.last_value, state.last_window, state.severity) == (0.7, 2, "critical")
+    assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    cleared, _ = run([rule()], shares([0.1, 0.1], version="3"), states)
+    assert cleared[KEY].status == "raised"  # windows 0 and 1 were counted already
+    cleared, _ = run([rule()], [window(i, {"drift_share": 0.1}) for i in (3, 4)], states)
+    assert (cleared[KEY].status, cleared[KEY].raised_value, cleared[KEY].raised_window) == (
+        "ok", None, None,
+    )  # fmt: skip
+
+
+def test_a_state_stored_before_the_raised_value_reads_back_without_it() -> None:
+    states, _ = run([rule()], shares([0.9, 0.9]))
+    old = {k: v for k, v in states[KEY].to_dict().items()
+           if k not in {"raised_value", "raised_window", "severity"}}  # fmt: skip
+    state = AlertState.from_dict(old)
+    assert (state.status, state.raised_value, state.raised_window, state.severity) == (
+        "raised", None, None, None,
+    )  # fmt: skip
 
 
 def test_from_report_reads_labelled_rows_from_performance() -> None:

@@ -237,7 +237,7 @@ def test_binary_report_shows_every_part() -> None:
         assert f'<td class="num">{statistic}</td>' in page
     assert DRIFT_MESSAGE in seen
     assert 'class="banner critical"' in page
-    assert "critical: dataset-drift" in seen
+    assert "alerting: 1 active alert (critical)" in seen
     assert "2024-05-01 12:00:00 – 12:59:59 UTC" in seen  # latest window, human readable
     assert "Dataset drift: drift share 50% (2 of 4 tested features), threshold 50%." in seen
     assert page.count("<svg") >= 5 + 2 + 1  # 5 histograms, 2 metric charts, drift share
@@ -277,15 +277,87 @@ def test_slices_are_listed_worst_first() -> None:
     assert '<td class="num">0.7011</td>' in slices
 
 
-def test_incomplete_newest_window_is_noted_and_tables_use_the_complete_one() -> None:
+def test_the_filling_window_is_shown_apart_and_never_in_the_trends() -> None:
     windows = binary_windows()
     filling = window(
-        3, [numeric("age", 0.9, False)], classification_perf(3), rows=120, complete=False
+        3, [numeric("age", 0.9, True)], classification_perf(3), rows=53, complete=False
     )
     page = render_html(report_of([*windows, filling]))
     parse(page)
-    assert "Window #3 is still filling (120 rows so far)" in page
+    assert_no_missing_markers(page)
+    block = page.split('<div class="box filling">')[1].split("</div>")[0]
+    assert "Window #3 is filling: 53 of 1,000 rows so far" in block
+    assert "<dt>Drift share</dt><dd>100%</dd>" in block  # its own numbers, in its block
+    assert "<dt>ROC AUC</dt><dd>realized 0.8123 · estimated 0.7987</dd>" in block
     assert "Features — window #2" in page
+    trends = page.split("<h3>Performance over time</h3>")[1].split("<h3>Slices")[0]
+    assert "window #3" not in trends and "<td>#3</td>" not in trends
+    assert "window #2" in trends  # the complete windows are all there
+    assert trends.count('<circle class="share"') == 3
+
+
+def test_a_filling_window_alone_is_in_the_tables_but_no_trend() -> None:
+    only = window(0, [numeric("age", 0.5, False)], classification_perf(1), rows=53,
+                  complete=False)  # fmt: skip
+    page = render_html(report_of([only]))
+    parse(page)
+    assert "Window #0 is filling: 53 of 1,000 rows so far" in page
+    assert "No window is complete yet, so the tables below show this one" in page
+    assert "No complete window yet: the trends start with the first one." in page
+    assert "No window has a drift share yet." in page
+
+
+def test_the_status_comes_from_the_active_alerts() -> None:
+    states = [
+        raised_alert(),  # critical, from its event
+        raised_alert(rule="missing-values", metric="missing_increase.age", severity="warning"),
+        raised_alert(rule="feature-drift", metric="drift.age"),  # no event: warning
+    ]
+    page = render_html(report_of(binary_windows(), alerts=[alert_event()], active_alerts=states))
+    seen = " ".join("".join(parse(page).text).split())
+    assert '<span class="badge critical">alerting: 3 active alerts (1 critical)</span>' in page
+    assert "<dt>Status</dt><dd>alerting: 3 active alerts (1 critical)</dd>" in page
+    assert "<dt>Status</dt><dd>ok</dd>" not in page  # the window's data status is apart
+    assert "<dt>Window status</dt><dd>ok</dd>" in page
+    assert seen.count("alerting: 3 active alerts (1 critical)") == 3  # badge, facts, banner
+    warning = render_html(report_of(binary_windows(), active_alerts=states[1:]))
+    assert '<span class="badge warning">warning: 2 active alerts</span>' in warning
+    # the state's own severity counts even when its raised event is no longer listed
+    critical = render_html(report_of(binary_windows(), active_alerts=[
+        raised_alert(severity="critical")]))  # fmt: skip
+    assert '<span class="badge critical">alerting: 1 active alert (critical)</span>' in critical
+    quiet = render_html(report_of(binary_windows()))
+    assert '<span class="badge ok">ok: no alert raised</span>' in quiet
+    assert 'class="banner' not in quiet
+
+
+def test_an_active_alert_shows_the_value_that_raised_it_beside_the_latest() -> None:
+    state = raised_alert(metric="drift_share", raised_value=0.71, raised_window=1,
+                         last_value=0.0, last_window=2)  # fmt: skip
+    page = render_html(report_of(binary_windows(), active_alerts=[state]))
+    row = page.split('<table class="active">')[1].split("</table>")[0]
+    assert '<td class="num">0.71 in window #1</td><td class="num">0 in window #2</td>' in row
+    old = render_html(report_of(binary_windows(), active_alerts=[raised_alert()]))
+    assert '<td class="num">—</td><td class="num">1</td>' in old  # stored before: unknown
+
+
+def test_the_drift_share_says_what_it_is_a_share_of() -> None:
+    reason = "not enough data: 3 rows, the test needs 30"
+    untested = FeatureReport(
+        "x", "numeric", ColumnDrift("x", "ks", "p_value", 0.05, None, False,
+                                    "not_enough_data", reason), 0.0, 0.0,
+    )  # fmt: skip
+    features = [*binary_windows()[2].features, untested]
+    latest = replace(window(2, features, classification_perf(2)), drift_share=2 / 7,
+                     monitored_features=7, untested_features=["x"])  # fmt: skip
+    seen = " ".join("".join(parse(render_html(report_of([latest]))).text).split())
+    assert (
+        "drift share 28.6% (2 of 7 monitored features; 1 not tested: x — not enough data), "
+        "threshold 50%." in seen
+    )
+    older = window(2, features, classification_perf(2))  # no denominator recorded
+    seen = " ".join("".join(parse(render_html(report_of([older]))).text).split())
+    assert "(2 of 4 tested features; 1 more not tested: x — not enough data)" in seen
 
 
 # --- edge cases -----------------------------------------------------------------------
@@ -310,7 +382,7 @@ def test_zero_windows_still_shows_alerts_and_errors() -> None:
     assert_no_missing_markers(page)
     assert "<h2>Alerts</h2>" in page
     assert 'class="banner critical"' in page
-    assert "raised at 2024-05-01 13:00:00 UTC" in page
+    assert '<td class="nowrap">2024-05-01 13:00:00 UTC</td>' in page  # raised at
     assert escape(DRIFT_MESSAGE) in page
     assert f"<li>{error}</li>" in page
 
@@ -416,7 +488,7 @@ def test_alerts_go_to_their_own_version_and_arm() -> None:
     orphan = alert_event(arm="shadow", version="1", message="from a retired arm")
     page = render_html(report_of([*stable, *canary], alerts=[alert_event(), warning, orphan]))
     parse(page)
-    assert "<nav><h2>Versions and arms</h2>" in page
+    assert "<nav><h2>Versions and arms" in page
     groups = page.split('<section class="group"')
     assert len(groups) == 3
     head, first, second = groups

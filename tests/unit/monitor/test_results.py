@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,16 @@ def test_from_dict_round_trips_to_dict_over_real_reports() -> None:
         assert again.performance.labelled_rows == report.performance.labelled_rows
         assert (again.prediction is None) == (report.prediction is None)
         assert again.metrics == {k: v for k, v in report.metrics.items() if math.isfinite(v)}
+
+
+def test_the_drift_share_denominator_round_trips_and_old_windows_read_back() -> None:
+    report = replace(real_reports()[0], monitored_features=7, untested_features=["flat", "x"])
+    again = WindowReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert (again.monitored_features, again.untested_features) == (7, ["flat", "x"])
+    old = {k: v for k, v in report.to_dict().items() if "features" not in k or k == "features"}
+    assert "monitored_features" not in old
+    read = WindowReport.from_dict(old)
+    assert (read.monitored_features, read.untested_features) == (0, [])
 
 
 def test_a_value_written_as_null_reads_back_as_not_a_number() -> None:

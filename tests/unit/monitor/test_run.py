@@ -42,12 +42,13 @@ def profile() -> ReferenceProfile:
     )  # fmt: skip
 
 
-def record(root: Path, start: int, n: int) -> None:
+def record(root: Path, start: int, n: int, shift: float = 0.0) -> None:
     rng = np.random.default_rng(start)
     rows = [
         PredictionRow(
             f"r{i:05d}", 0, 1000.0 + i, "m", "1", "champion", None,
-            orjson.dumps({"x": float(rng.normal()), "c": str(rng.choice(["a", "b"]))}).decode(),
+            orjson.dumps({"x": float(rng.normal() + shift),
+                          "c": str(rng.choice(["a", "b"]))}).decode(),
             orjson.dumps({"label": "1", "proba_0": 0.4, "proba_1": 0.6}).decode(), 0.1,
         )
         for i in range(start, start + n)
@@ -101,3 +102,31 @@ def test_runs_at_the_same_time_store_each_window_once(tmp_path: Path) -> None:
     assert sorted(len(r.complete_windows) for r in results) == [0, 0, 4]
     with MonitorStore.open(config.monitor.store, tmp_path) as store:
         assert [w.index for w in store.windows("m")] == [0, 1, 2, 3]
+
+
+def test_alert_messages_of_a_real_run_give_the_test_statistic_and_threshold(
+    tmp_path: Path,
+) -> None:
+    raw = {
+        "name": "m",
+        "data": {"source": {"path": "t.csv"}, "target": "y", "task": "binary"},
+        "serve": {"ledger": {"url": "sqlite:///ledger.db"}},
+        "monitor": {
+            "window": 100, "min_rows": 50, "store": "sqlite:///monitor.db",
+            "alerts": [{"name": "feature-drift", "metric": "drift.*", "above": 0.5,
+                        "min_rows": 50, "raise_after": 1, "severity": "critical"}],
+        },
+    }  # fmt: skip
+    config = parse_project(raw, root=tmp_path, source="test")
+    record(tmp_path, 0, 100, shift=3.0)
+    result = monitor(config)
+    raised = [e for e in result.events if e.metric == "drift.x"]
+    assert raised, [e.message for e in result.events]
+    facts = raised[0].evidence["feature"]
+    assert facts["feature"] == "x" and facts["test"] == "wasserstein"
+    assert raised[0].message.startswith(
+        f"feature-drift raised on m champion v1: x drifted (wasserstein "
+        f"{facts['statistic']:.3g} against threshold {facts['threshold']:g}) in window 0"
+    )
+    state = next(a for a in result.active if a.metric == "drift.x")
+    assert (state.raised_value, state.raised_window, state.severity) == (1.0, 0, "critical")

@@ -14,7 +14,7 @@ from loopml.config import AlertRule, MonitorConfig
 from loopml.ledger.records import LedgerRecord
 from loopml.monitor.alerts import WindowView
 from loopml.monitor.alerts import evaluate as evaluate_alerts
-from loopml.monitor.cusum import cusum_step
+from loopml.monitor.cusum import Cusum, cusum_step
 from loopml.monitor.evaluate import evaluate_window
 from loopml.monitor.noise import ChanceTable
 from loopml.monitor.performance import fit_calibration, realized_performance
@@ -196,14 +196,15 @@ def test_cusum_needs_two_windows_and_forgets_noise() -> None:
 def test_cusum_carries_across_windows_of_a_small_sustained_drop() -> None:
     profile = regression_profile()
     chance = ChanceTable(profile)
-    cusum, raised_at = 0.0, None
+    cusum, raised_at = Cusum(), None
     for i in range(6):  # RMSE 25 % worse: within chance for one window of 100 rows
         report = evaluate(profile, regression_window(100, 50 + i, noise=1_125.0), chance=chance,
                           cusum=cusum)  # fmt: skip
-        cusum = report.metrics["performance_cusum"]
-        if raised_at is None and cusum > 4.0:
+        cusum = Cusum.of(report.metrics)
+        if raised_at is None and cusum.value > 4.0:
             raised_at = i
     assert raised_at is not None and raised_at <= 4
+    assert cusum.start is not None and cusum.start <= raised_at
 
 
 # --- macro metrics on windows that lack classes ------------------------------------

@@ -90,6 +90,7 @@ def test_states_events_and_windows_round_trip(store: MonitorStore) -> None:
     assert [a.key for a in store.active_alerts("feed")] == [
         AlertKey("feed", "champion", "drift", "drift_share")
     ]
+    assert store.active_alerts("feed")[0].raised_value == 0.8  # kept as JSON, no new column
     found = store.events("feed")
     assert [e.id for e in found] == ids[::-1]  # newest first
     assert [e.event for e in found] == events[::-1]
