@@ -222,10 +222,13 @@ def describe(run: dict[str, Any]) -> str:
         untested = {
             f["name"]: f["drift"]["reason"] for f in w["features"] if f["drift"]["status"] != "ok"
         }
+        prediction = (w["prediction"] or {}).get("drift") or {}
         lines.append(
             f"window #{w['index']} ({w['rows']} rows, {w['status']}, {w['reason']}): "
             f"drift share {w['drift_share']}, dataset drift {w['dataset_drift']}, "
             f"drifted {w['drifted_features']}, tested {len(tested)}, untested {untested}; "
+            f"prediction {prediction.get('test')} {prediction.get('statistic')} "
+            f"drifted {prediction.get('drifted')}; "
             f"realized {perf['realized']}, estimated {perf['estimated']}, "
             f"holdout {perf['reference']}, labelled {perf['labelled_rows']}, "
             f"performance note {perf['reason']}"
