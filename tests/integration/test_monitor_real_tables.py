@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,9 @@ def draw(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return rows.iloc[picks[:n]].reset_index(drop=True)
 
 
-def shifted(rows: pd.DataFrame, reference: pd.DataFrame, columns: Sequence[str], sds: float):
+def shifted(
+    rows: pd.DataFrame, reference: pd.DataFrame, columns: Sequence[str], sds: float
+) -> pd.DataFrame:
     """The world moved: ``columns`` read ``sds`` standard deviations (of the table) higher."""
     out = rows.copy()
     for column in columns:
@@ -182,6 +184,9 @@ class Monitoring:
         return result
 
 
+Serve = Callable[[Table], Monitoring]
+
+
 def monitor_cli(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
     return subprocess.run(
@@ -192,7 +197,7 @@ def monitor_cli(folder: Path, env: dict[str, str], *args: str) -> subprocess.Com
 
 
 @pytest.fixture
-def monitoring(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+def monitoring(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve]:
     """``monitoring(table)`` serves ``table`` for this test and returns its session."""
     started: list[Server] = []
 
@@ -261,7 +266,7 @@ def assert_quiet(run: dict[str, Any], windows: int) -> None:
 
 
 def test_diabetes_stationary_traffic_with_labels_raises_no_alert(
-    diabetes: Table, monitoring: Any
+    diabetes: Table, monitoring: Serve
 ) -> None:
     """Realized RMSE in each window wanders around the holdout's by sampling noise alone;
     a drop of 0.05 in the target's units (dollars here) is not a drop."""
@@ -270,7 +275,9 @@ def test_diabetes_stationary_traffic_with_labels_raises_no_alert(
     run = session.run()
     for w in complete(run):
         assert w["performance"]["labelled_rows"] == WINDOW, describe(run)
-        assert "rmse" in w["performance"]["realized"], describe(run)
+        realized, holdout = w["performance"]["realized"], w["performance"]["reference"]
+        # The traffic is stationary: within the noise of 100 rows (and of the holdout's).
+        assert 0.8 < realized["rmse"] / holdout["rmse"] < 1.25, describe(run)
     assert ("performance-drop", "realized_drop") not in raised(run), (
         "performance-drop raised on stationary regression traffic:\n" + describe(run)
     )
@@ -280,7 +287,10 @@ def test_diabetes_stationary_traffic_with_labels_raises_no_alert(
 # -- 2. iris multiclass ----------------------------------------------------------------
 
 
-def test_iris_one_null_in_a_window_is_not_dataset_drift(iris: Table, monitoring: Any) -> None:
+def test_iris_one_null_in_a_window_is_not_dataset_drift(iris: Table, monitoring: Serve) -> None:
+    """100 distinct rows of the table (iris has 150; the model trained on some, which makes
+    the drift tests no stricter), one of them without its sepal width: the window is
+    still in distribution, and 99 values are still enough to test that column."""
     session = monitoring(iris)
     rows = draw(iris.frame, WINDOW, seed=2)
     rows.loc[17, "sepal width (cm)"] = None
@@ -297,7 +307,7 @@ def test_iris_one_null_in_a_window_is_not_dataset_drift(iris: Table, monitoring:
     assert run["events"] == [], describe(run)
 
 
-def test_iris_shifted_petals_are_dataset_drift_and_alerted(iris: Table, monitoring: Any) -> None:
+def test_iris_shifted_petals_are_dataset_drift_and_alerted(iris: Table, monitoring: Serve) -> None:
     session = monitoring(iris)
     petals = ["petal length (cm)", "petal width (cm)"]
     rows = shifted(draw(iris.frame, 2 * WINDOW, seed=3), iris.frame, petals, sds=4.0)
@@ -317,7 +327,7 @@ def test_iris_shifted_petals_are_dataset_drift_and_alerted(iris: Table, monitori
 
 
 def test_iris_macro_f1_of_a_one_class_window_ignores_the_absent_classes(
-    iris: Table, monitoring: Any
+    iris: Table, monitoring: Serve
 ) -> None:
     """A window of setosa only, almost all predicted right: F1 of the two classes that
     never occur is undefined, not 0, so macro F1 does not read 1/3."""
@@ -344,8 +354,10 @@ SIZE = ["mean radius", "mean perimeter", "mean area", "worst radius", "worst per
 
 
 def test_breast_cancer_stationary_traffic_with_labels_raises_no_alert(
-    breast_cancer: Table, monitoring: Any
+    breast_cancer: Table, monitoring: Serve
 ) -> None:
+    """Nothing moved, so nothing is raised: not the features, not the model's confidence
+    (most probabilities sit at 0 or 1, as on the holdout), not its quality."""
     session = monitoring(breast_cancer)
     rows = draw(breast_cancer.aside, 2 * WINDOW, seed=5)
     predict_and_label(session.server, breast_cancer, rows)
@@ -357,7 +369,7 @@ def test_breast_cancer_stationary_traffic_with_labels_raises_no_alert(
 
 
 def test_breast_cancer_shifted_size_features_are_flagged_and_alerted(
-    breast_cancer: Table, monitoring: Any
+    breast_cancer: Table, monitoring: Serve
 ) -> None:
     """The six size features (radius, perimeter, area; mean and worst) read 4 standard
     deviations larger, as from a scanner calibrated differently."""
