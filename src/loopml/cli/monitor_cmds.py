@@ -70,12 +70,20 @@ def run(
     if as_json:
         print_json({**result.to_dict(), "seconds": round(seconds, 3)})
     else:
-        _show_run(result, seconds, {r.name: r.severity for r in project.monitor.rules})
+        severities = {r.name: r.severity for r in project.monitor.rules}
+        _show_run(result, seconds, severities, project.gate.metric)
     if result.active:
         raise typer.Exit(1)
 
 
-def _show_run(result: MonitorRun, seconds: float, severities: dict[str, Severity]) -> None:
+def _show_run(
+    result: MonitorRun,
+    seconds: float,
+    severities: dict[str, Severity],
+    metric: str | None = None,
+) -> None:
+    """What a run did; realized, estimated and holdout are the same ``metric`` (default:
+    the task's, as the gate judges it)."""
     from loopml.monitor.alert_status import AlertStatus
 
     for error in result.errors:
@@ -89,11 +97,14 @@ def _show_run(result: MonitorRun, seconds: float, severities: dict[str, Severity
     )
     if result.windows:
         table = Table(title_justify="left")
-        for name in ("version", "arm", "window", "rows", "drift share", "drifted", "prediction",
-                     "realized", "estimated"):  # fmt: skip
-            table.add_column(name, justify="right" if name == "rows" else "left")
-        for w in result.windows[-12:]:
-            table.add_row(*_window_row(w))
+        shown = result.windows[-12:]
+        name = metric or _task_metric(shown)
+        columns = ("version", "arm", "window", "rows", "drift share", "drifted", "prediction",
+                   f"realized {name}", f"estimated {name}", "holdout")  # fmt: skip
+        for column in columns:
+            table.add_column(column, justify="right" if column == "rows" else "left")
+        for w in shown:
+            table.add_row(*_window_row(w, name))
         console.print(table)
     for event in result.events:
         colour = "red" if event.state == "raised" else "green"
@@ -113,10 +124,24 @@ def _show_status(status: AlertStatus, active: Sequence[AlertState]) -> None:
     console.print(f"[{colour}]{status.word}[/]: {status.text}" + (f": {names}" if names else ""))
 
 
-def _window_row(w: WindowReport) -> list[str]:
+def _task_metric(windows: Sequence[WindowReport]) -> str:
+    from loopml.train.metrics import default_metric
+
+    if any(w.performance.estimated or w.performance.reference.get("roc_auc") for w in windows):
+        binary = any("roc_auc" in w.performance.reference for w in windows)
+        return default_metric("binary" if binary else "multiclass")
+    return default_metric("regression")
+
+
+def _window_row(w: WindowReport, metric: str) -> list[str]:
     perf = w.performance
-    realized = ", ".join(f"{k} {fmt(v)}" for k, v in list(perf.realized.items())[:1])
-    estimated = ", ".join(f"{k} {fmt(v)}" for k, v in list(perf.estimated.items())[:1])
+    realized = perf.realized.get(metric)
+    noise = perf.realized_noise.get(metric)
+    shown = "—" if realized is None else fmt(realized)
+    if realized is not None and noise is not None:
+        shown += f" (chance ±{fmt(noise)})"
+    estimated = perf.estimated.get(metric)
+    holdout = perf.reference.get(metric)
     prediction = "—"
     if w.prediction is not None and w.prediction.drift.status == "ok":
         prediction = "drift" if w.prediction.drift.drifted else "ok"
@@ -128,12 +153,22 @@ def _window_row(w: WindowReport) -> list[str]:
         w.arm,
         index,
         f"{w.rows:,}",
-        "—" if w.drift_share is None else f"{w.drift_share:.0%}",
+        _share(w),
         ", ".join(w.drifted_features[:4]) + ("…" if len(w.drifted_features) > 4 else ""),
         prediction,
-        realized or "—",
-        estimated or "—",
+        shown,
+        "—" if estimated is None else fmt(estimated),
+        "—" if holdout is None else fmt(holdout),
     ]
+
+
+def _share(w: WindowReport) -> str:
+    """``29% (2 of 7)``: the drift share with its denominator."""
+    if w.drift_share is None:
+        return "—"
+    if not w.monitored_features:
+        return f"{w.drift_share:.0%}"
+    return f"{w.drift_share:.0%} ({len(w.drifted_features)} of {w.monitored_features})"
 
 
 @monitor_app.command("profile")
