@@ -33,7 +33,6 @@ import pytest
 import yaml
 from sklearn import datasets
 
-from loopml.config import default_alerts
 from tests.integration.serving import TRAIN_ENV, Project, Server, loopml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -72,17 +71,6 @@ def bundled(name: str) -> tuple[pd.DataFrame, str]:
     return frame, target
 
 
-def small_table_rules() -> list[dict[str, Any]]:
-    """The default alert rules with ``min_rows`` lowered to the window, as a user with a
-    small table writes them (built from the defaults so that they follow them)."""
-    rules = []
-    for rule in default_alerts():
-        data = rule.model_dump(mode="json")
-        data["min_rows"] = min(rule.min_rows, WINDOW)
-        rules.append(data)
-    return rules
-
-
 def set_monitor(folder: Path, **settings: Any) -> None:
     """Edit ``monitor:`` in the project file as a user would."""
     path = folder / "loopml.yaml"
@@ -99,9 +87,8 @@ def build(folder: Path, name: str, seed: int = 0) -> Table:
     aside = frame.iloc[order[:cut]].reset_index(drop=True)
     frame.iloc[order[cut:]].to_csv(folder / "table.csv", index=False)
     loopml(folder, "init", "--data", "table.csv", "--target", target, "--name", name)
-    set_monitor(
-        folder, window=WINDOW, min_rows=WINDOW, interval_seconds=0, alerts=small_table_rules()
-    )
+    # The settings a user with a small table picks; the default rules follow them.
+    set_monitor(folder, window=WINDOW, min_rows=WINDOW, interval_seconds=0)
     loopml(folder, "train")
     return Table(Project(folder, folder / "table.csv"), target, frame, aside)
 

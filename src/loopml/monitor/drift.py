@@ -14,8 +14,9 @@ Evidently counts the distinct values of reference and current together; loopml c
 reference's only, so a column keeps the same test in every window of a model version (a
 new value is reported as the unseen rate, and does not switch the test).
 
-A window drifts as a whole when at least ``drift_share`` of its tested columns drift
-(``data_drift.get_dataset_drift``: ``share >= drift_share``), see :func:`dataset_drift`.
+A window drifts as a whole when at least ``drift_share`` of its monitored columns drift
+(``data_drift.get_dataset_drift``: ``share >= drift_share``; a column too thin to test
+counts as not drifted), see :func:`dataset_drift`.
 """
 
 from __future__ import annotations
@@ -47,12 +48,20 @@ from loopml.monitor.stattests import (
     weighted_counts,
 )
 
-__all__ = ["OTHER", "choose_test", "column_drift", "dataset_drift", "histogram"]
+__all__ = [
+    "OTHER",
+    "choose_test",
+    "column_drift",
+    "dataset_drift",
+    "histogram",
+    "snap_to_reference",
+]
 
 OTHER = "(other)"
 _SMALL_REFERENCE = 1000  # rows; Evidently: reference_data.shape[0] <= 1000
 _FEW_VALUES = 5  # distinct values; Evidently treats fewer numeric values as categories
 _FEW_CATEGORIES = 2  # distinct values; chi-square above, z-test at or below
+SNAP_RTOL = 1e-7  # a float32 holds ~7 significant digits
 
 
 def choose_test(reference: ColumnProfile) -> str:
@@ -157,12 +166,36 @@ def _threshold(spec: StatTest, reference: ColumnProfile, threshold: float | None
 def _present(reference: ColumnProfile, current: Any) -> np.ndarray[Any, Any]:
     """The non-missing current values, in the form the tests take."""
     if isinstance(reference, NumericProfile):
-        return finite_values(current)
+        return snap_to_reference(reference, finite_values(current))
     values = np.asarray(current)
     if values.dtype != object:
         values = category_values(values)
     present = values != None  # noqa: E711 -- elementwise on an object array
     return values if present.all() else values[present]
+
+
+def snap_to_reference(
+    reference: NumericProfile, values: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """Current values within a relative :data:`SNAP_RTOL` of a value an exact profile holds
+    become that value: a client that sends 0.05068011874 for 0.0506801187398187 (10
+    significant digits, as pandas' ``to_json`` writes, or a float32) sends the same value,
+    and a test that counts values, or steps at them as KS does, must see it as the same.
+
+    >>> from loopml.monitor.profile import numeric_profile
+    >>> ref = numeric_profile("sex", [0.0506801187398187, -0.044641636506989])
+    >>> snap_to_reference(ref, np.array([0.05068011874, -0.04464163651, 0.7])).tolist()
+    [0.0506801187398187, -0.044641636506989, 0.7]
+    """
+    keys = reference.values
+    if not reference.exact or not len(values) or not len(keys):
+        return values
+    right = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(np.abs(keys[left] - values) <= np.abs(keys[right] - values), left, right)
+    close = np.abs(keys[nearest] - values) <= SNAP_RTOL * np.abs(keys[nearest])
+    snapped: np.ndarray[Any, Any] = np.where(close, keys[nearest], values)
+    return snapped
 
 
 def _unusable(
@@ -186,18 +219,24 @@ def _constant(reference: ColumnProfile) -> bool:
 
 
 def dataset_drift(columns: Sequence[ColumnDrift], drift_share: float) -> tuple[float | None, bool]:
-    """The share of drifted columns among those tested, and whether it reaches ``drift_share``.
+    """The share of drifted columns among every monitored one, and whether it reaches
+    ``drift_share``.
 
-    Columns whose status is not ``"ok"`` are left out; with none left the share is ``None``.
+    ``columns`` are the monitored columns' results. A column whose test could not run
+    (status not ``"ok"``, e.g. too few values) stays in the denominator as not drifted:
+    a window where most columns shifted is dataset drift whatever the nulls elsewhere.
+    With no column tested the share is ``None``.
 
     >>> ok = ColumnDrift("a", "ks", "p_value", 0.05, 0.01, True)
+    >>> few = ColumnDrift("c", "ks", "p_value", 0.05, None, False, "not_enough_data")
     >>> dataset_drift([ok, ColumnDrift("b", "ks", "p_value", 0.05, 0.5, False)], 0.5)
     (0.5, True)
+    >>> dataset_drift([ok, ok, few], 0.5)
+    (0.6666666666666666, True)
     """
-    tested = [c for c in columns if c.status == "ok"]
-    if not tested:
+    if not any(c.status == "ok" for c in columns):
         return None, False
-    share = sum(c.drifted for c in tested) / len(tested)
+    share = sum(c.status == "ok" and c.drifted for c in columns) / len(columns)
     return share, share >= drift_share
 
 

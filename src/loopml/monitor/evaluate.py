@@ -16,7 +16,7 @@ import pandas as pd
 
 from loopml.config import DriftTestConfig, MonitorConfig
 from loopml.monitor.cusum import Cusum
-from loopml.monitor.drift import column_drift, histogram
+from loopml.monitor.drift import column_drift, dataset_drift, histogram
 from loopml.monitor.noise import ChanceTable
 from loopml.monitor.performance import absent_classes, drops, performance_report
 from loopml.monitor.profile import CategoricalProfile, ColumnProfile, ReferenceProfile
@@ -86,17 +86,12 @@ def evaluate_window(
 
 
 def drift_summary(monitored: list[FeatureReport]) -> tuple[float | None, list[str], list[str]]:
-    """The drift share over every monitored feature, the drifted and the untested ones.
-
-    A feature with too few values to test counts in the denominator as not drifted, so a
-    window in which most features shifted is dataset drift whatever the nulls elsewhere.
-    With no monitored feature, or none of them tested, the share is ``None``.
-    """
+    """The drift share over every monitored feature (:func:`~loopml.monitor.drift.
+    dataset_drift`), the drifted and the untested ones."""
+    share, _ = dataset_drift([f.drift for f in monitored], 1.0)
     drifted = [f.name for f in monitored if f.drift.status == "ok" and f.drift.drifted]
     untested = [f.name for f in monitored if f.drift.status != "ok"]
-    if len(untested) == len(monitored):
-        return None, [], untested
-    return len(drifted) / len(monitored), drifted, untested
+    return share, (drifted if share is not None else []), untested
 
 
 def _monitored(column: ColumnProfile, config: MonitorConfig) -> bool:

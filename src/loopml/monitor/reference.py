@@ -29,10 +29,23 @@ from loopml.monitor.profile import (
 )
 from loopml.monitor.seasonal import build_seasonal
 
-__all__ = ["PREDICTION", "build_profile", "clock_of", "prediction_values"]
+__all__ = [
+    "PREDICTION",
+    "PROBABILITY_DECIMALS",
+    "build_profile",
+    "clock_of",
+    "positive_probability",
+    "prediction_values",
+]
 
 PREDICTION = "prediction"
 """The name of the prediction column in profiles and windows."""
+
+PROBABILITY_DECIMALS = 6
+"""Prediction drift compares positive-class probabilities to this many decimals. The
+model serves in float32 (ONNX) and was profiled in float64: a confident model's tiny
+probabilities (1e-9) are exactly 0 when served, and without rounding a test on the
+served values sees a pile-up at 0 the reference never had."""
 
 CLOCK_MATCH = 0.99
 """Share of rows a feature must equal a part of the time column in to follow the clock."""
@@ -53,10 +66,22 @@ def prediction_values(task: str, classes: tuple[str, ...] | list[str], scores: A
         return np.asarray(scores, dtype=np.float64).reshape(-1)
     probabilities = np.asarray(scores, dtype=np.float64)
     if task == "binary":
-        return probabilities[:, 1]
+        return positive_probability(probabilities)
     names: Array = np.asarray(list(classes), dtype=object)
     chosen: Array = names[np.argmax(probabilities, axis=1)]
     return chosen
+
+
+def positive_probability(probabilities: Array) -> Array:
+    """The positive class's probability as prediction drift compares it, in float64 or
+    float32 alike (see :data:`PROBABILITY_DECIMALS`).
+
+    >>> positive_probability(np.array([[1.0, 3e-10], [0.25, 0.75]])).tolist()
+    [0.0, 0.75]
+    """
+    positive = np.asarray(probabilities, dtype=np.float64)[:, 1]
+    rounded: Array = np.round(positive, PROBABILITY_DECIMALS)
+    return rounded
 
 
 def prediction_profile(task: str, name: str, values: Array, points: int | None) -> ColumnProfile:

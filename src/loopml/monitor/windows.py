@@ -23,7 +23,7 @@ from loopml.features.pipeline import MISSING
 from loopml.ledger.columns import loads
 from loopml.ledger.records import LedgerRecord
 from loopml.monitor.profile import ReferenceProfile, category_values, numeric_values
-from loopml.monitor.reference import PREDICTION
+from loopml.monitor.reference import PREDICTION, positive_probability
 
 __all__ = ["Cursor", "WindowData", "WindowSpec", "cut_windows", "decode_window"]
 
@@ -209,7 +209,7 @@ def _prediction(
     if profile.task == "regression":
         return scores
     if profile.task == "binary":
-        return scores[:, 1] if len(scores) else np.empty(0)
+        return positive_probability(scores) if len(scores) else np.empty(0)
     labels = [o.get("label") if isinstance(o, dict) else None for o in outputs]
     return category_values(labels)
 

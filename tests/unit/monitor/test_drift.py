@@ -245,11 +245,12 @@ def test_sketch_profile_gives_a_result_for_every_default_test() -> None:
 # -- dataset_drift -----------------------------------------------------------------------------
 
 
-def test_dataset_drift_counts_only_tested_columns() -> None:
+def test_dataset_drift_counts_untested_columns_as_not_drifted() -> None:
     drifted = ColumnDrift("a", "ks", "p_value", 0.05, 0.001, True)
     calm = ColumnDrift("b", "ks", "p_value", 0.05, 0.4, False)
     skipped = ColumnDrift("c", "ks", "p_value", 0.05, None, False, "not_enough_data", "few")
-    assert dataset_drift([drifted, calm, skipped], 0.5) == (0.5, True)
+    assert dataset_drift([drifted, calm, skipped], 0.5) == (pytest.approx(1 / 3), False)
+    assert dataset_drift([drifted, drifted, skipped], 0.5) == (pytest.approx(2 / 3), True)
     assert dataset_drift([drifted, calm, calm], 0.5) == (pytest.approx(1 / 3), False)
     assert dataset_drift([skipped], 0.5) == (None, False)
 

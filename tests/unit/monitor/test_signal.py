@@ -253,3 +253,37 @@ def test_the_report_names_the_classes_a_window_lacks() -> None:
     assert report.performance.absent_classes == ["b", "c"]
     assert report.performance.realized["f1_macro"] == pytest.approx(1.0)
     assert report.metrics["realized_drop"] <= 0.0
+
+
+# --- what clients send back ---------------------------------------------------------
+
+
+def test_values_a_client_rounded_are_the_values_the_reference_holds() -> None:
+    from loopml.monitor.drift import column_drift
+
+    exact = np.array([0.0506801187398187, -0.044641636506989] * 300)
+    reference = numeric_profile("sex", exact)
+    rounded = np.round(exact[:200], 10)  # pandas' to_json keeps 10 digits
+    as_float32 = exact[:200].astype(np.float32).astype(np.float64)
+    for sent in (rounded, as_float32):
+        result = column_drift(reference, sent)
+        assert result.status == "ok" and not result.drifted, result
+
+
+def test_served_probabilities_in_float32_do_not_look_like_prediction_drift() -> None:
+    from loopml.monitor.drift import column_drift
+    from loopml.monitor.reference import prediction_values
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 30, 800)  # a confident model: many probabilities near 0 and 1
+    p = 1 / (1 + np.exp(-logits))
+    profiled = prediction_values("binary", ("0", "1"), np.column_stack([1 - p, p]))
+    reference = numeric_profile("prediction", profiled)  # <= 1,000 rows: KS
+    # Served in float32 as 1 - P(negative): the tiny probabilities become exactly 0.
+    negative = (1 - p[:300]).astype(np.float32)
+    served = np.column_stack([negative, np.float32(1) - negative]).astype(np.float64)
+    assert (served[:, 1] == 0).mean() > 0.15
+    result = column_drift(reference, prediction_values("binary", ("0", "1"), served))
+    assert result.test == "ks" and not result.drifted, result
+    unrounded = column_drift(numeric_profile("prediction", p), served[:, 1])
+    assert unrounded.drifted  # what the rounding is for
