@@ -11,9 +11,10 @@ it. The cumulative sum adds the evidence up, window after window, as Page's CUSU
 ``z`` is about N(0, 1) and the sum keeps falling back to zero; a drop of ``d`` standard
 deviations adds ``d - SLACK`` per window. Capping each window's part at ``CAP`` means one
 outlier window can never raise the alert on its own (with the limit at 4, it takes at
-least two windows), while a clear drop (``z >= 3.25``) crosses 4 in two windows and a
-drop of 2.6 standard deviations in three. Under no change the chance of the sum reaching
-4 is about ``exp(-2 * SLACK * 4)`` per excursion (5e-5).
+least two windows), while a clear drop (``z > 3``) crosses 4 in two windows and a drop
+of 2.4 standard deviations in three. Under no change the sum reaches 4 about once in
+15,000 windows (Siegmund's approximation of the average run length,
+``(exp(2 * SLACK * b) - 2 * SLACK * b - 1) / (2 * SLACK**2)`` with ``b = 4 + 1.166``).
 
 A window without a ``z`` (too few labels, no holdout sample) leaves the sum as it was.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["CUSUM_CAP", "CUSUM_SLACK", "Cusum", "cusum_step"]
 
-CUSUM_SLACK = 1.25  # standard deviations a window's drop must exceed to add evidence
+CUSUM_SLACK = 1.0  # standard deviations a window's drop must exceed to add evidence
 CUSUM_CAP = 4.0  # the most evidence one window adds
 
 
@@ -36,7 +37,7 @@ def cusum_step(previous: float, z: float | None) -> float:
     >>> for z in (0.4, -1.0, 5.0, 4.0, 3.0):
     ...     s = cusum_step(s, z)
     >>> round(s, 2)
-    7.25
+    8.0
     >>> cusum_step(2.0, None)
     2.0
     """
@@ -57,7 +58,7 @@ class Cusum:
         """The state after window ``index`` with drop ``z`` (see :func:`cusum_step`).
 
         >>> Cusum().step(5.0, 7).step(4.0, 8)
-        Cusum(value=5.5, start=7)
+        Cusum(value=6.0, start=7)
         """
         value = cusum_step(self.value, z)
         if value <= 0.0:

@@ -7,7 +7,7 @@ sample of the holdout (:class:`~loopml.monitor.profile.HoldoutSample`); for a wi
 ``n`` rows, :class:`ChanceTable` draws ``n`` of its rows with replacement
 :data:`RESAMPLES` times (a bootstrap), computes the metrics of each draw — *realized*
 from labels and scores, *estimated* (CBPE) from the scores alone — and measures each
-one's drop against the holdout metric on the gate's scale
+one's drop against the whole sample's metric on the gate's scale
 (:func:`~loopml.train.metrics.metric_drop`: a fraction of the reference for error
 metrics, an absolute amount for bounded scores).
 
@@ -104,11 +104,14 @@ class ChanceTable:
 
     def _compute(self, kind: str, sample: HoldoutSample, size: int) -> dict[str, Chance]:
         rng = np.random.default_rng([size, 1 if kind == "realized" else 2])
+        # Centred on the sample's own metrics: the sample is a part of the holdout, and
+        # how far that part happens to be from the whole is not chance in the window.
+        centre = self._metrics(kind, sample, np.arange(sample.rows))
         drops: dict[str, list[float]] = {}
         for _ in range(self._resamples):
             rows = rng.integers(0, sample.rows, size)
             for name, value in self._metrics(kind, sample, rows).items():
-                reference = self._profile.holdout_metrics.get(name)
+                reference = centre.get(name)
                 if reference is None or not (math.isfinite(reference) and math.isfinite(value)):
                     continue
                 try:
