@@ -183,7 +183,7 @@ def test_the_profile_keeps_its_holdout_sample_through_json() -> None:
 
 def test_cusum_needs_two_windows_and_forgets_noise() -> None:
     assert cusum_step(0.0, 40.0) < 4.0  # one outlier window never raises on its own
-    assert cusum_step(cusum_step(0.0, 3.5), 3.5) > 4.0  # a clear drop twice does
+    assert cusum_step(cusum_step(0.0, 3.6), 3.6) > 4.0  # a clear drop twice does
     s = 0.0
     rng = np.random.default_rng(0)
     peak = 0.0
