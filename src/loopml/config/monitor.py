@@ -31,7 +31,7 @@ __all__ = [
     "window_rows",
 ]
 
-CUSUM_LIMIT = 4.0
+CUSUM_LIMIT = 3.0
 """The decision interval of the ``performance_cusum`` statistic (the concept-drift rule)."""
 
 LABELLED_METRICS = ("realized", "performance_cusum")

@@ -9,18 +9,20 @@ it. The cumulative sum adds the evidence up, window after window, as Page's CUSU
 
 ``z_t`` is the window's drop in standard deviations of chance. With an unchanged world
 ``z`` is about N(0, 1) and the sum keeps falling back to zero; a drop of ``d`` standard
-deviations adds ``d - SLACK`` per window. Capping each window's part at ``CAP`` means one
-outlier window can never raise the alert on its own (with the limit at 4, it takes at
-least two windows), while a clear drop (``z > 3.5``) crosses 4 in two windows and a drop
-of 2.9 standard deviations in three.
+deviations adds ``d - SLACK`` per window. The ``concept-drift`` rule raises when the
+sum passes ``CUSUM_LIMIT`` (3, in :mod:`loopml.config`). Capping each window's part at
+``CAP`` means one outlier window can never raise the alert on its own (at most
+``4 - 1.5 = 2.5`` per window: it takes at least two), while a clear drop (``z > 3``)
+passes 3 in two windows and a drop of 2.5 standard deviations in three.
 
 Why a slack of 1.5 and not the textbook half of the shift to detect: live windows are
 often a little worse than the holdout as a whole, with nothing wrong — a window covers a
 narrow span of time, while the holdout's metric pools many (on the generated feed, a
 stationary 5,000-row window's ROC AUC sits 0.7 standard deviations of chance below the
-holdout's, every window). The slack absorbs such an offset: with it, the sum reaches 4
-about once in 4,000 windows' excursions (``exp(-2 * 0.8 * 4 / 0.74)``), and with no
-offset about once in a million windows (Siegmund's approximation).
+holdout's, every window). The slack absorbs such an offset: the sum then falls by 0.8
+per window on average, and reaches 3 in about one excursion in 700
+(``exp(-2 * 0.8 * 3 / 0.74)``, the window-to-window variance measured on the feed); with
+no offset, about once in 200,000 windows (Siegmund's approximation of the run length).
 
 A window without a ``z`` (too few labels, no holdout sample) leaves the sum as it was.
 """

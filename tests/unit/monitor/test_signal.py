@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from loopml.config import AlertRule, MonitorConfig
+from loopml.config import CUSUM_LIMIT, AlertRule, MonitorConfig
 from loopml.ledger.records import LedgerRecord
 from loopml.monitor.alerts import WindowView
 from loopml.monitor.alerts import evaluate as evaluate_alerts
@@ -182,15 +182,15 @@ def test_the_profile_keeps_its_holdout_sample_through_json() -> None:
 
 
 def test_cusum_needs_two_windows_and_forgets_noise() -> None:
-    assert cusum_step(0.0, 40.0) < 4.0  # one outlier window never raises on its own
-    assert cusum_step(cusum_step(0.0, 3.6), 3.6) > 4.0  # a clear drop twice does
+    assert cusum_step(0.0, 40.0) < CUSUM_LIMIT  # one outlier window never raises on its own
+    assert cusum_step(cusum_step(0.0, 3.1), 3.1) > CUSUM_LIMIT  # a clear drop twice does
     s = 0.0
     rng = np.random.default_rng(0)
     peak = 0.0
     for z in rng.normal(size=2_000):  # an unchanged world: z ~ N(0, 1)
         s = cusum_step(s, float(z))
         peak = max(peak, s)
-    assert peak < 4.0
+    assert peak < CUSUM_LIMIT
 
 
 def test_cusum_carries_across_windows_of_a_small_sustained_drop() -> None:
@@ -201,7 +201,7 @@ def test_cusum_carries_across_windows_of_a_small_sustained_drop() -> None:
         report = evaluate(profile, regression_window(100, 50 + i, noise=1_125.0), chance=chance,
                           cusum=cusum)  # fmt: skip
         cusum = Cusum.of(report.metrics)
-        if raised_at is None and cusum.value > 4.0:
+        if raised_at is None and cusum.value > CUSUM_LIMIT:
             raised_at = i
     assert raised_at is not None and raised_at <= 4
     assert cusum.start is not None and cusum.start <= raised_at
