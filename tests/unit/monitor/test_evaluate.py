@@ -105,7 +105,10 @@ def test_an_empty_window_is_not_enough_data() -> None:
     assert report.status == "not_enough_data" and report.rows == 0
     assert not report.dataset_drift and report.drift_share is None
     assert all(f.drift.status != "ok" and not f.drift.drifted for f in report.features)
-    assert report.metrics == {"rows": 0.0, "labelled_rows": 0.0, "performance_cusum": 0.0}
+    assert report.metrics == {
+        "rows": 0.0, "labelled_rows": 0.0, "performance_cusum": 0.0,
+        "performance_level": 0.0, "performance_level_windows": 0.0,
+    }  # fmt: skip
 
 
 def test_a_window_of_one_row_is_not_enough_data_and_no_alarm() -> None:

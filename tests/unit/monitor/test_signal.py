@@ -287,3 +287,31 @@ def test_served_probabilities_in_float32_do_not_look_like_prediction_drift() -> 
     assert result.test == "ks" and not result.drifted, result
     unrounded = column_drift(numeric_profile("prediction", p), served[:, 1])
     assert unrounded.drifted  # what the rounding is for
+
+
+def test_cusum_learns_a_steady_offset_and_still_raises_a_change_within_three_windows() -> None:
+    rng = np.random.default_rng(11)
+    # Windows that all sit 1.2 sd of chance below the holdout (the feed's sit 0.7 below).
+    steady = rng.normal(1.2, 0.86, 3_000)
+    state, alarms = Cusum(), 0
+    for index, z in enumerate(steady):
+        state = state.step(float(z), index)
+        if state.value > CUSUM_LIMIT:
+            alarms += 1
+            state = Cusum(0.0, None, state.windows, state.z_sum)
+    assert alarms == 0
+    assert state.level == pytest.approx(1.2, abs=0.1)
+    # Judged against the holdout alone, the same windows raise false alerts.
+    naive, naive_alarms = 0.0, 0
+    for z in steady:
+        naive = cusum_step(naive, float(z))
+        if naive > CUSUM_LIMIT:
+            naive_alarms, naive = naive_alarms + 1, 0.0
+    assert naive_alarms > 0
+    # Then the world changes: 3.2 sd more, and the change is raised within three windows.
+    for offset, z in enumerate(rng.normal(4.4, 0.86, 3)):
+        state = state.step(float(z), len(steady) + offset)
+        if state.value > CUSUM_LIMIT:
+            break
+    assert state.value > CUSUM_LIMIT and state.start is not None
+    assert state.level == pytest.approx(1.2, abs=0.1)  # the drop did not become the level
