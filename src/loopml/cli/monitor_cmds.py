@@ -26,7 +26,13 @@ monitor_app = typer.Typer(
     "Windows under monitor.min_rows rows are 'not enough data' and judged by no alert; an "
     "alert rule counts windows of at least its own min_rows (default: monitor.min_rows, "
     "labelled rows for realized* and performance_cusum). 'loopml init' writes the default "
-    "rules into loopml.yaml, commented; a rule no window could ever meet is refused.",
+    "rules into loopml.yaml, commented; a rule no window could ever meet is refused.\n\n"
+    "Performance drops are measured against the version's holdout metric: a fraction of it "
+    "for error metrics (RMSE 5% worse is 0.05), an absolute amount for scores (AUC 0.05 "
+    "lower); a drop breaches only when it is also beyond what chance gives a window of "
+    "that many labelled rows (realized_noise). concept-drift adds each window's drop, in "
+    "standard deviations of chance beyond the version's usual level, across windows "
+    "(performance_cusum, a CUSUM) and raises above 3: never on one window alone.",
     no_args_is_help=True,
 )
 
