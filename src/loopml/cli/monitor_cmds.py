@@ -114,7 +114,7 @@ def _show_run(
         console.print(table)
     for event in result.events:
         colour = "red" if event.state == "raised" else "green"
-        console.print(f"[{colour}]{event.state}[/] {event.message}")
+        console.print(f"[{colour}]{event.message}[/]")
     for delivery in result.deliveries:
         if delivery.failed:
             console.print(f"[yellow]alert not delivered[/] to {delivery.sink}: {delivery.error}")
@@ -145,7 +145,7 @@ def _window_row(w: WindowReport, metric: str) -> list[str]:
     noise = perf.realized_noise.get(metric)
     shown = "—" if realized is None else fmt(realized)
     if realized is not None and noise is not None:
-        shown += f" (chance ±{fmt(noise)})"
+        shown += f" (chance drop {fmt(noise)})"
     estimated = perf.estimated.get(metric)
     holdout = perf.reference.get(metric)
     prediction = "—"
