@@ -53,17 +53,24 @@ def active_view(alert: AlertState, events: Sequence[AlertEvent]) -> View:
         "where": f"version {text(alert.version)} · arm {text(alert.arm)}",
         "status": text(alert.status),
         "since": fmt_time(alert.raised_at),
-        "raised": _at(alert.raised_value, alert.raised_window),
-        "latest": _at(alert.last_value, alert.last_window),
+        "raised": _at(alert.metric, alert.raised_value, alert.raised_window),
+        "latest": _at(alert.metric, alert.last_value, alert.last_window),
         "message": text(last.message) if last is not None and last.message else "",
     }
 
 
-def _at(value: float | None, window: int | None) -> str:
-    """``0.71 in window #4``; a value not recorded is "—"."""
+def _at(metric: str, value: float | None, window: int | None) -> str:
+    """``0.71 in window #4`` (``drifted in window #4`` for a drift flag); a value not
+    recorded is "—"."""
     if finite(value) is None:
         return DASH
-    return fmt_num(value) + ("" if window is None else f" in window #{fmt_int(window)}")
+    where = "" if window is None else f" in window #{fmt_int(window)}"
+    if metric in _FLAGS or metric.startswith("drift."):
+        return ("drifted" if value else "not drifted") + where
+    return fmt_num(value) + where
+
+
+_FLAGS = frozenset({"dataset_drift", "prediction_drift"})
 
 
 def event_views(events: Sequence[AlertEvent]) -> list[View]:

@@ -338,7 +338,15 @@ def test_an_active_alert_shows_the_value_that_raised_it_beside_the_latest() -> N
     row = page.split('<table class="active">')[1].split("</table>")[0]
     assert '<td class="num">0.71 in window #1</td><td class="num">0 in window #2</td>' in row
     old = render_html(report_of(binary_windows(), active_alerts=[raised_alert()]))
-    assert '<td class="num">—</td><td class="num">1</td>' in old  # stored before: unknown
+    assert '<td class="num">—</td><td class="num">drifted</td>' in old  # stored before: unknown
+
+
+def test_a_drift_flag_reads_drifted_not_one() -> None:
+    state = raised_alert(metric="drift.age", raised_value=1.0, raised_window=4,
+                         last_value=0.0, last_window=5)  # fmt: skip
+    page = render_html(report_of(binary_windows(), active_alerts=[state]))
+    row = page.split('<table class="active">')[1].split("</table>")[0]
+    assert "drifted in window #4" in row and "not drifted in window #5" in row
 
 
 def test_the_drift_share_says_what_it_is_a_share_of() -> None:
