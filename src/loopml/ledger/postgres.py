@@ -173,6 +173,9 @@ class PostgresBackend:
             self._drop()
         except psycopg.Error as exc:
             raise self._error("cannot write to", exc) from exc
+        except Exception:  # not the database's: leave no transaction open behind it
+            self._drop()
+            raise
         try:
             return self._write(self._connection(), ops)
         except psycopg.Error as exc:

@@ -185,11 +185,13 @@ class SqliteBackend:
                     for i in indexes:
                         results[i] = _record_feedback(conn, ops[i])
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # any failure, or the write lock stays held
             _rollback(conn)
             conn.close()  # cheap to reopen, and whatever broke stays behind with it
             self._conn = None
-            raise self._error("cannot write to", exc) from exc
+            if isinstance(exc, sqlite3.Error):
+                raise self._error("cannot write to", exc) from exc
+            raise
         return results
 
     @staticmethod

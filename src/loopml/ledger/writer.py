@@ -262,10 +262,17 @@ class Ledger:
         return group
 
     def _write(self, group: list[_Entry]) -> None:
+        """Commit a group; when it fails, commit its halves apart, down to the submission
+        that fails alone, so that one poisoned submission never takes others with it."""
         started = time.perf_counter()
         try:
             results = self.backend.commit([entry.op for entry in group])
         except Exception as exc:  # the writer must survive anything a backend throws
+            if len(group) > 1:
+                half = len(group) // 2
+                self._write(group[:half])
+                self._write(group[half:])
+                return
             self._failed(group, _as_ledger_error(exc), time.perf_counter() - started)
             return
         self._committed(group, results, time.perf_counter() - started)

@@ -270,7 +270,8 @@ def test_feedback_is_recorded_and_unknown_ids_are_reported(served: Served, ledge
     result = asyncio.run(run())
     assert result.recorded == 2 and result.unknown == [("nobody", 0), ("r1", 9)]
     labels = {(r.request_id, r.row): r.label for r in recorded(ledger)}
-    assert labels == {("r1", 0): "1", ("r1", 1): None, ("r1", 2): "0"}
+    # Stored as the class's own name, whatever JSON type the client sent.
+    assert labels == {("r1", 0): '"1"', ("r1", 1): None, ("r1", 2): '"0"'}
 
 
 @pytest.mark.parametrize(
@@ -281,6 +282,9 @@ def test_feedback_is_recorded_and_unknown_ids_are_reported(served: Served, ledge
          "label", 1),
         ([{"request_id": "r", "row": -1, "label": 1}], "invalid_input", "row", 0),
         ([{"request_id": "r", "row": True, "label": 1}], "invalid_input", "row", 0),
+        ([{"request_id": "r", "row": 2**63, "label": 1}], "invalid_input", "row", 0),
+        ([{"request_id": "r", "label": 10**400}], "unknown_class", "label", 0),
+        ([{"request_id": "r", "label": [[[[1]]]]}], "unknown_class", "label", 0),
         (["not an object"], "wrong_type", None, 0),
         ([{"request_id": "", "label": 1}], "bad_request_id", "request_id", None),
     ],
@@ -303,7 +307,7 @@ def test_regression_feedback_takes_finite_numbers_only(
     deployment, frame = regression
     service = PredictionService(deployment, ledger)
     durably(service, table(frame.head(1)), "r")
-    for bad in ("high", math.nan, math.inf, True):
+    for bad in ("high", math.nan, math.inf, True, 10**400, [1.0]):
         with pytest.raises(InputError) as caught:
             service.feedback([{"request_id": "r", "label": bad}])
         assert (caught.value.error, caught.value.field) == ("wrong_type", "label")
@@ -313,6 +317,32 @@ def test_regression_feedback_takes_finite_numbers_only(
 
     assert asyncio.run(run()).recorded == 1
     assert recorded(ledger)[0].label == "2.0"
+
+
+def test_a_label_is_stored_as_its_class_whatever_json_type_it_came_in(
+    served: Served, ledger: Ledger
+) -> None:
+    service = PredictionService(served.v1, ledger)
+    durably(service, table(served.holdout.head(4)), "r")
+    spellings = [1, 1.0, "1", True]
+
+    async def run() -> FeedbackResult:
+        items = [{"request_id": "r", "row": i, "label": v} for i, v in enumerate(spellings)]
+        return await service.feedback(items)
+
+    assert asyncio.run(run()).recorded == 4
+    assert {r.label for r in recorded(ledger)} == {'"1"'}
+
+
+def test_an_error_message_never_repeats_unbounded_input(served: Served, ledger: Ledger) -> None:
+    service = PredictionService(served.v1, ledger)
+    deep: Any = 1
+    for _ in range(5_000):  # deeper than Python's repr can go
+        deep = [deep]
+    for label in (deep, "x" * 1_000_000, 10**4000, 10**5000):
+        with pytest.raises(InputError) as caught:
+            service.feedback([{"request_id": "r", "label": label}])
+        assert len(str(caught.value)) < 300
 
 
 def test_feedback_without_a_ledger_is_refused(served: Served) -> None:

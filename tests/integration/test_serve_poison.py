@@ -1,0 +1,81 @@
+"""Hostile clients against a real server (issue 12): one poisoned label must not break the
+ledger for anyone else, in durable and in async mode."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+
+import pytest
+
+from tests.integration.serving import Project, running
+
+pytestmark = pytest.mark.integration
+
+POISON = {"request_id": "r-1", "row": 9223372036854775808, "label": 1}  # 2**63
+
+
+@pytest.mark.parametrize("mode", ["durable", "async"])
+def test_a_poisoned_label_breaks_nothing_for_innocent_clients(
+    served_project: Project, mode: str
+) -> None:
+    record = served_project.records(1)[0]
+    with running(served_project, f"poison-{mode}", LOOPML_SERVE__LEDGER__MODE=mode) as server:
+        statuses: list[int] = []
+        acknowledged: list[str] = []
+        poison_answers: list[int] = []
+        lock = threading.Lock()
+
+        def innocent(client: int) -> None:
+            for i in range(25):
+                request_id = f"c{client}-{i}"
+                status, _ = server.post_json(
+                    "/predict", {"records": [record], "request_id": request_id}
+                )
+                with lock:
+                    statuses.append(status)
+                    if status == 200:
+                        acknowledged.append(request_id)
+
+        def attacker() -> None:
+            for _ in range(5):
+                status, body = server.post_json("/feedback", POISON)
+                poison_answers.append(status)
+                assert "row" in json.dumps(body)
+
+        threads = [threading.Thread(target=innocent, args=(c,)) for c in range(6)]
+        threads.append(threading.Thread(target=attacker))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert set(poison_answers) == {422}, poison_answers  # refused at the door
+        assert statuses == [200] * 150, f"innocent requests refused: {sorted(set(statuses))}"
+        status, _ = server.post_json("/predict", {"records": [record], "request_id": "after"})
+        assert status == 200
+        assert server.stop() == 0
+        stored = {r for r, _ in server.ledger_ids()}
+        assert set(acknowledged) | {"after"} <= stored  # nothing acknowledged was lost
+        assert len(acknowledged) == 150
+
+
+def test_the_ledger_itself_refuses_a_poisoned_row_without_holding_its_lock(
+    served_project: Project,
+) -> None:
+    """Below the door's check: a value SQLite cannot hold raises inside the commit; the
+    transaction is rolled back and the next writer gets the lock."""
+    from loopml.ledger.backend import FeedbackOp
+    from loopml.ledger.records import Feedback
+    from loopml.ledger.sqlite import SqliteBackend
+
+    with running(served_project, "poison-direct") as server:
+        backend = SqliteBackend(server.ledger_path)
+        with pytest.raises(OverflowError):
+            backend.commit([FeedbackOp([Feedback("r-1", 2**63, "1", 0.0)])])
+        record = served_project.records(1)[0]
+        status, _ = server.post_json("/predict", {"records": [record], "request_id": "next"})
+        assert status == 200
+        backend.close()
+        with sqlite3.connect(server.ledger_path) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM predictions").fetchone() == (1,)
