@@ -21,6 +21,7 @@ import orjson
 from loopml.errors import InputError
 from loopml.ledger import Feedback, FeedbackResult, Ledger, PredictionRow
 from loopml.registry.runtime import Outputs, Runtime
+from loopml.serve.refusals import too_many_rows
 from loopml.serve.schema import InputSchema
 from loopml.serve.table import Table
 from loopml.serve.validation import ModelInput, validate
@@ -137,6 +138,8 @@ class PredictionService:
                 error="no_ledger",
                 status=409,
             )
+        if len(items) > self.max_rows:  # it could never fit: a retry would not help
+            raise too_many_rows(len(items), self.max_rows)
         deployment = self._deployment
         parsed = [parse_feedback(item, i, deployment) for i, item in enumerate(items)]
         return self.ledger.submit_feedback_async(parsed)

@@ -345,6 +345,17 @@ def test_an_error_message_never_repeats_unbounded_input(served: Served, ledger: 
         assert len(str(caught.value)) < 300
 
 
+def test_more_labels_than_a_request_may_hold_is_413_not_a_retry(
+    served: Served, ledger: Ledger
+) -> None:
+    service = PredictionService(served.v1, ledger, max_rows=3)
+    items = [{"request_id": "r", "row": i, "label": 1} for i in range(4)]
+    with pytest.raises(InputError) as caught:
+        service.feedback(items)
+    assert (caught.value.status, caught.value.error) == (413, "too_many_rows")
+    assert "at most 3" in str(caught.value)
+
+
 def test_feedback_without_a_ledger_is_refused(served: Served) -> None:
     service = PredictionService(served.v1, None)
     with pytest.raises(InputError) as caught:
