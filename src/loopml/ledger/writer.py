@@ -13,6 +13,11 @@ The queue is counted in rows and includes the group being written, so memory is 
 by ``queue_size``. A full queue raises :class:`LedgerFull` immediately — never a block,
 never a silent drop. Feedback goes through the same queue and thread, so it is written
 after every prediction submitted before it.
+
+A group whose commit fails is split in halves and written again, down to the submission
+that fails alone: one submission the database refuses (a value out of range, whatever the
+driver raises) never fails the submissions grouped with it. When the database itself is
+down every part fails, each as fast as the first.
 """
 
 from __future__ import annotations
