@@ -16,8 +16,9 @@ after every prediction submitted before it.
 
 A group whose commit fails is split in halves and written again, down to the submission
 that fails alone: one submission the database refuses (a value out of range, whatever the
-driver raises) never fails the submissions grouped with it. When the database itself is
-down every part fails, each as fast as the first.
+driver raises) never fails the submissions grouped with it. A commit that took
+:data:`SPLIT_SECONDS` or more to fail (a connection timing out: the database is away,
+not a value) is not split, so an outage never costs a group more than one wait.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from loopml.ledger.records import (
 )
 
 logger = logging.getLogger("loopml.ledger")
+SPLIT_SECONDS = 1.0
+"""A failed commit faster than this is split to find the submission at fault."""
 
 Mode = Literal["durable", "async"]
 # What a submitter waits on: a thread-safe future (submit) or an asyncio one (submit_async).
@@ -273,7 +276,7 @@ class Ledger:
         try:
             results = self.backend.commit([entry.op for entry in group])
         except Exception as exc:  # the writer must survive anything a backend throws
-            if len(group) > 1:
+            if len(group) > 1 and time.perf_counter() - started < SPLIT_SECONDS:
                 half = len(group) // 2
                 self._write(group[:half])
                 self._write(group[half:])
