@@ -131,12 +131,12 @@ def _show_status(status: AlertStatus, active: Sequence[AlertState]) -> None:
 
 
 def _task_metric(windows: Sequence[WindowReport]) -> str:
+    """The task's default metric (what the gate judges by), read off the holdout metrics."""
     from loopml.train.metrics import default_metric
 
-    if any(w.performance.estimated or w.performance.reference.get("roc_auc") for w in windows):
-        binary = any("roc_auc" in w.performance.reference for w in windows)
-        return default_metric("binary" if binary else "multiclass")
-    return default_metric("regression")
+    held = {name for w in windows for name in w.performance.reference}
+    defaults = [default_metric(task) for task in ("binary", "multiclass", "regression")]
+    return next((name for name in defaults if name in held), defaults[0])
 
 
 def _window_row(w: WindowReport, metric: str) -> list[str]:
