@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sklearn import datasets
 
 from tests.integration.serving import TRAIN_ENV, Project, Server, loopml
+from tests.integration.test_real_tables import bundled as bundled_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,17 +57,11 @@ class Table:
 
 
 def bundled(name: str) -> tuple[pd.DataFrame, str]:
-    loader, target = {
-        "diabetes": (datasets.load_diabetes, "progression"),
-        "iris": (datasets.load_iris, "species"),
-        "breast_cancer": (datasets.load_breast_cancer, "diagnosis"),
-    }[name]
-    bunch = loader(as_frame=True)
-    frame = bunch.frame.rename(columns={"target": target})
+    """The training tests' bundled table; diabetes in dollar-like units (a cost per
+    patient), so a threshold in the target's units would be wrong."""
+    frame, target = bundled_table(name)
     if name == "diabetes":
-        frame[target] = frame[target] * 1000.0  # dollar-like units: a cost per patient
-    else:
-        frame[target] = [str(bunch.target_names[i]) for i in bunch.target]
+        frame[target] = frame[target] * 1000.0
     return frame, target
 
 
