@@ -7,8 +7,10 @@ artifact store — so someone who can write the artifact store cannot swap a fil
 its digest too. :func:`read_checked` reads the files once and checks the bytes that were
 read, before anything parses them; a mismatch names the file, both digests and the fix.
 
-A version registered before loopml recorded these digests has no tag: see
-:func:`recorded_digests` and :func:`unverified_warning` for what happens to it.
+A version registered before loopml recorded these digests has no tag: its pickle is
+refused, unless pickles are trusted, when it is loaded with a warning
+(:func:`loadable_files`); reading it through its serving artifact (whose own sha256 chain
+predates these digests) is unaffected, with a warning that the package is unchecked.
 
 >>> tag = digest_tag({"model.json": "ab" * 32})
 >>> recorded_digests({PACKAGE_SHA_TAG: tag}, "v1")
@@ -18,6 +20,7 @@ A version registered before loopml recorded these digests has no tag: see
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -29,17 +32,17 @@ __all__ = [
     "PACKAGE_FILES",
     "PACKAGE_SHA_TAG",
     "digest_tag",
-    "legacy_refusal",
+    "loadable_files",
     "package_digests",
     "read_checked",
-    "read_unchecked",
     "recorded_digests",
-    "unverified_warning",
+    "unchecked_warning",
 ]
 
 PACKAGE_SHA_TAG = "loopml.package_sha256"
 PACKAGE_FILES: tuple[str, ...] = (PIPELINE_FILE, CONTRACT_FILE, META_FILE)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+log = logging.getLogger("loopml.registry")
 
 
 def package_digests(folder: Path) -> dict[str, str]:
@@ -93,12 +96,43 @@ def read_checked(folder: Path, expected: dict[str, str], where: str) -> dict[str
     return contents
 
 
-def read_unchecked(folder: Path, where: str) -> dict[str, bytes]:
-    """The package files of a version that recorded no digests (see :func:`unverified_warning`)."""
-    return {name: _read(folder, name, where) for name in PACKAGE_FILES}
+def loadable_files(
+    folder: Path, tags: dict[str, str], where: str, *, trust_pickle: bool
+) -> dict[str, bytes]:
+    """The files of the package in ``folder``, to be loaded pipeline and all.
+
+    Checked against the digests in ``tags`` first (a mismatch is refused even when
+    pickles are trusted); then, ``pipeline.joblib`` being a pickle, refused unless
+    ``trust_pickle``. A version without digests is refused unless ``trust_pickle``, and
+    then read unverified with a warning: an upgrade neither locks its user out nor
+    exposes them silently.
+    """
+    expected = recorded_digests(tags, where)
+    if expected is None:
+        if not trust_pickle:
+            raise _unrecorded(where)
+        log.warning("%s", _unverified_warning(where))
+        return {name: _read(folder, name, where) for name in PACKAGE_FILES}
+    contents = read_checked(folder, expected, where)
+    if not trust_pickle:
+        raise RegistryError(
+            f"loading {where} means unpickling its pipeline.joblib, which loopml does "
+            "not do by default; nothing was loaded",
+            detail="its sha256 matches the one recorded at registration, but unpickling "
+            "runs code: only load pickles of your own models",
+            fix="pass --trust-pickle (or set serve.trust_pickle: true in loopml.yaml)",
+        )
+    return contents
 
 
-def unverified_warning(where: str) -> str:
+def unchecked_warning(where: str) -> str:
+    return (
+        f"{where} records no package digests (registered before loopml recorded them); "
+        "its pipeline.joblib is not checked, and not loaded"
+    )
+
+
+def _unverified_warning(where: str) -> str:
     return (
         f"{where} was registered before loopml recorded package digests: its files are "
         "loaded unverified because the pickle is trusted (--trust-pickle / "
@@ -106,7 +140,7 @@ def unverified_warning(where: str) -> str:
     )
 
 
-def legacy_refusal(where: str) -> RegistryError:
+def _unrecorded(where: str) -> RegistryError:
     return RegistryError(
         f"{where} records no sha256 of its package files (registered before loopml "
         "recorded them), so its pipeline.joblib cannot be verified; nothing was loaded",

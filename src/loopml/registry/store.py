@@ -29,12 +29,11 @@ from loopml.registry.package import ModelPackage, package_from_files, write_pack
 from loopml.registry.package_digest import (
     PACKAGE_SHA_TAG,
     digest_tag,
-    legacy_refusal,
+    loadable_files,
     package_digests,
     read_checked,
-    read_unchecked,
     recorded_digests,
-    unverified_warning,
+    unchecked_warning,
 )
 from loopml.registry.serving_cache import fetch_into_cache
 from loopml.train import tracking
@@ -168,43 +167,23 @@ class ModelRegistry:
 
     def load_package(self, version: str, *, trust_pickle: bool) -> ModelPackage:
         """A version's model package, its files checked against the sha256 recorded at
-        registration before anything is parsed. ``pipeline.joblib`` is a pickle: it is
-        loaded only if ``trust_pickle`` (a version without recorded digests only then,
-        with a warning)."""
+        registration before anything is parsed; ``pipeline.joblib`` is a pickle, loaded
+        only if ``trust_pickle`` (see :func:`loopml.registry.package_digest.loadable_files`)."""
         info = self.version(version)
         where = f"version {info.version} of {self.name!r}"
-        expected = recorded_digests(info.tags, where)
         with tempfile.TemporaryDirectory(prefix=f"loopml-{self.name}-v{info.version}-") as tmp:
             folder = self._download_package(info, Path(tmp))
-            if expected is not None:
-                contents = read_checked(folder, expected, where)
-            elif trust_pickle:
-                log.warning("%s", unverified_warning(where))
-                contents = read_unchecked(folder, where)
-            else:
-                raise legacy_refusal(where)
-        if not trust_pickle:
-            raise RegistryError(
-                f"loading {where} means unpickling its pipeline.joblib, which loopml does "
-                "not do by default; nothing was loaded",
-                detail="its sha256 matches the one recorded at registration, but unpickling "
-                "runs code: only load pickles of your own models",
-                fix="pass --trust-pickle (or set serve.trust_pickle: true in loopml.yaml)",
-            )
+            contents = loadable_files(folder, info.tags, where, trust_pickle=trust_pickle)
         return package_from_files(contents)
 
     def verify_package(self, version: str) -> bool:
         """Check a version's package files against the sha256 recorded at registration
-        (nothing is loaded); False for a version that recorded none (logged)."""
+        (nothing is parsed); False, with a warning, for a version that recorded none."""
         info = self.version(version)
         where = f"version {info.version} of {self.name!r}"
         expected = recorded_digests(info.tags, where)
         if expected is None:
-            log.warning(
-                "%s records no package digests (registered before loopml recorded "
-                "them); its pipeline.joblib is not checked, and not loaded",
-                where,
-            )
+            log.warning("%s", unchecked_warning(where))
             return False
         with tempfile.TemporaryDirectory(prefix=f"loopml-{self.name}-v{info.version}-") as tmp:
             read_checked(self._download_package(info, Path(tmp)), expected, where)
