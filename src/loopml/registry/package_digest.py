@@ -12,9 +12,11 @@ refused, unless pickles are trusted, when it is loaded with a warning
 (:func:`loadable_files`); reading it through its serving artifact (whose own sha256 chain
 predates these digests) is unaffected, with a warning that the package is unchecked.
 
->>> tag = digest_tag({"model.json": "ab" * 32})
->>> recorded_digests({PACKAGE_SHA_TAG: tag}, "v1")
-{'model.json': 'abababababababababababababababababababababababababababababababab'}
+>>> digests = {name: "ab" * 32 for name in PACKAGE_FILES}
+>>> recorded_digests({PACKAGE_SHA_TAG: digest_tag(digests)}, "v1") == digests
+True
+>>> recorded_digests({}, "v1") is None  # registered before digests
+True
 """
 
 from __future__ import annotations
