@@ -42,11 +42,13 @@ def test_train_and_build_artifact(cli: Cli, tmp_path: Path) -> None:
 
     _forget_serving_artifact(tmp_path)  # as for a version registered before this feature
     assert "none" in cli("models").stdout
-    built = cli("models", "build-artifact", "--json").json()
+    untrusted = cli("models", "build-artifact", "1", check=2)  # building unpickles pipeline.joblib
+    assert "--trust-pickle" in untrusted.stderr and "nothing was loaded" in untrusted.stderr
+    built = cli("models", "build-artifact", "--trust-pickle", "--json").json()
     assert [(r["version"], r["format"], r["built"]) for r in built] == [("1", "onnx", True)]
     assert built[0]["parity_max_diff"] <= 1e-5 and built[0]["rows_checked"] > 500
     assert cli("models", "build-artifact", "--json").json() == []  # nothing left to build
-    rebuilt = cli("models", "build-artifact", "1", "--force").stdout
+    rebuilt = cli("models", "build-artifact", "1", "--force", "--trust-pickle").stdout
     assert "onnx" in rebuilt and "built" in rebuilt
 
     rows = pd.read_parquet(tmp_path / "feed.parquet").head(25)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from loopml.cli.output import console, fmt, print_json, progress_display
-from loopml.cli.state import State
+from loopml.cli.state import TRUST_PICKLE_HELP, State
 
 if TYPE_CHECKING:  # the commands import their stage when they run (fast start-up)
     from collections.abc import Sequence
@@ -181,6 +181,7 @@ def _share(w: WindowReport) -> str:
 def profile(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="The model version to (re)build it for.")],
+    trust_pickle: Annotated[bool, typer.Option(help=TRUST_PICKLE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Build a version's reference profile from the project's training table.
@@ -190,7 +191,7 @@ def profile(
     from loopml.pipeline.backfill import rebuild_profile
 
     state: State = ctx.obj
-    project = state.project()
+    project = state.project(trust_pickle=trust_pickle)
     with progress_display(enabled=not as_json) as progress:
         result = rebuild_profile(project, version, progress=progress)
     if as_json:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from loopml.cli.output import console, fmt, print_json
+from loopml.cli.state import TRUST_PICKLE_HELP
 from loopml.config import ProjectConfig
 from loopml.errors import RegistryError
 
@@ -75,22 +76,33 @@ def build_artifact(
         ),
     ] = False,
     force: Annotated[bool, typer.Option(help="Rebuild even if the version has one.")] = False,
+    trust_pickle: Annotated[bool, typer.Option(help=TRUST_PICKLE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Build the serving artifact (ONNX, parity-checked on the holdout) of versions."""
+    """Build the serving artifact (ONNX, parity-checked on the holdout) of versions.
+
+    Building reads the version's pipeline.joblib, a pickle: it is checked against the
+    sha256 recorded at registration and loaded only with --trust-pickle
+    (or serve.trust_pickle).
+    """
     from loopml.registry.artifact import ServingStatus, ensure_serving_artifact
     from loopml.registry.store import open_registry
 
     if version is not None and all_versions:
         raise RegistryError("give a VERSION or --all, not both", fix="drop one of them")
-    registry = open_registry(ctx.obj.project())
+    project: ProjectConfig = ctx.obj.project(trust_pickle=trust_pickle)
+    registry = open_registry(project)
     chosen = [version] if version is not None else [
         v.version for v in registry.versions() if force or not v.serving_format
     ]  # fmt: skip
     results: list[ServingStatus] = []
     for v in chosen:
         with console.status(f"building the serving artifact of version {v}", spinner="dots"):
-            results.append(ensure_serving_artifact(registry, v, force=force))
+            results.append(
+                ensure_serving_artifact(
+                    registry, v, trust_pickle=project.serve.trust_pickle, force=force
+                )
+            )
     if as_json:
         print_json([r.__dict__ for r in results])
         return
@@ -117,12 +129,13 @@ def promote(
     force: Annotated[
         bool, typer.Option(help="Skip the comparison gate (recorded as forced).")
     ] = False,
+    trust_pickle: Annotated[bool, typer.Option(help=TRUST_PICKLE_HELP)] = False,
 ) -> None:
     """Make VERSION the champion if it beats the current one on the same holdout."""
     from loopml.registry.promotion import promote as do_promote
     from loopml.registry.store import open_registry
 
-    project: ProjectConfig = ctx.obj.project()
+    project: ProjectConfig = ctx.obj.project(trust_pickle=trust_pickle)
     registry = open_registry(project)
     with console.status(f"comparing version {version} with the champion on its holdout"):
         result = do_promote(project, registry, version, reason=reason, force=force)

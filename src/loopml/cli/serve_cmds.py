@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loopml.cli.output import console, err_console, print_json
-from loopml.cli.state import State
+from loopml.cli.state import TRUST_PICKLE_HELP, State
 from loopml.config import load_project
 
 
@@ -87,6 +87,7 @@ def score(
         str | None, typer.Option(help="Score with this version (default: the served alias).")
     ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 200_000,
+    trust_pickle: Annotated[bool, typer.Option(help=TRUST_PICKLE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Score a table with the champion's serving artifact, in chunks.
@@ -98,7 +99,7 @@ def score(
     """
     from loopml.serve.batch import count_rows, score_file, scoring_runtime, table_format
 
-    project = ctx.obj.project()
+    project = ctx.obj.project(trust_pickle=trust_pickle)
     table_format(source)
     table_format(out)
     chosen, runtime = scoring_runtime(project, version)

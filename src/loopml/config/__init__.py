@@ -208,7 +208,10 @@ class ServeConfig(Section):
     token_file: str = Field(f"{STATE_DIR}/admin.token", description="bearer token for admin routes")
     cache_dir: str = Field(f"{STATE_DIR}/serving", description="downloaded serving artifacts")
     trust_pickle: bool = Field(
-        False, description="allow pickle-only artifacts (runs their code: only for your own models)"
+        False,
+        description="load pickles once their sha256 matches the registry's: pickle-only "
+        "serving artifacts, and a version's pipeline.joblib when building its artifact "
+        "(unpickling runs code: only for your own models)",
     )
     ledger: LedgerConfig = LedgerConfig()
 

@@ -1,10 +1,13 @@
 """``loopml monitor profile VERSION``: a reference profile for a version that has none.
 
-The version's own package (pipeline and contract) scores the holdout of the project's
-training table, prepared exactly as ``loopml train`` prepares it (the same steps, the same
-settings, the same seed), so the profile is what training would have stored. The table
-must be the one the version was trained on; its fingerprint is compared with the
-version's and a mismatch is refused.
+The version's verified serving artifact (its ONNX graph, or skops; a pickle only with the
+trust flag) scores the holdout of the project's training table, after its package files
+were checked against the sha256 recorded at registration — nothing is unpickled from an
+unverified file. The table is prepared exactly as ``loopml train`` prepares it (the same
+steps, the same settings, the same seed), so the profile is what training would have
+stored (the artifact reproduces the pipeline within 1e-5). The table must be the one the
+version was trained on; its fingerprint is compared with the version's and a mismatch is
+refused.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from loopml.monitor.profile_store import attach_profile
 from loopml.pipeline.prepare import prepare, reference_profile
 from loopml.progress import Progress, progress_or_silent
 from loopml.registry.store import TAG_PREFIX, open_registry
-from loopml.train.evaluate import model_scores
+from loopml.registry.verified_runtime import frame_scores, open_runtime
 from loopml.train.metrics import compute_metrics
 
 __all__ = ["ProfileSummary", "rebuild_profile"]
@@ -55,16 +58,19 @@ def rebuild_profile(
             fix="point data.source at the training table of that version, or retrain",
         )
     report.stage(f"profiling version {info.version}")
-    package = registry.load_package(info.version)
-    contract = package.contract
+    registry.verify_package(info.version)
+    cache = project.resolve(project.serve.cache_dir)
+    runtime = open_runtime(registry, info.version, cache, trust_pickle=project.serve.trust_pickle)
+    runtime.check_parity()
+    contract = runtime.contract
     data = prepare(frame, contract, project)
-    scores = model_scores(package.pipeline, data.x_holdout, contract.task)
-    threshold = package.meta.threshold
+    scores = frame_scores(runtime, data.x_holdout)
+    threshold = runtime.meta.threshold
     metrics = compute_metrics(
         contract.task, data.y_holdout, scores, len(contract.classes), threshold=threshold
     )
     profile = reference_profile(
-        contract, data, package.pipeline, metrics, model=project.name, threshold=threshold
+        contract, data, scores, metrics, model=project.name, threshold=threshold
     )
     attach_profile(registry, info.version, profile)
     return ProfileSummary(

@@ -9,7 +9,6 @@ profile for the same table and settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,6 @@ from loopml.data.contract import Contract
 from loopml.features.pipeline import feature_frame
 from loopml.monitor.profile import ReferenceProfile
 from loopml.monitor.reference import build_profile
-from loopml.train.evaluate import model_scores
 from loopml.train.split import encode_target, split_holdout
 
 __all__ = ["TrainingData", "prepare", "reference_profile"]
@@ -57,18 +55,19 @@ def prepare(frame: pd.DataFrame, contract: Contract, project: ProjectConfig) -> 
 def reference_profile(
     contract: Contract,
     data: TrainingData,
-    pipeline: Any,
+    holdout_scores: np.ndarray,
     metrics: dict[str, float],
     *,
     model: str,
     threshold: float | None = None,
 ) -> ReferenceProfile:
     """What monitoring compares live traffic with (DESIGN.md decision 7): the training
-    features, and ``pipeline``'s holdout predictions with their labels and metrics."""
+    features, and the model's scores of the holdout (``holdout_scores``: probabilities
+    (n, k), or values for regression) with their labels and metrics."""
     return build_profile(
         contract,
         data.x_train,
-        model_scores(pipeline, data.x_holdout, contract.task),
+        holdout_scores,
         data.y_holdout,
         metrics,
         model=model,

@@ -352,15 +352,16 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
     )
     package = ModelPackage(pipeline=best.pipeline, contract=contract, meta=meta)
     s.progress.stage("profiling the training data for monitoring")
+    scores = model_scores(best.pipeline, s.data.x_holdout, contract.task)
     profile = reference_profile(
-        contract, s.data, best.pipeline, best.metrics, model=project.name, threshold=meta.threshold
+        contract, s.data, scores, best.metrics, model=project.name, threshold=meta.threshold
     )
     with tempfile.TemporaryDirectory(prefix="loopml-serving-") as tmp:
         s.progress.stage("building the serving artifact")
         serving = Path(tmp) / SERVING_ARTIFACT
         manifest = build_serving_artifact(package, s.data.holdout, serving)
         s.progress.stage(f"registering {best.name} as a new version of {project.name}")
-        model_uri = registry.log_model(package)
+        logged = registry.log_model(package)
         version_tags = {
             **s.tags,
             f"{TAG_PREFIX}candidate": best.name,
@@ -372,7 +373,7 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
                 else {f"{TAG_PREFIX}threshold": f"{meta.threshold:.6g}"}
             ),
         }
-        version = registry.register(model_uri, s.run_id, version_tags)
+        version = registry.register(logged, s.run_id, version_tags)
         try:
             registry.attach_serving_artifact(version, serving)
             attach_profile(registry, version, profile)

@@ -285,14 +285,18 @@ class ServingStatus:
 
 
 def ensure_serving_artifact(
-    registry: ModelRegistry, version: str, *, force: bool = False
+    registry: ModelRegistry, version: str, *, trust_pickle: bool, force: bool = False
 ) -> ServingStatus:
     """Build and attach a version's serving artifact unless it has one (or ``force``),
-    from its registered package and the holdout its training run logged."""
+    from its registered package and the holdout its training run logged.
+
+    Building unpickles the package's ``pipeline.joblib``: only after its sha256 matched the
+    one recorded at registration, and only if ``trust_pickle``
+    (see :meth:`ModelRegistry.load_package`)."""
     info = registry.version(version)
     if info.serving_format and not force:
         return ServingStatus.from_tags(info)
-    package = registry.load_package(info.version)
+    package = registry.load_package(info.version, trust_pickle=trust_pickle)
     holdout = registry.load_holdout(info.run_id)
     with tempfile.TemporaryDirectory(prefix=f"loopml-serving-{info.version}-") as tmp:
         folder = Path(tmp) / SERVING_ARTIFACT

@@ -175,8 +175,13 @@ def read_verified(folder: Path, expected_manifest_sha: str | None = None) -> Ver
     ("corrupt") on a missing file, a mismatch, a symlink or a file name that is a path.
     """
     manifest_bytes = _read_plain(folder, MANIFEST_FILE)
-    if expected_manifest_sha is not None and sha256_bytes(manifest_bytes) != expected_manifest_sha:
-        raise _corrupt(folder, "manifest.json does not match the sha256 recorded on the version")
+    found = sha256_bytes(manifest_bytes)
+    if expected_manifest_sha is not None and found != expected_manifest_sha:
+        raise _corrupt(
+            folder,
+            "manifest.json does not match the sha256 recorded on the version "
+            f"(expected sha256 {expected_manifest_sha}, found {found})",
+        )
     manifest = ArtifactManifest.from_json(manifest_bytes.decode("utf-8"))
     needed = {manifest.model_file, CONTRACT_FILE, META_FILE, PARITY_FILE}
     unlisted = sorted(needed - set(manifest.files))
@@ -185,8 +190,10 @@ def read_verified(folder: Path, expected_manifest_sha: str | None = None) -> Ver
     contents: dict[str, bytes] = {}
     for name, expected in manifest.files.items():
         data = _read_plain(folder, name)
-        if sha256_bytes(data) != expected:
-            raise _corrupt(folder, f"sha256 mismatch for {name}")
+        if (got := sha256_bytes(data)) != expected:
+            raise _corrupt(
+                folder, f"sha256 mismatch for {name} (expected sha256 {expected}, found {got})"
+            )
         contents[name] = data
     return VerifiedFolder(folder=folder, manifest=manifest, contents=contents)
 
@@ -206,7 +213,7 @@ def _read_plain(folder: Path, name: str) -> bytes:
 
 def _corrupt(folder: Path, detail: str) -> RegistryError:
     return RegistryError(
-        f"the serving artifact in {folder} is corrupt",
+        f"the serving artifact in {folder} is corrupt; nothing was loaded",
         detail=detail,
         fix="rebuild it with 'loopml models build-artifact VERSION --force' "
         "(and delete the cached copy if it came from the serving cache)",

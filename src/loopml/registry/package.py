@@ -5,20 +5,26 @@
 ``model.json``       task, classes, target type, candidate, params, metrics, lineage
 ``serving/``         an empty folder (unused; the serving artifact lives beside the package)
 
-The joblib file is only ever loaded by MLflow's pyfunc loader or by loopml's own
-evaluation of versions it registered itself. The server loads the version's serving
-artifact instead — one ONNX graph of the whole pipeline, logged to the training run's
-``serving/`` artifact path (see :mod:`loopml.registry.artifact`).
+The joblib file is a pickle. loopml's commands load it only to build a serving artifact
+(``loopml models build-artifact``), only after its sha256 matched the one recorded in the
+registry at registration (:mod:`loopml.registry.package_digest`), and only when the pickle
+is trusted (``--trust-pickle`` / ``serve.trust_pickle``). Serving, batch scoring,
+promotion and profiling score through the version's serving artifact instead — one ONNX
+graph of the whole pipeline, logged to the training run's ``serving/`` artifact path (see
+:mod:`loopml.registry.artifact`). MLflow's own pyfunc loader (:func:`read_package`) is
+MLflow's way in, for users who load a version with ``mlflow.pyfunc.load_model``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import joblib
+import yaml
 
 from loopml.config import Task
 from loopml.data.contract import Contract
@@ -87,4 +93,15 @@ def read_package(folder: Path) -> ModelPackage:
         pipeline=joblib.load(folder / PIPELINE_FILE),
         contract=Contract.load(folder / CONTRACT_FILE),
         meta=ModelMeta.from_json((folder / META_FILE).read_text(encoding="utf-8")),
+    )
+
+
+def package_from_files(contents: dict[str, bytes]) -> ModelPackage:
+    """A package from its files' bytes, already checked (see
+    :func:`loopml.registry.package_digest.read_checked`): parsed from exactly the bytes
+    that were hashed, so a file swapped after the check is never the one loaded."""
+    return ModelPackage(
+        pipeline=joblib.load(io.BytesIO(contents[PIPELINE_FILE])),
+        contract=Contract.model_validate(yaml.safe_load(contents[CONTRACT_FILE].decode("utf-8"))),
+        meta=ModelMeta.from_json(contents[META_FILE].decode("utf-8")),
     )

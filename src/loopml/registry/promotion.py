@@ -23,10 +23,11 @@ from loopml.config import ProjectConfig, Task
 from loopml.errors import ContractError, GateFailed, RegistryError
 from loopml.features.pipeline import feature_frame
 from loopml.registry.audit import AuditEntry, previous_champion
-from loopml.registry.package import ModelPackage
+from loopml.registry.runtime import Runtime
 from loopml.registry.store import CHALLENGER, CHAMPION, ModelRegistry
+from loopml.registry.verified_runtime import frame_scores, open_runtime
 from loopml.train.compare import Comparison, SliceRegression, compare, paired_delta_interval
-from loopml.train.evaluate import Evaluation, evaluate, model_scores, slice_rows
+from loopml.train.evaluate import Evaluation, evaluate, slice_rows
 from loopml.train.gate import GateDecision, promotion_gate
 from loopml.train.metrics import default_metric, higher_is_better
 from loopml.train.split import encode_target, row_hashes
@@ -99,8 +100,12 @@ def rollback(registry: ModelRegistry, *, reason: str) -> AuditEntry:
 def compare_on_holdout(
     project: ProjectConfig, registry: ModelRegistry, new: str, old: str
 ) -> Comparison:
-    """Evaluate ``new`` and ``old`` on ``new``'s holdout and compare them, paired."""
-    new_pkg, old_pkg = registry.load_package(new), registry.load_package(old)
+    """Evaluate ``new`` and ``old`` on ``new``'s holdout and compare them, paired.
+
+    Both are scored through their verified serving artifacts (no unpickling unless an
+    artifact is a pickle and the project trusts pickles), after their package files were
+    checked against the sha256 recorded at registration."""
+    new_pkg, old_pkg = _verified(project, registry, new), _verified(project, registry, old)
     _check_comparable(new_pkg, old_pkg, new, old)
     holdout, note = _unseen_by(registry, old_pkg, registry.load_holdout(new_pkg.meta.run_id), old)
     contract = new_pkg.contract
@@ -167,7 +172,16 @@ def _significantly_worse(
     return delta.high < 0 if higher_is_better(metric) else delta.low > 0
 
 
-def _check_comparable(new: ModelPackage, old: ModelPackage, new_v: str, old_v: str) -> None:
+def _verified(project: ProjectConfig, registry: ModelRegistry, version: str) -> Runtime:
+    """A version's serving runtime, its package and artifact checked, parity confirmed."""
+    registry.verify_package(version)
+    cache = project.resolve(project.serve.cache_dir)
+    runtime = open_runtime(registry, version, cache, trust_pickle=project.serve.trust_pickle)
+    runtime.check_parity()
+    return runtime
+
+
+def _check_comparable(new: Runtime, old: Runtime, new_v: str, old_v: str) -> None:
     if new.meta.task != old.meta.task or new.meta.classes != old.meta.classes:
         raise GateFailed(
             f"versions {new_v} and {old_v} cannot be compared",
@@ -185,7 +199,7 @@ def _check_comparable(new: ModelPackage, old: ModelPackage, new_v: str, old_v: s
 
 
 def _unseen_by(
-    registry: ModelRegistry, champion: ModelPackage, holdout: pd.DataFrame, version: str
+    registry: ModelRegistry, champion: Runtime, holdout: pd.DataFrame, version: str
 ) -> tuple[pd.DataFrame, str]:
     """The holdout rows the champion did not train on, and a note saying how many."""
     trained = registry.load_train_rows(champion.meta.run_id)
@@ -211,14 +225,13 @@ def _unseen_by(
     )
 
 
-def _scores(package: ModelPackage, holdout: pd.DataFrame) -> np.ndarray:
-    features = feature_frame(holdout, package.contract)
-    return model_scores(package.pipeline, features, package.meta.task)
+def _scores(runtime: Runtime, holdout: pd.DataFrame) -> np.ndarray:
+    return frame_scores(runtime, feature_frame(holdout, runtime.contract))
 
 
 def _evaluate(
     project: ProjectConfig,
-    package: ModelPackage,
+    package: Runtime,
     holdout: pd.DataFrame,
     y: np.ndarray,
     pred: np.ndarray,

@@ -7,6 +7,7 @@ about who did what.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -24,7 +25,16 @@ from loopml.config import ProjectConfig
 from loopml.errors import RegistryError, TrackingError
 from loopml.registry.audit import Action, AuditEntry, AuditLog
 from loopml.registry.manifest import MANIFEST_FILE, read_verified, sha256_file
-from loopml.registry.package import ModelPackage, read_package, write_package
+from loopml.registry.package import ModelPackage, package_from_files, write_package
+from loopml.registry.package_digest import (
+    PACKAGE_SHA_TAG,
+    digest_tag,
+    loadable_files,
+    package_digests,
+    read_checked,
+    recorded_digests,
+    unchecked_warning,
+)
 from loopml.registry.serving_cache import fetch_into_cache
 from loopml.train import tracking
 
@@ -49,6 +59,20 @@ PIP_REQUIREMENTS = (
     "mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "xgboost-cpu", "joblib", "pyyaml",
     "pydantic",
 )  # fmt: skip
+log = logging.getLogger("loopml.registry")
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A package logged as an MLflow model: its URI and the sha256 of each of its files,
+    which :meth:`ModelRegistry.register` must store on the version (``tags``)."""
+
+    uri: str
+    digests: dict[str, str]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {PACKAGE_SHA_TAG: digest_tag(self.digests)}
 
 
 @dataclass(frozen=True)
@@ -141,14 +165,41 @@ class ModelRegistry:
             )
         return version
 
-    def load_package(self, version: str) -> ModelPackage:
-        """Download a version's model package into a temp folder and load it."""
+    def load_package(self, version: str, *, trust_pickle: bool) -> ModelPackage:
+        """A version's model package, its files checked against the sha256 recorded at
+        registration before anything is parsed; ``pipeline.joblib`` is a pickle, loaded
+        only if ``trust_pickle`` (see :func:`loopml.registry.package_digest.loadable_files`)."""
         info = self.version(version)
-        uri = f"models:/{self.name}/{info.version}"
-
+        where = f"version {info.version} of {self.name!r}"
         with tempfile.TemporaryDirectory(prefix=f"loopml-{self.name}-v{info.version}-") as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
-            return read_package(Path(local) / "artifacts" / "package")
+            folder = self._download_package(info, Path(tmp))
+            contents = loadable_files(folder, info.tags, where, trust_pickle=trust_pickle)
+        return package_from_files(contents)
+
+    def verify_package(self, version: str) -> bool:
+        """Check a version's package files against the sha256 recorded at registration
+        (nothing is parsed); False, with a warning, for a version that recorded none."""
+        info = self.version(version)
+        where = f"version {info.version} of {self.name!r}"
+        expected = recorded_digests(info.tags, where)
+        if expected is None:
+            log.warning("%s", unchecked_warning(where))
+            return False
+        with tempfile.TemporaryDirectory(prefix=f"loopml-{self.name}-v{info.version}-") as tmp:
+            read_checked(self._download_package(info, Path(tmp)), expected, where)
+        return True
+
+    def _download_package(self, info: VersionInfo, tmp: Path) -> Path:
+        uri = f"models:/{self.name}/{info.version}"
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp))
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"cannot download the model package of version {info.version}",
+                detail=str(exc).splitlines()[0][:300],
+                fix="check that the artifact store is reachable and holds the version",
+            ) from exc
+        return Path(local) / "artifacts" / "package"
 
     def load_holdout(self, run_id: str) -> pd.DataFrame:
         """The holdout rows a training run evaluated on (logged by ``loopml train``)."""
@@ -179,8 +230,9 @@ class ModelRegistry:
             return np.asarray(pd.read_parquet(path)["row_hash"].to_numpy(), dtype=np.uint64)
 
     # -- writing -------------------------------------------------------------------------
-    def log_model(self, package: ModelPackage) -> str:
-        """Log a package as an MLflow pyfunc model in the active run; returns its model URI.
+    def log_model(self, package: ModelPackage) -> LoggedModel:
+        """Log a package as an MLflow pyfunc model in the active run; returns its model URI
+        and the sha256 of each package file (to be stored on the version: ``.tags``).
 
         No MLflow signature is attached on purpose: MLflow's schema enforcement rejects
         pandas' nullable integers (``Int64``) and NaN in integer columns, which loopml's
@@ -195,6 +247,7 @@ class ModelRegistry:
             # models-from-code pyfunc; the signature is given explicitly instead.
             warnings.simplefilter("ignore", UserWarning)
             folder = write_package(package, Path(tmp) / "package")
+            digests = package_digests(folder)
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
@@ -202,14 +255,17 @@ class ModelRegistry:
                 code_paths=[str(PACKAGE_ROOT)],
                 pip_requirements=pinned_requirements(),
             )
-        return str(info.model_uri)
+        return LoggedModel(str(info.model_uri), digests)
 
-    def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+    def register(self, model: LoggedModel, run_id: str, tags: dict[str, str]) -> str:
+        """Register a logged model as a new version; its package digests become version
+        tags in the same call, so no version exists without them."""
+        tags = {**tags, **model.tags}
         try:
             if not list(self.client.search_registered_models(f"name='{self.name}'", max_results=1)):
                 self.client.create_registered_model(self.name)
             version = self.client.create_model_version(
-                self.name, model_uri, run_id=run_id, tags={**tags, f"{TAG_PREFIX}run_id": run_id}
+                self.name, model.uri, run_id=run_id, tags={**tags, f"{TAG_PREFIX}run_id": run_id}
             )
         except MlflowException as exc:
             raise TrackingError(f"cannot register {self.name!r}", detail=str(exc)) from exc

@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 
 from loopml.config import ProjectConfig
 from loopml.errors import DataError, InputError
-from loopml.registry.runtime import Outputs, Runtime, load_runtime
+from loopml.registry.runtime import Outputs, Runtime
 from loopml.registry.store import open_registry
+from loopml.registry.verified_runtime import open_runtime
 from loopml.serve.schema import InputSchema
 from loopml.serve.table import Table
 from loopml.serve.validation import validate
@@ -54,9 +55,11 @@ def scoring_runtime(project: ProjectConfig, version: str | None) -> tuple[str, R
     serving runtime, with every core: a batch job has the machine to itself."""
     registry = open_registry(project)
     chosen = version or registry.served_version(project.serve.alias)
-    folder = registry.fetch_serving_artifact(chosen, project.resolve(project.serve.cache_dir))
+    cache = project.resolve(project.serve.cache_dir)
     threads = max(1, os.cpu_count() or 1)
-    runtime = load_runtime(folder, trust_pickle=project.serve.trust_pickle, threads=threads)
+    runtime = open_runtime(
+        registry, chosen, cache, trust_pickle=project.serve.trust_pickle, threads=threads
+    )
     runtime.check_parity()
     return chosen, runtime
 

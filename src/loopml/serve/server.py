@@ -26,8 +26,8 @@ from fastapi import FastAPI
 
 from loopml.config import ProjectConfig, load_project
 from loopml.ledger import Ledger, open_ledger
-from loopml.registry.runtime import load_runtime
 from loopml.registry.store import ModelRegistry, open_registry
+from loopml.registry.verified_runtime import open_runtime
 from loopml.serve.app import create_app
 from loopml.serve.metrics import LedgerGauges, ServeMetrics
 from loopml.serve.parts import ServerParts
@@ -43,8 +43,7 @@ def load_deployment(
     registry: ModelRegistry, version: str, cache_root: Path, *, trust_pickle: bool
 ) -> Deployment:
     """Fetch, verify, load, warm and parity-check one version."""
-    folder = registry.fetch_serving_artifact(version, cache_root)
-    runtime = load_runtime(folder, trust_pickle=trust_pickle)
+    runtime = open_runtime(registry, version, cache_root, trust_pickle=trust_pickle)
     runtime.warm()
     runtime.check_parity()
     if runtime.format != "onnx":

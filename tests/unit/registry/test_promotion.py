@@ -8,6 +8,7 @@ with either. Each test starts with no alias set and an empty audit log of its ow
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from loopml.config import DataConfig, ProjectConfig, SourceConfig, TrainConfig
 from loopml.errors import GateFailed, RegistryError
+from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.audit import AuditEntry, AuditLog
 from loopml.registry.promotion import promote, rollback
 from loopml.registry.store import CHALLENGER, CHAMPION, HOLDOUT_ARTIFACT, ModelRegistry
@@ -41,13 +43,18 @@ def make_project(root: Path) -> ProjectConfig:
 def register(
     client: Any, experiment: str, registry: ModelRegistry, candidate: str, task: str
 ) -> str:
-    """One version as ``loopml train`` leaves it: package, holdout and model version."""
+    """One version as ``loopml train`` leaves it: package, holdout, model version and
+    serving artifact (what promotion scores with)."""
     pkg, holdout = package(candidate, task, seed=0)  # type: ignore[arg-type]
     with tracking.tracked_run(client, experiment, candidate, {}) as run_id:
         pkg = replace(pkg, meta=replace(pkg.meta, name=NAME, run_id=run_id))
         tracking.log_parquet(holdout, HOLDOUT_ARTIFACT)
-        model_uri = registry.log_model(pkg)
-        return registry.register(model_uri, run_id, {})
+        version = registry.register(registry.log_model(pkg), run_id, {})
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "serving"
+        build_serving_artifact(pkg, holdout, folder)
+        registry.attach_serving_artifact(version, folder)
+    return version
 
 
 @pytest.fixture(scope="module")
