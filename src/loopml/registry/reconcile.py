@@ -44,9 +44,7 @@ def resolve(intent: AuditEntry, current: str | None, *, superseded: bool = False
     if current == intent.to_version:
         return Resolution(intent, "complete", current, f"completed the interrupted {move}")
     if current == intent.from_version:
-        return Resolution(
-            intent, "abort", current, f"the interrupted {move} never moved the alias"
-        )
+        return Resolution(intent, "abort", current, f"the interrupted {move} never moved the alias")
     return Resolution(
         intent,
         "report",

@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 
 from loopml.config import ProjectConfig
 from loopml.errors import RegistryError, TrackingError
-from loopml.registry.audit import Action, AuditEntry, AuditLog, dangling_intents
+from loopml.registry.audit import Action, AuditEntry, AuditLog, Phase, dangling_intents
 from loopml.registry.manifest import MANIFEST_FILE, read_verified, sha256_file
 from loopml.registry.package import ModelPackage, read_package, write_package
 from loopml.registry.reconcile import Resolution, resolve
@@ -293,12 +293,10 @@ class ModelRegistry:
             later = records[records.index(intent) + 1 :]
             superseded = any(r.alias == intent.alias and r.phase == "done" for r in later)
             found = resolve(intent, self.alias(intent.alias), superseded=superseded)
-            if found.outcome == "report":
-                log.warning("audit log of %s: %s", self.name, found.message)
-            else:
-                phase = "done" if found.outcome == "complete" else "aborted"
+            if found.outcome != "report":
+                phase: Phase = "done" if found.outcome == "complete" else "aborted"
                 self.audit.append(dataclasses.replace(intent, phase=phase))
-                log.info("audit log of %s: %s", self.name, found.message)
+            log.warning("audit log of %s: %s", self.name, found.message)
             out.append(found)
         return out
 

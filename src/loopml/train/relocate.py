@@ -6,9 +6,9 @@ so after ``mv project elsewhere`` every run, logged model and registered version
 point into the old folder. When the embedded store's experiment points at an artifact
 folder that no longer exists while the project's own artifact folder does,
 :func:`follow_move` rewrites the old prefix to the new one in the columns that hold
-artifact locations, in one SQLite transaction, before MLflow opens the store. Only values under the old
-folder change; stores other than the embedded one (an MLflow server, S3) are never
-touched.
+artifact locations, in one SQLite transaction, before MLflow opens the store. Only
+values under the old folder change; stores other than the embedded one (an MLflow
+server, S3) are never touched.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def follow_move(db: Path, experiment: str, artifact_uri: str) -> int:
             if table not in have:
                 continue
             cursor = conn.execute(
-                f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+                f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
                 f"WHERE substr({column}, 1, ?) = ? "
                 f"AND (length({column}) = ? OR substr({column}, ?, 1) = '/')",
                 (artifact_uri, len(old) + 1, len(old), old, len(old), len(old) + 1),

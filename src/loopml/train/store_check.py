@@ -75,8 +75,7 @@ def check_embedded_store(store: EmbeddedStore) -> bool:
         return False
     if db.stat().st_size == 0:
         raise TrackingError(
-            f"the MLflow store {db} is empty (0 bytes): its runs and registered versions "
-            "are gone",
+            f"the MLflow store {db} is empty (0 bytes): its runs and registered versions are gone",
             detail="loopml never writes an empty store; the file was truncated or replaced "
             "(a full disk, a failed copy)",
             fix=store.fix(),
@@ -116,7 +115,7 @@ def _problem(conn: sqlite3.Connection) -> str:
 
 
 def _count(conn: sqlite3.Connection, table: str) -> int:
-    return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+    return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 def _emptied(store: EmbeddedStore, what: str, signs: list[str]) -> None:
