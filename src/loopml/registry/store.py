@@ -389,10 +389,14 @@ def open_registry(project: ProjectConfig) -> ModelRegistry:
 
 
 def _fault_point(name: str) -> None:
-    """Crash here, as a power cut would, when the crash tests ask for it by name
-    (``LOOPML_TEST_CRASH_AT``): no handler, no cleanup, no flush."""
-    if os.environ.get("LOOPML_TEST_CRASH_AT") == name:
+    """Fail here when the crash tests ask for it by name (``LOOPML_TEST_CRASH_AT``):
+    ``NAME`` is a SIGKILL, as a power cut would be (no handler, no cleanup), and
+    ``NAME:interrupt`` is a Ctrl-C (cleanup handlers run)."""
+    asked = os.environ.get("LOOPML_TEST_CRASH_AT", "")
+    if asked == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if asked == f"{name}:interrupt":
+        raise KeyboardInterrupt
 
 
 def pinned_requirements() -> list[str]:
