@@ -395,8 +395,12 @@ def _fault_point(name: str) -> None:
     asked = os.environ.get("LOOPML_TEST_CRASH_AT", "")
     if asked == name:
         os.kill(os.getpid(), signal.SIGKILL)
-    if asked == f"{name}:interrupt":
+    if asked == f"{name}:interrupt" and name not in _FAULTS_RAISED:
+        _FAULTS_RAISED.add(name)  # once: the cleanup it triggers must be able to run
         raise KeyboardInterrupt
+
+
+_FAULTS_RAISED: set[str] = set()
 
 
 def pinned_requirements() -> list[str]:
