@@ -79,8 +79,15 @@ class AuditLog:
             os.close(fd)
 
     def entries(self, model: str | None = None) -> list[AuditEntry]:
-        """The moves that happened (``done`` entries), oldest first."""
-        return [e for e in self.records(model) if e.phase == "done"]
+        """The moves that happened (``done`` entries), oldest first; a move closed twice
+        (two processes reconciling the same intent at once) counts once."""
+        seen: set[str] = set()
+        out = []
+        for entry in self.records(model):
+            if entry.phase == "done" and entry.move_id not in seen:
+                seen.add(entry.move_id)
+                out.append(entry)
+        return out
 
     def records(self, model: str | None = None) -> list[AuditEntry]:
         """Every entry, intents and aborted moves included, oldest first."""

@@ -116,3 +116,14 @@ def test_an_old_log_without_phases_reads_as_done(tmp_path: Path) -> None:
     (entry,) = AuditLog(path).entries("m")
     assert entry.phase == "done"
     assert entry.move_id
+
+
+def test_a_move_closed_twice_counts_once(tmp_path: Path) -> None:
+    """Two workers reconciling the same intent at start-up both write its done entry."""
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(move("register", "1"))
+    promoted = move("promote", "2", "1")
+    log.append(promoted)
+    log.append(promoted)
+    assert [e.to_version for e in log.entries("m")] == ["1", "2"]
+    assert previous_champion(log.entries("m"), "2") == "1"
