@@ -337,6 +337,7 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
     project, contract = s.project, s.contract
     audit = AuditLog(project.resolve(project.registry.audit_log))
     registry = ModelRegistry(s.client, project.name, audit)
+    registry.reconcile()  # an earlier crash mid-move is settled before aliases are read
     meta = ModelMeta(
         name=project.name,
         task=contract.task,
