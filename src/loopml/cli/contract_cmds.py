@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 from loopml.cli.output import console, fmt
 from loopml.cli.state import State
 from loopml.data.contract import Contract
+from loopml.errors import ConfigError
 
 contract_app = typer.Typer(help="Show or refresh the data contract.", no_args_is_help=True)
 
@@ -49,6 +51,12 @@ def update(
 
     state: State = ctx.obj
     project = state.project()
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(
+            "'loopml contract update' replaces the contract and needs a yes, but there is "
+            "no terminal to ask on (stdin is not a TTY)",
+            fix="pass --yes to replace the contract without asking",
+        )
     if not yes and not typer.confirm(
         "Re-infer the contract from the training table? Later validations use the new one."
     ):

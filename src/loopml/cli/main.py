@@ -32,6 +32,7 @@ from loopml.config import PROJECT_FILE
 from loopml.errors import EXIT_UNUSABLE, LoopmlError
 
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 70  # EX_SOFTWARE: apart from 2 (unusable input), so a script can tell the two
 
 
 class TaskChoice(StrEnum):
@@ -165,7 +166,7 @@ def run() -> None:
                 fix="run again with LOOPML_DEBUG=1 to see the traceback, and report it",
             )
         )
-        sys.exit(EXIT_UNUSABLE)
+        sys.exit(EXIT_BUG)
     if code == EXIT_INTERRUPTED:  # click returns Ctrl-C as exit code 130 in this mode
         _interrupted()
     sys.exit(code if isinstance(code, int) else 0)

@@ -337,6 +337,7 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
     project, contract = s.project, s.contract
     audit = AuditLog(project.resolve(project.registry.audit_log))
     registry = ModelRegistry(s.client, project.name, audit)
+    registry.reconcile()  # an earlier crash mid-move is settled before aliases are read
     meta = ModelMeta(
         name=project.name,
         task=contract.task,
@@ -374,13 +375,15 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
             ),
         }
         version = registry.register(logged, s.run_id, version_tags)
+        before = {CHAMPION: registry.alias(CHAMPION), CHALLENGER: registry.alias(CHALLENGER)}
         try:
             registry.attach_serving_artifact(version, serving)
             attach_profile(registry, version, profile)
-            alias = CHALLENGER if registry.alias(CHAMPION) else CHAMPION
+            alias = CHALLENGER if before[CHAMPION] else CHAMPION
             registry.move_alias(alias, version, action="register", reason=gate.reason)
         except BaseException:
-            registry.delete_version(version)  # a version without its alias is a half-write
+            # A version without its alias is a half-write; the aliases go back first.
+            registry.discard_version(version, restore=before)
             raise
     return _Registered(version, alias, manifest.format, manifest.fallback_reason)
 

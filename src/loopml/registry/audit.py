@@ -6,6 +6,14 @@ move was forced past a gate. One JSON object per line, appended under an exclusi
 and fsynced, so concurrent writers never interleave and an acknowledged entry survives a
 crash. A torn last line (a crash mid-write) is skipped with a note, never fatal.
 
+A move is written twice: an ``intent`` entry before the alias moves in MLflow and a
+``done`` entry (same ``move_id``) after. A crash between the two leaves a dangling intent
+that :func:`dangling_intents` finds and the registry reconciles at its next opening
+(:meth:`loopml.registry.store.ModelRegistry.reconcile`): completed when the alias is where
+the intent said, ``aborted`` when it never left, reported otherwise. Only ``done`` entries
+are history (:meth:`AuditLog.entries`); a log written before intents existed reads as
+``done`` throughout.
+
 The champion's history is a stack: a promotion pushes a version, a rollback pops one.
 :func:`champion_stack` replays the log to find what ``loopml rollback`` should restore.
 """
@@ -17,12 +25,14 @@ import getpass
 import json
 import os
 import socket
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 Action = Literal["register", "promote", "rollback", "retire"]
+Phase = Literal["intent", "done", "aborted"]
 
 
 def current_actor() -> str:
@@ -44,6 +54,8 @@ class AuditEntry:
     forced: bool = False
     actor: str = field(default_factory=current_actor)
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    phase: Phase = "done"
+    move_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -67,6 +79,18 @@ class AuditLog:
             os.close(fd)
 
     def entries(self, model: str | None = None) -> list[AuditEntry]:
+        """The moves that happened (``done`` entries), oldest first; a move closed twice
+        (two processes reconciling the same intent at once) counts once."""
+        seen: set[str] = set()
+        out = []
+        for entry in self.records(model):
+            if entry.phase == "done" and entry.move_id not in seen:
+                seen.add(entry.move_id)
+                out.append(entry)
+        return out
+
+    def records(self, model: str | None = None) -> list[AuditEntry]:
+        """Every entry, intents and aborted moves included, oldest first."""
         if not self.path.is_file():
             return []
         out: list[AuditEntry] = []
@@ -86,11 +110,17 @@ def _parse(raw: str) -> AuditEntry | None:
         return None  # a torn line from a crash mid-append: the move it describes is unacked
 
 
+def dangling_intents(records: list[AuditEntry]) -> list[AuditEntry]:
+    """Intents with no ``done`` or ``aborted`` entry of the same move: a crash between."""
+    closed = {r.move_id for r in records if r.phase != "intent"}
+    return [r for r in records if r.phase == "intent" and r.move_id not in closed]
+
+
 def champion_stack(entries: list[AuditEntry]) -> list[str]:
     """Replay champion moves: register/promote push, rollback pops. Last item is current."""
     stack: list[str] = []
     for entry in entries:
-        if entry.alias != "champion" or entry.to_version is None:
+        if entry.alias != "champion" or entry.to_version is None or entry.phase != "done":
             continue
         if entry.action == "rollback":
             while stack and stack[-1] != entry.to_version:

@@ -1,13 +1,18 @@
 """The MLflow model-registry adapter: versions, aliases, and the audit log beside them.
 
-Every alias move goes through :meth:`ModelRegistry.move_alias`, which moves the alias in
-MLflow and appends the move to the audit log, so the two never tell different stories
-about who did what.
+Every alias move goes through :meth:`ModelRegistry.move_alias`: an ``intent`` entry in
+the audit log, the move in MLflow, a ``done`` entry. :func:`open_registry` reconciles the
+two before anyone reads an alias (:meth:`ModelRegistry.reconcile`), so a crash between the
+steps is completed or reported, never a move the log — which ``rollback`` replays — did
+not see.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import signal
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +28,7 @@ from mlflow.exceptions import MlflowException
 
 from loopml.config import ProjectConfig
 from loopml.errors import RegistryError, TrackingError
-from loopml.registry.audit import Action, AuditEntry, AuditLog
+from loopml.registry.audit import Action, AuditEntry, AuditLog, Phase, dangling_intents
 from loopml.registry.manifest import MANIFEST_FILE, read_verified, sha256_file
 from loopml.registry.package import ModelPackage, package_from_files, write_package
 from loopml.registry.package_digest import (
@@ -35,8 +40,11 @@ from loopml.registry.package_digest import (
     recorded_digests,
     unchecked_warning,
 )
+from loopml.registry.reconcile import Resolution, resolve
 from loopml.registry.serving_cache import fetch_into_cache
 from loopml.train import tracking
+
+log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -271,32 +279,25 @@ class ModelRegistry:
             raise TrackingError(f"cannot register {self.name!r}", detail=str(exc)) from exc
         return str(version.version)
 
-    def delete_version(self, version: str) -> None:
-        self.client.delete_model_version(self.name, str(version))
-
     def move_alias(
         self, alias: str, version: str, *, action: Action, reason: str, forced: bool = False
     ) -> AuditEntry:
-        """Point ``alias`` at ``version`` and record the move."""
-        previous = self.alias(alias)
-        self.client.set_registered_model_alias(self.name, alias, str(version))
+        """Point ``alias`` at ``version``: intent entry, move, done entry."""
         entry = AuditEntry(
             model=self.name,
             alias=alias,
             action=action,
-            from_version=previous,
+            from_version=self.alias(alias),
             to_version=str(version),
             reason=reason,
             forced=forced,
         )
-        self.audit.append(entry)
-        return entry
+        return self._audited(entry, lambda: self._set_alias(alias, str(version)))
 
     def drop_alias(self, alias: str, *, reason: str) -> AuditEntry | None:
         previous = self.alias(alias)
         if previous is None:
             return None
-        self.client.delete_registered_model_alias(self.name, alias)
         entry = AuditEntry(
             model=self.name,
             alias=alias,
@@ -305,8 +306,70 @@ class ModelRegistry:
             to_version=None,
             reason=reason,
         )
-        self.audit.append(entry)
-        return entry
+        return self._audited(entry, lambda: self._set_alias(alias, None))
+
+    def _audited(self, entry: AuditEntry, move: Any) -> AuditEntry:
+        intent = dataclasses.replace(entry, phase="intent")
+        self.audit.append(intent)
+        _fault_point("after-intent")
+        move()
+        _fault_point("after-move")
+        done = dataclasses.replace(intent, phase="done")
+        self.audit.append(done)
+        return done
+
+    def _set_alias(self, alias: str, version: str | None) -> None:
+        try:
+            if version is None:
+                self.client.delete_registered_model_alias(self.name, alias)
+            else:
+                self.client.set_registered_model_alias(self.name, alias, version)
+        except MlflowException as exc:
+            raise TrackingError(
+                f"cannot move alias {alias!r} of {self.name!r} to {version or 'unset'}",
+                detail=str(exc).splitlines()[0][:300],
+                fix="check that the tracking store is reachable, then run the command again "
+                "(the audit log's intent entry is reconciled on the next command)",
+            ) from exc
+
+    def reconcile(self) -> list[Resolution]:
+        """Close the audit log's dangling intents against where the aliases are now.
+
+        A completed move gets its ``done`` entry, a move that never happened an
+        ``aborted`` one; an alias that is neither where the intent left it nor where it
+        was going is logged as a warning and left for a person to decide.
+        """
+        records = self.audit.records(self.name)
+        dangling = dangling_intents(records)
+        if not dangling:
+            return []
+        out = []
+        for intent in dangling:
+            later = records[records.index(intent) + 1 :]
+            superseded = any(r.alias == intent.alias and r.phase == "done" for r in later)
+            found = resolve(intent, self.alias(intent.alias), superseded=superseded)
+            if found.outcome != "report":
+                phase: Phase = "done" if found.outcome == "complete" else "aborted"
+                self.audit.append(dataclasses.replace(intent, phase=phase))
+            log.warning("audit log of %s: %s", self.name, found.message)
+            out.append(found)
+        return out
+
+    def discard_version(self, version: str, restore: dict[str, str | None]) -> None:
+        """Delete a half-registered version, first putting back every alias it took:
+        ``restore`` maps an alias to the version it pointed at before the registration
+        (None: unset). MLflow drops a deleted version's aliases, which would otherwise
+        take ``challenger`` from the version the audit log says has it."""
+        for alias, previous in restore.items():
+            if self.alias(alias) != str(version):
+                continue
+            reason = f"registration of version {version} did not complete; alias restored"
+            if previous is None:
+                self.drop_alias(alias, reason=reason)
+            else:
+                self.move_alias(alias, previous, action="register", reason=reason)
+        self.reconcile()
+        self.client.delete_model_version(self.name, str(version))
 
     # -- serving artifacts (see loopml.registry.artifact) ---------------------------------
     def attach_serving_artifact(self, version: str, folder: Path) -> None:
@@ -373,9 +436,26 @@ def open_registry(project: ProjectConfig) -> ModelRegistry:
     """The project's registered model in its tracking store, with its audit log."""
 
     client = tracking.connect(tracking.resolve_store(project))
-    return ModelRegistry(
+    registry = ModelRegistry(
         client, project.name, AuditLog(project.resolve(project.registry.audit_log))
     )
+    registry.reconcile()
+    return registry
+
+
+def _fault_point(name: str) -> None:
+    """Fail here when the crash tests ask for it by name (``LOOPML_TEST_CRASH_AT``):
+    ``NAME`` is a SIGKILL, as a power cut would be (no handler, no cleanup), and
+    ``NAME:interrupt`` is a Ctrl-C (cleanup handlers run)."""
+    asked = os.environ.get("LOOPML_TEST_CRASH_AT", "")
+    if asked == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if asked == f"{name}:interrupt" and name not in _FAULTS_RAISED:
+        _FAULTS_RAISED.add(name)  # once: the cleanup it triggers must be able to run
+        raise KeyboardInterrupt
+
+
+_FAULTS_RAISED: set[str] = set()
 
 
 def pinned_requirements() -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from loopml.config import ProjectConfig, load_project
 from loopml.ledger import Ledger, open_ledger
@@ -122,10 +124,22 @@ def _gauges(ledger: Ledger | None) -> Any:
 class GracefulServer(uvicorn.Server):
     """uvicorn, with readiness flipped before the listener closes on SIGTERM / SIGINT."""
 
-    def __init__(self, config: uvicorn.Config, parts: ServerParts, drain_seconds: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        parts: ServerParts,
+        drain_seconds: float,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.parts = parts
         self.drain_seconds = drain_seconds
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_ready is not None:
+            self.on_ready()  # the socket is bound and listening: now it serves
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         first = not self.parts.service.draining
@@ -160,31 +174,27 @@ def run_server(
 ) -> None:
     """Serve until SIGTERM / SIGINT. With several workers each loads its own copy.
 
-    Worker processes rebuild everything from the project file and the ``LOOPML_``
-    environment, so command-line flags must have been turned into environment overrides;
-    ``factory`` is the import string of the app factory they call (it must compose the
-    same jobs). ``on_ready`` runs once the parts are built, just before the port opens.
+        Worker processes rebuild everything from the project file and the ``LOOPML_``
+        environment, so command-line flags must have been turned into environment overrides;
+        ``factory`` is the import string of the app factory they call (it must compose the
+        same jobs). ``on_ready`` runs once the port is bound and the server listens (with
+    several workers: once the shared socket is bound), never before a failed start.
     """
     settings = project.serve
     host, port, workers = settings.host, settings.port, settings.workers
     if workers > 1:
         os.environ[PROJECT_ENV] = str(project_file.resolve())
+        multi = uvicorn.Config(
+            factory, factory=True, host=host, port=port, workers=workers,
+            access_log=access_log, log_level="info",
+        )  # fmt: skip
+        sock = multi.bind_socket()  # exits with uvicorn's message if the port is taken
         if on_ready is not None:
             on_ready()
-        uvicorn.run(
-            factory,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=access_log,
-            log_level="info",
-        )
+        Multiprocess(multi, sockets=[sock]).run()
         return
     parts = build_parts(project)
     compose(project, parts)
-    if on_ready is not None:
-        on_ready()
     config = uvicorn.Config(
         create_app(parts),
         host=host,
@@ -193,7 +203,7 @@ def run_server(
         log_level="info",
         timeout_graceful_shutdown=30,
     )
-    GracefulServer(config, parts, project.serve.drain_seconds).run()
+    GracefulServer(config, parts, project.serve.drain_seconds, on_ready).run()
 
 
 def worker_app(compose: Compose) -> FastAPI:

@@ -35,6 +35,8 @@ from mlflow.entities import Metric, Param
 from loopml.config import ProjectConfig
 from loopml.data.sources import mask_url
 from loopml.errors import TrackingError
+from loopml.train.relocate import follow_move
+from loopml.train.store_check import EmbeddedStore, check_embedded_store
 
 PACKAGES = (
     "loopml", "numpy", "pandas", "scikit-learn", "lightgbm", "xgboost-cpu", "xgboost",
@@ -49,6 +51,7 @@ class Store:
     tracking_uri: str
     artifact_location: str | None
     experiment: str
+    embedded: EmbeddedStore | None = None
 
 
 def resolve_store(project: ProjectConfig) -> Store:
@@ -58,9 +61,14 @@ def resolve_store(project: ProjectConfig) -> Store:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         db = project.resolve(uri.removeprefix("sqlite:///"))
         uri = f"sqlite:///{db}"
+    embedded = None
     if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
-        artifact = project.resolve(project.tracking.artifact_location).as_uri()
-    return Store(tracking_uri=uri, artifact_location=artifact, experiment=project.experiment_name)
+        folder = project.resolve(project.tracking.artifact_location)
+        artifact = folder.as_uri()
+        if uri.startswith("sqlite:///"):
+            audit = project.resolve(project.registry.audit_log)
+            embedded = EmbeddedStore(Path(uri.removeprefix("sqlite:///")), folder, audit)
+    return Store(uri, artifact, project.experiment_name, embedded)
 
 
 def connect(store: Store) -> Any:
@@ -69,16 +77,25 @@ def connect(store: Store) -> Any:
     _quiet_mlflow()
     if store.tracking_uri.startswith(("http://", "https://")):
         _check_http(store.tracking_uri)
-    if store.tracking_uri.startswith("sqlite:///"):
-        _create_sqlite_store(Path(store.tracking_uri.removeprefix("sqlite:///")))
+    if store.embedded is not None:
+        _open_embedded(store, store.embedded)
     mlflow.set_tracking_uri(store.tracking_uri)
     mlflow.set_registry_uri(store.tracking_uri)
-    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     try:
+        client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
         client.search_experiments(max_results=1)
     except Exception as exc:
         raise _unreachable(store.tracking_uri, exc) from exc
     return client
+
+
+def _open_embedded(store: Store, embedded: EmbeddedStore) -> None:
+    """Check the embedded store is whole (never re-create one that existed), follow a
+    moved project folder, or create the store on first use."""
+    if not check_embedded_store(embedded):
+        _create_sqlite_store(embedded.db)
+    elif store.artifact_location is not None:
+        follow_move(embedded.db, store.experiment, store.artifact_location)
 
 
 def _create_sqlite_store(db: Path) -> None:

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loopml.registry.audit import AuditEntry, AuditLog, champion_stack, previous_champion
+from loopml.registry.audit import (
+    AuditEntry,
+    AuditLog,
+    champion_stack,
+    dangling_intents,
+    previous_champion,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -74,3 +81,49 @@ def test_rollback_never_returns_the_current_champion(actions: list[str]) -> None
             current = previous
         assert champion_stack(entries)[-1] == current
         assert previous_champion(entries, current) != current
+
+
+def test_intents_are_not_history(tmp_path: Path) -> None:
+    """Only ``done`` entries are moves; an intent (a crash mid-move) is not replayed."""
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(move("register", "1"))
+    log.append(replace(move("promote", "2", "1"), phase="intent"))
+    assert [e.to_version for e in log.entries("m")] == ["1"]
+    assert len(log.records("m")) == 2
+    assert champion_stack(log.records("m")) == ["1"]
+
+
+def test_dangling_intents_are_those_never_closed() -> None:
+    finished = replace(move("promote", "2", "1"), phase="intent")
+    aborted = replace(move("promote", "3", "1"), phase="intent")
+    dangling = replace(move("promote", "4", "1"), phase="intent")
+    records = [
+        finished,
+        replace(finished, phase="done"),
+        aborted,
+        replace(aborted, phase="aborted"),
+        dangling,
+    ]
+    assert dangling_intents(records) == [dangling]
+
+
+def test_an_old_log_without_phases_reads_as_done(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text(
+        '{"action": "register", "actor": "a", "alias": "champion", "forced": false, '
+        '"from_version": null, "model": "m", "reason": "r", "time": "t", "to_version": "1"}\n'
+    )
+    (entry,) = AuditLog(path).entries("m")
+    assert entry.phase == "done"
+    assert entry.move_id
+
+
+def test_a_move_closed_twice_counts_once(tmp_path: Path) -> None:
+    """Two workers reconciling the same intent at start-up both write its done entry."""
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(move("register", "1"))
+    promoted = move("promote", "2", "1")
+    log.append(promoted)
+    log.append(promoted)
+    assert [e.to_version for e in log.entries("m")] == ["1", "2"]
+    assert previous_champion(log.entries("m"), "2") == "1"
