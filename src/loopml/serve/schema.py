@@ -95,8 +95,11 @@ class FeatureRule:
     integer: bool = field(init=False)
     null_code: CellCode = field(init=False)
     """The code of a null in this field."""
+    longest: int = field(init=False)
+    """The length of the longest category the contract knows (0: none known)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "longest", max(map(len, self.categories or ()), default=0))
         object.__setattr__(self, "numeric", self.kind == "numeric")
         object.__setattr__(self, "integer", self.type == "integer")
         object.__setattr__(self, "null_code", CellCode.null(nullable=self.nullable))

@@ -24,11 +24,12 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from loopml.config import ProjectConfig, load_project
+from loopml.config import ProjectConfig, ServeConfig, load_project
 from loopml.ledger import Ledger, open_ledger
 from loopml.registry.runtime import load_runtime
 from loopml.registry.store import ModelRegistry, open_registry
 from loopml.serve.app import create_app
+from loopml.serve.connections import protocol
 from loopml.serve.metrics import LedgerGauges, ServeMetrics
 from loopml.serve.parts import ServerParts
 from loopml.serve.reload import Reloader, ReloadOutcome
@@ -67,7 +68,9 @@ def build_parts(project: ProjectConfig) -> ServerParts:
     deployment = load_deployment(registry, version, cache, trust_pickle=trust)
     token, _ = ensure_token(project.resolve(settings.token_file))
     ledger = open_ledger(settings.ledger, project.root) if settings.ledger.enabled else None
-    service = PredictionService(deployment, ledger, max_rows=settings.max_rows)
+    service = PredictionService(
+        deployment, ledger, max_rows=settings.max_rows, max_chars=settings.max_string_chars
+    )
     metrics = ServeMetrics(_gauges(ledger))
     metrics.served(deployment.model, deployment.version)
     parts = ServerParts(
@@ -180,6 +183,7 @@ def run_server(
             workers=workers,
             access_log=access_log,
             log_level="info",
+            **connection_options(settings),
         )
         return
     parts = build_parts(project)
@@ -193,8 +197,18 @@ def run_server(
         access_log=access_log,
         log_level="info",
         timeout_graceful_shutdown=30,
+        **connection_options(settings),
     )
     GracefulServer(config, parts, project.serve.drain_seconds).run()
+
+
+def connection_options(settings: ServeConfig) -> dict[str, Any]:
+    """uvicorn's connection limits from ``serve:`` (see :mod:`loopml.serve.connections`)."""
+    return {
+        "http": protocol(settings.header_timeout_seconds, settings.max_header_bytes),
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+    }
 
 
 def worker_app(compose: Compose) -> FastAPI:
