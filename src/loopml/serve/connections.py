@@ -4,7 +4,8 @@ and a size limit on each request's head.
 uvicorn closes a kept-alive connection that stays idle for ``timeout_keep_alive``
 (``serve.keep_alive_seconds``), but a connection that never sends a request, or sends
 its headers a byte at a time (slowloris), is held open forever, and httptools reads a head
-of any size. :class:`GuardedProtocol` gives every request head ``head_timeout`` seconds
+of any size (uvicorn's ``h11_max_incomplete_event_size`` binds h11 only).
+:class:`GuardedProtocol` gives every request head ``head_timeout`` seconds
 (``serve.header_timeout_seconds``) from the moment the connection opens or the previous
 response ends, then closes the connection; a head over ``max_head_bytes``
 (``serve.max_header_bytes``) is answered with 431 and closed. The body's deadline is the
@@ -43,6 +44,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.max_head_bytes = max_head_bytes
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,17 +54,33 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        waiting = self._waiting()
-        if waiting:
-            self._head_bytes += len(data)
-        super().data_received(data)
-        if waiting and self._waiting() and self._head_bytes > self.max_head_bytes:
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.max_head_bytes:
+            # httptools stops parsing and uvicorn answers with send_400_response (below)
+            self._head_too_large = True
+            raise _HeadTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:
             self._refuse_head()
+        else:
+            super().send_400_response(msg)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._head_bytes = 0
         if not self.transport.is_closing():
             self._arm()
 
@@ -104,6 +122,10 @@ class GuardedProtocol(HttpToolsProtocol):
         )
         self.transport.write(head + body)
         self.transport.close()
+
+
+class _HeadTooLarge(Exception):
+    pass
 
 
 def protocol(head_timeout: float, max_head_bytes: int) -> type[asyncio.Protocol]:

@@ -319,8 +319,8 @@ def _flatten(data: list[Any], name: str) -> list[Any]:
         for w in v:
             if type(w) is list:
                 raise _bad(
-                    f"input {truncate(name)}'s data is nested deeper than its shape: a tensor "
-                    "shaped [n] or [n, 1] holds a list of values or of one-value lists",
+                    f"the data of input {truncate(name)} is nested deeper than its shape: a "
+                    "tensor shaped [n] or [n, 1] holds a list of values or of one-value lists",
                     field=name,
                 )
             flat.append(w)
