@@ -11,7 +11,12 @@ unsupported_media_type 415  no ``Content-Type``, another type, or a charset othe
 invalid_encoding       400  the body is not UTF-8 (the offset and line are named)
 malformed_json         400  not JSON (orjson's message names line and column); the
                             ``NaN`` / ``Infinity`` that Python's json writes are read
+too_deep               400  JSON nested more than 254 levels (:mod:`loopml.serve.json_body`)
+duplicate_key          400  a JSON object naming a key twice (the key is named)
 malformed_csv          400  ``text/csv`` that pandas cannot read
+too_many_rows          413  more rows than ``max_rows``, counted off the parsed lists
+                            before any table is built (a CSV is read up to
+                            ``max_rows + 1`` rows, not whole)
 malformed_request      422  JSON of the wrong shape (``records`` not a list ...)
 bad_request_id         422  a ``request_id`` that is not a string
 empty                  422  an empty body or no rows

@@ -21,8 +21,11 @@ the text is the same in both (orjson never escapes a colon), so fewer colons wri
 read means members were lost: duplicates. A colon the client escaped (``\\u003a``) is
 the only way the counts can differ otherwise; then, or when they differ at all, Python's
 ``json`` reads the body once more with a hook that names the first duplicate key. Cost,
-measured on the shared 2-core machine (2026-12): a 1-record ``/predict`` body (230 bytes)
-0.8 µs on top of 0.8 µs of parsing; 10,000 records (2.2 MB) 6.4 ms on top of 9.5 ms.
+measured on the shared 2-core machine (2026-12, feed model records): a 1-record
+``/predict`` body (406 bytes) 2.4-3.4 µs, about one more parse, of a ~1 ms request;
+10,000 records (2.4 MB) ~9 ms, half a parse (15-22 ms) and ~5% of the request (170-210
+ms, in a worker thread). A second parse with Python's ``json`` and a duplicate-checking
+hook would cost 3-4 parses.
 
 >>> load_json(b'{"a": 1, "b": [1, 2]}')
 {'a': 1, 'b': [1, 2]}

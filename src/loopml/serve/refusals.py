@@ -43,13 +43,19 @@ def check_lengths(table: Table, schema: InputSchema, max_chars: int) -> None:
     """Refuse (422 ``too_long``) a text longer than the field takes: ``max_chars``, or the
     field's longest known category when that is longer. The string features and the
     entity key are served and stored, so an 8 MB "category" would be stored verbatim."""
-    rules = [rule for _, rule in schema.texts if rule.kind == "string"]
-    if schema.entity_key is not None and schema.entity_key in table.columns:
-        rules.append(schema.key_rule)
-    for rule in rules:
+    columns = table.columns
+    for rule in schema.stored_texts:
+        values = columns.get(rule.name)
+        if values is None:
+            continue
+        if type(values) is list and len(values) == 1:  # the usual request: one record
+            v = values[0]
+            if type(v) is not str or len(v) <= max_chars:
+                continue
         limit = max(max_chars, rule.longest)
-        values = table.columns[rule.name]
-        if isinstance(values, pd.Series):
+        if type(values) is list:
+            row = _long_row(values, limit)
+        elif isinstance(values, pd.Series):
             row = _long_series_row(values, limit)
         elif isinstance(values, np.ndarray) and values.dtype.kind != "O":
             continue  # a typed tensor of numbers holds no text
@@ -67,10 +73,10 @@ def _long_series_row(series: pd.Series, limit: int) -> int | None:
 
 
 def _long_row(values: Sequence[Any], limit: int) -> int | None:
-    try:  # all text (the usual column): the longest is found at C speed
-        if max(map(len, values), default=0) <= limit:
+    try:  # text and nulls (the usual column): the longest is found at C speed
+        if max(map(len, filter(None, values)), default=0) <= limit:
             return None
-    except TypeError:  # numbers or nulls among them
+    except TypeError:  # numbers among them
         pass
     return next(
         (row for row, v in enumerate(values) if isinstance(v, str) and len(v) > limit), None

@@ -123,6 +123,9 @@ class InputSchema:
     """The numeric features with their position in contract order."""
     texts: tuple[tuple[int, FeatureRule], ...] = ()
     """The string and boolean features with their position in contract order."""
+    stored_texts: tuple[FeatureRule, ...] = ()
+    """The fields whose text is served and stored as sent: the string features and the
+    entity key (their length is limited)."""
 
     @classmethod
     def from_contract(cls, contract: Contract) -> InputSchema:
@@ -150,6 +153,8 @@ class InputSchema:
             slots,
             tuple((i, rule) for i, rule in enumerate(rules) if rule.numeric),
             tuple((i, rule) for i, rule in enumerate(rules) if not rule.numeric),
+            tuple(rule for rule in rules if rule.kind == "string")
+            + ((FeatureRule(key, "key", "key", True),) if key else ()),
         )
 
     @property
