@@ -195,6 +195,17 @@ class ServeConfig(Section):
     poll_seconds: float = Field(5.0, gt=0, description="how often the alias is checked")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413")
     max_rows: int = Field(10_000, ge=1, description="most rows in one request")
+    max_string_chars: int = Field(
+        1024, ge=1, description="longest text in a string feature (or a longer known category)"
+    )
+    keep_alive_seconds: float = Field(5.0, gt=0, description="an idle kept-alive connection closes")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection must send a request's headers within this"
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request's body must arrive within this (else 408)"
+    )
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="larger request heads: 431")
     allowed_hosts: tuple[str, ...] = Field(
         ("127.0.0.1", "localhost", "::1"),
         description="Host headers accepted; '*' accepts any",

@@ -26,16 +26,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from loopml.errors import LoopmlError
+from loopml.serve.door import guard
 from loopml.serve.oip_routes import OipRoutes
 from loopml.serve.operations import OperationRoutes
 from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody, problem
 from loopml.serve.routes import PredictionRoutes
 from loopml.serve.schemas import component_schemas
-from loopml.serve.security import BodyLimit
 from loopml.version import __version__
 
 __all__ = ["create_app"]
@@ -72,9 +71,7 @@ def create_app(parts: ServerParts) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["authorization", "content-type", "x-request-id"],
         )
-    if "*" not in settings.allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    guard(app, parts)
     return app
 
 

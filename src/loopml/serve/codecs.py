@@ -11,7 +11,12 @@ unsupported_media_type 415  no ``Content-Type``, another type, or a charset othe
 invalid_encoding       400  the body is not UTF-8 (the offset and line are named)
 malformed_json         400  not JSON (orjson's message names line and column); the
                             ``NaN`` / ``Infinity`` that Python's json writes are read
+too_deep               400  JSON nested more than 254 levels (:mod:`loopml.serve.json_body`)
+duplicate_key          400  a JSON object naming a key twice (the key is named)
 malformed_csv          400  ``text/csv`` that pandas cannot read
+too_many_rows          413  more rows than ``max_rows``, counted off the parsed lists
+                            before any table is built (a CSV is read up to
+                            ``max_rows + 1`` rows, not whole)
 malformed_request      422  JSON of the wrong shape (``records`` not a list ...)
 bad_request_id         422  a ``request_id`` that is not a string
 empty                  422  an empty body or no rows
@@ -38,8 +43,6 @@ MLflow pyfunc, so an MLflow client sees the same output.
 from __future__ import annotations
 
 import io
-import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -48,12 +51,15 @@ import orjson
 import pandas as pd
 
 from loopml.errors import InputError
-from loopml.serve.table import Column, DecodedRequest, Table, json_kind
+from loopml.serve.json_body import check_utf8, load_json
+from loopml.serve.refusals import too_many_rows
+from loopml.serve.table import Column, DecodedRequest, Table, field_name, json_kind, truncate
 
 JSON = "application/json"
 CSV = "text/csv"
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
 _BOM = b"\xef\xbb\xbf"
+__all__ = ["check_utf8", "load_json"]
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -90,13 +96,15 @@ def media_type(content_type: str | None, accepted: Sequence[str]) -> str:
     media = main.strip().lower()
     if media not in accepted:
         raise _unsupported(
-            f"Content-Type {content_type[:80]!r} is not accepted here; send {wanted}"
+            f"Content-Type {truncate(content_type, 80)} is not accepted here; send {wanted}"
         )
     for parameter in parameters.split(";"):
         name, _, value = parameter.partition("=")
         charset = value.strip().strip('"').lower()
         if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
-            raise _unsupported(f"charset {charset!r} is not accepted; send the body as UTF-8")
+            raise _unsupported(
+                f"charset {truncate(charset)} is not accepted; send the body as UTF-8"
+            )
     return media
 
 
@@ -112,64 +120,19 @@ def malformed(
     return InputError(reason, error="malformed_request", field=field, row=row, status=status)
 
 
-def load_json(body: bytes | memoryview) -> Any:
-    """Parse JSON bytes; ``empty``, ``invalid_encoding`` or ``malformed_json`` otherwise.
-
-    ``NaN``, ``Infinity`` and overflowing numbers are not JSON, but Python's ``json`` and
-    ``tritonclient`` write them: they are read as floats (NaN is then null, and ``inf``
-    is refused by validation as ``non_finite``, naming the field and row).
-    """
-    if body[:3] == _BOM:
-        body = body[3:]
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raw = bytes(body)
-        if not raw.strip():
-            raise InputError(
-                "the request body is empty; send a JSON document", error="empty"
-            ) from None
-        text = check_utf8(raw)
-        if _NON_FINITE.search(raw):
-            document = _load_non_finite(text)
-            if document is not _FAILED:
-                return document
-        raise InputError(
-            f"the body is not valid JSON: {exc}", error="malformed_json", status=400
-        ) from None
-
-
-_NON_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?\d{3}")
-_FAILED = object()
-
-
-def _load_non_finite(text: str) -> Any:
-    try:
-        document = json.loads(text)
-        orjson.dumps(document)  # refuses what orjson refused besides numbers (surrogates)
-    except (ValueError, RecursionError, orjson.JSONEncodeError):
-        return _FAILED
-    return document
-
-
-def check_utf8(raw: bytes) -> str:
-    """The text of UTF-8 bytes; an ``invalid_encoding`` error naming offset and line."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"the body is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-            f"(line {line}); encode it as UTF-8",
-            error="invalid_encoding",
-            status=400,
-        ) from None
-
-
 # -- /predict ----------------------------------------------------------------------------
 
 
-def decode_predict(body: bytes, content_type: str | None) -> DecodedRequest:
+def check_rows(rows: int, max_rows: int | None) -> None:
+    """413 ``too_many_rows`` as soon as a body's row count is known, before its table is
+    built (``max_rows`` None: no limit)."""
+    if max_rows is not None and rows > max_rows:
+        raise too_many_rows(rows, max_rows)
+
+
+def decode_predict(
+    body: bytes, content_type: str | None, max_rows: int | None = None
+) -> DecodedRequest:
     """``{"records": [...], "request_id"?}`` or a bare list of records -> a JSON table."""
     media_type(content_type, [JSON])
     document = load_json(body)
@@ -189,6 +152,7 @@ def decode_predict(body: bytes, content_type: str | None) -> DecodedRequest:
         raise malformed(f"'records' must be a list of objects, got {json_kind(records)}")
     if not records:
         raise InputError("'records' is empty; send at least one record", error="empty")
+    check_rows(len(records), max_rows)
     return DecodedRequest(Table.from_records(records), request_id)
 
 
@@ -199,7 +163,7 @@ def _check_envelope(document: dict[str, Any]) -> None:
     if any(key in document for key in MLFLOW_FORMATS):
         hint = "this is MLflow's scoring format: POST it to /invocations, or send"
     elif "records" in document:
-        hint = f"unknown key {unknown[0]!r}; send"
+        hint = f"unknown key {truncate(unknown[0])}; send"
     elif unknown:
         hint = "a single record must be wrapped: send"
     else:
@@ -233,22 +197,25 @@ def encode_predict(
 # -- /invocations (MLflow) ---------------------------------------------------------------
 
 
-def decode_invocations(body: bytes, content_type: str | None) -> DecodedRequest:
+def decode_invocations(
+    body: bytes, content_type: str | None, max_rows: int | None = None
+) -> DecodedRequest:
     """An MLflow scoring payload (JSON or CSV) -> a table. See the module docs."""
     if media_type(content_type, [JSON, CSV]) == CSV:
-        return DecodedRequest(read_csv(body))
+        return DecodedRequest(read_csv(body, max_rows))
     document = load_json(body)
     found = [key for key in MLFLOW_FORMATS if isinstance(document, dict) and key in document]
     if len(found) != 1:
         got = "a list" if isinstance(document, list) else json_kind(document)
         if isinstance(document, dict):
-            got = f"keys {sorted(document)[:8]}"
+            got = f"keys {', '.join(truncate(key) for key in sorted(document)[:8])}"
         raise malformed(
             "the input must be a JSON object with exactly one of the input fields "
             f"{', '.join(MLFLOW_FORMATS)}; got {got}"
         )
     key = found[0]
     payload = document[key]
+    check_rows(_declared_rows(payload, key), max_rows)
     if key == "dataframe_split":
         table = _split_table(payload)
     elif key == "dataframe_records":
@@ -258,6 +225,17 @@ def decode_invocations(body: bytes, content_type: str | None) -> DecodedRequest:
     if table.n_rows == 0:
         raise InputError(f"'{key}' holds no rows; send at least one", error="empty")
     return DecodedRequest(table)
+
+
+def _declared_rows(payload: object, key: str) -> int:
+    """The rows an MLflow payload holds, read off its lists before any table is built."""
+    if key == "dataframe_split" and isinstance(payload, dict):
+        payload = payload.get("data")
+    if isinstance(payload, list):
+        return len(payload)
+    if isinstance(payload, dict):
+        return max((len(v) for v in payload.values() if isinstance(v, list)), default=1)
+    return 0
 
 
 def _split_table(payload: object) -> Table:
@@ -319,13 +297,17 @@ def _tensor_table(payload: object, key: str) -> Table:
         raise malformed(f"{key}: {exc.reason}") from None
 
 
-def read_csv(body: bytes) -> Table:
-    """A CSV body as a frame table (pandas' type inference, as ``mlflow models serve``)."""
+def read_csv(body: bytes, max_rows: int | None = None) -> Table:
+    """A CSV body as a frame table (pandas' type inference, as ``mlflow models serve``).
+
+    With ``max_rows``, pandas reads at most one row more than that: a body of a million
+    rows is refused after reading ``max_rows + 1`` of them, not all."""
     text = check_utf8(body[3:] if body[:3] == _BOM else body)
     if not text.strip():
         raise InputError("the CSV body is empty; send a header line and rows", error="empty")
     try:
-        frame = pd.read_csv(io.StringIO(text))
+        limit = None if max_rows is None else max_rows + 1
+        frame = pd.read_csv(io.StringIO(text), nrows=limit)
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(
             f"the body is not a readable CSV table: {str(exc).splitlines()[0][:200]}",
@@ -334,6 +316,13 @@ def read_csv(body: bytes) -> Table:
         ) from None
     if len(frame) == 0:
         raise InputError("the CSV body has a header but no rows", error="empty")
+    if max_rows is not None and len(frame) > max_rows:
+        raise InputError(
+            f"more than {max_rows:,} rows in one request; at most {max_rows:,} are accepted, "
+            "so split it",
+            error="too_many_rows",
+            status=413,
+        )
     return Table.from_frame(frame)
 
 
@@ -356,7 +345,9 @@ def encode_invocations(outputs: OutputsLike, classes: Sequence[str]) -> bytes:
 # -- /feedback ---------------------------------------------------------------------------
 
 
-def decode_feedback(body: bytes, content_type: str | None) -> list[dict[str, Any]]:
+def decode_feedback(
+    body: bytes, content_type: str | None, max_rows: int | None = None
+) -> list[dict[str, Any]]:
     """Labels: one ``{"request_id", "row"?, "label"}``, a list of them, or
     ``{"labels": [...]}``. Each item is checked by the service."""
     media_type(content_type, [JSON])
@@ -364,13 +355,16 @@ def decode_feedback(body: bytes, content_type: str | None) -> list[dict[str, Any
     if isinstance(document, dict) and "labels" in document:
         extra = [key for key in document if key != "labels"]
         if extra:
-            raise malformed(f"unknown key {extra[0]!r} beside 'labels'", field=extra[0])
+            raise malformed(
+                f"unknown key {truncate(extra[0])} beside 'labels'", field=field_name(extra[0])
+            )
         document = document["labels"]
     items = [document] if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise malformed(f"send a label object or a list of them, got {json_kind(items)}")
     if not items:
         raise InputError("no labels in the body; send at least one", error="empty")
+    check_rows(len(items), max_rows)
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise malformed(f"each label must be an object, got {json_kind(item)}", row=i)

@@ -48,8 +48,8 @@ import orjson
 
 from loopml.data.contract import Contract
 from loopml.errors import InputError
-from loopml.serve.codecs import OutputsLike, check_utf8, load_json, malformed
-from loopml.serve.table import Column, Table, json_kind
+from loopml.serve.codecs import OutputsLike, check_rows, check_utf8, load_json, malformed
+from loopml.serve.table import Column, Table, field_name, json_kind, truncate
 from loopml.version import __version__
 
 HEADER = "Inference-Header-Content-Length"
@@ -145,12 +145,19 @@ def model_metadata(
 
 
 def _bad(reason: str, *, field: str | None = None, row: int | None = None) -> InputError:
-    """A request that breaks the protocol: 400, as Triton and KServe answer it."""
-    return malformed(reason, field=field, row=row, status=400)
+    """A request that breaks the protocol: 400, as Triton and KServe answer it. ``field``
+    is a client's tensor name: cut to 100 characters."""
+    where = None if field is None else field_name(field)
+    return malformed(reason, field=where, row=row, status=400)
 
 
-def decode_infer(body: bytes, header_length: int | None) -> InferRequest:
-    """An inference request (JSON, or JSON header + binary tensors) -> table and options."""
+def decode_infer(
+    body: bytes, header_length: int | None, max_rows: int | None = None
+) -> InferRequest:
+    """An inference request (JSON, or JSON header + binary tensors) -> table and options.
+
+    ``max_rows``: a tensor whose shape declares more rows is refused (413) before its data
+    is read."""
     view = memoryview(body)
     if header_length is None:
         header, rest = view, view[:0]
@@ -168,12 +175,12 @@ def decode_infer(body: bytes, header_length: int | None) -> InferRequest:
         raise InputError(
             f"id must be a string, got {json_kind(request_id)}", error="bad_request_id", field="id"
         )
-    table = _inputs(document.get("inputs"), rest)
+    table = _inputs(document.get("inputs"), rest, max_rows)
     binary = _flag(_parameters(document, "request"), "binary_data_output", "request")
     return InferRequest(request_id, table, _outputs(document.get("outputs")), binary)
 
 
-def _inputs(inputs: object, rest: memoryview) -> Table:
+def _inputs(inputs: object, rest: memoryview, max_rows: int | None) -> Table:
     if not isinstance(inputs, list):
         raise _bad("'inputs' must be a list of tensors, one per field")
     if not inputs:
@@ -181,9 +188,9 @@ def _inputs(inputs: object, rest: memoryview) -> Table:
     columns: dict[str, Column] = {}
     offset = 0
     for tensor in inputs:
-        name, values, offset = _tensor(tensor, rest, offset)
+        name, values, offset = _tensor(tensor, rest, offset, max_rows)
         if name in columns:
-            raise _bad(f"input {name!r} appears twice", field=name)
+            raise _bad(f"input {truncate(name)} appears twice", field=name)
         columns[name] = values
     if offset != len(rest):
         raise _bad(
@@ -209,20 +216,28 @@ def _parameters(holder: dict[str, Any], what: str) -> dict[str, Any]:
 def _flag(parameters: dict[str, Any], key: str, what: str) -> bool:
     value = parameters.get(key, False)
     if not isinstance(value, bool):
-        raise _bad(f"{what} parameter {key!r} must be true or false, got {json_kind(value)}")
+        raise _bad(
+            f"{what} parameter {truncate(key)} must be true or false, got {json_kind(value)}"
+        )
     return value
 
 
-def _tensor(tensor: object, rest: memoryview, offset: int) -> tuple[str, Column, int]:
+def _tensor(
+    tensor: object, rest: memoryview, offset: int, max_rows: int | None
+) -> tuple[str, Column, int]:
     if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
         raise _bad("each input must be an object with a string 'name'")
     name: str = tensor["name"]
+    shown = truncate(name)
     rows = _rows(tensor.get("shape"), name)
+    check_rows(rows, max_rows)
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
-        raise _bad(f"input {name!r} has datatype {datatype!r}; use one of {known}", field=name)
-    parameters = _parameters(tensor, f"input {name!r}")
+        raise _bad(
+            f"input {shown} has datatype {truncate(datatype)}; use one of {known}", field=name
+        )
+    parameters = _parameters(tensor, f"input {shown}")
     if "shared_memory_region" in parameters:
         raise _bad("shared memory is not supported; send the data in the body", field=name)
     size = parameters.get("binary_data_size")
@@ -230,7 +245,8 @@ def _tensor(tensor: object, rest: memoryview, offset: int) -> tuple[str, Column,
         return name, _json_values(tensor.get("data"), datatype, rows, name), offset
     if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(rest):
         raise _bad(
-            f"input {name!r} has binary_data_size {size!r} but {len(rest) - offset} bytes remain",
+            f"input {shown} has binary_data_size {truncate(size)} but {len(rest) - offset} "
+            "bytes remain",
             field=name,
         )
     values = _binary_values(rest[offset : offset + size], datatype, rows, name)
@@ -246,7 +262,8 @@ def _rows(shape: object, name: str) -> int:
     ):
         return int(shape[0])
     raise _bad(
-        f"input {name!r} has shape {shape!r}; send one tensor per field, shaped [n] or [n, 1]",
+        f"input {truncate(name)} has shape {_shape(shape)}; send one tensor per field, shaped "
+        "[n] or [n, 1]",
         field=name,
     )
 
@@ -259,18 +276,31 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _shape(shape: object) -> str:
+    """A client's shape in a message: its numbers, or what it is when it is not numbers."""
+    if (
+        isinstance(shape, list)
+        and len(shape) <= 4
+        and all(type(d) is int and d.bit_length() <= 64 for d in shape)
+    ):
+        return repr(shape)
+    return truncate(shape)
+
+
 def _json_values(data: object, datatype: str, rows: int, name: str) -> list[Any]:
     if not isinstance(data, list):
-        raise _bad(f"input {name!r} has no 'data' and no binary_data_size", field=name)
-    flat = _flatten(data) if any(type(v) is list for v in data) else data
+        raise _bad(f"input {truncate(name)} has no 'data' and no binary_data_size", field=name)
+    flat = _flatten(data, name) if any(type(v) is list for v in data) else data
     if len(flat) != rows:
-        raise _bad(f"input {name!r} holds {len(flat)} values for shape [{rows}]", field=name)
+        raise _bad(
+            f"input {truncate(name)} holds {len(flat)} values for shape [{rows}]", field=name
+        )
     kind = "INT" if "INT" in datatype else datatype[:2] if datatype.startswith("FP") else datatype
     allowed = _JSON_TYPES[kind]
     for row, v in enumerate(flat):
         if v is not None and (not isinstance(v, allowed) or (kind != "BOOL" and type(v) is bool)):
             raise _bad(
-                f"input {name!r} is {datatype} but holds {json_kind(v)}; make the datatype "
+                f"input {truncate(name)} is {datatype} but holds {json_kind(v)}; make the datatype "
                 "match the data",
                 field=name,
                 row=row,
@@ -278,13 +308,22 @@ def _json_values(data: object, datatype: str, rows: int, name: str) -> list[Any]
     return flat
 
 
-def _flatten(data: list[Any]) -> list[Any]:
+def _flatten(data: list[Any], name: str) -> list[Any]:
+    """Row-major data of a ``[n, 1]`` tensor, flat: at most two levels of lists (no
+    recursion, so 1,000 levels of nesting are a 400, not a ``RecursionError``)."""
     flat: list[Any] = []
     for v in data:
-        if type(v) is list:
-            flat.extend(_flatten(v))
-        else:
+        if type(v) is not list:
             flat.append(v)
+            continue
+        for w in v:
+            if type(w) is list:
+                raise _bad(
+                    f"the data of input {truncate(name)} is nested deeper than its shape: a "
+                    "tensor shaped [n] or [n, 1] holds a list of values or of one-value lists",
+                    field=name,
+                )
+            flat.append(w)
     return flat
 
 
@@ -295,7 +334,7 @@ def _binary_values(raw: memoryview, datatype: str, rows: int, name: str) -> Colu
     width = np.dtype(dtype).itemsize
     if len(raw) != rows * width:
         raise _bad(
-            f"input {name!r}: {len(raw)} bytes of {datatype} for shape [{rows}] "
+            f"input {truncate(name)}: {len(raw)} bytes of {datatype} for shape [{rows}] "
             f"(expected {rows * width})",
             field=name,
         )
@@ -311,11 +350,13 @@ def _decode_bytes(raw: memoryview, rows: int, name: str) -> list[str]:
     position, end = 0, len(raw)
     while position < end:
         if position + 4 > end:
-            raise _bad(f"input {name!r}: BYTES data cut inside a length prefix", field=name)
+            raise _bad(f"input {truncate(name)}: BYTES data cut inside a length prefix", field=name)
         (length,) = _LENGTH.unpack_from(raw, position)
         position += 4
         if position + length > end:
-            raise _bad(f"input {name!r}: element {len(items)} runs past its data", field=name)
+            raise _bad(
+                f"input {truncate(name)}: element {len(items)} runs past its data", field=name
+            )
         chunk = bytes(raw[position : position + length])
         try:
             items.append(chunk.decode("utf-8"))
@@ -323,7 +364,9 @@ def _decode_bytes(raw: memoryview, rows: int, name: str) -> list[str]:
             check_utf8(chunk)  # raises, naming the offset
         position += length
     if len(items) != rows:
-        raise _bad(f"input {name!r} holds {len(items)} values for shape [{rows}]", field=name)
+        raise _bad(
+            f"input {truncate(name)} holds {len(items)} values for shape [{rows}]", field=name
+        )
     return items
 
 
@@ -336,7 +379,7 @@ def _outputs(outputs: object) -> tuple[RequestedOutput, ...] | None:
     for item in outputs:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise _bad("each requested output must be an object with a string 'name'")
-        parameters = _parameters(item, f"output {item['name']!r}")
+        parameters = _parameters(item, f"output {truncate(item['name'])}")
         if parameters.get("classification"):
             raise _bad(
                 "the classification extension is not supported; request 'label' and "
@@ -354,9 +397,9 @@ def check_outputs(request: InferRequest, task: str) -> None:
     for output in request.outputs or ():
         if output.name not in known:
             raise InputError(
-                f"this model has no output {output.name!r}; it answers {', '.join(known)}",
+                f"this model has no output {truncate(output.name)}; it answers {', '.join(known)}",
                 error="unknown_output",
-                field=output.name,
+                field=field_name(output.name),
                 status=400,
             )
 

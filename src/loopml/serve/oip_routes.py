@@ -18,7 +18,7 @@ from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody
 from loopml.serve.routes import REFUSALS
 from loopml.serve.schemas import InferRequest, InferResponse, body_schema
-from loopml.serve.service import Deployment
+from loopml.serve.service import Deployment, Prediction
 
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -72,17 +72,24 @@ class OipRoutes:
     async def infer(self, request: Request, name: str, version: str | None = None) -> Response:
         """JSON tensors, or the binary tensor extension (``Inference-Header-Content-Length``)."""
         started = time.perf_counter()
-        parts = self.parts
+        parts, service = self.parts, self.parts.service
         deployment = self.served(name, version)
-        decoded = oip.decode_infer(await request.body(), header_length(request))
-        oip.check_outputs(decoded, deployment.task)
-        prediction = parts.service.predict(decoded.table, decoded.id, durable=parts.durable)
+        raw, length = await request.body(), header_length(request)
+
+        def work() -> tuple[Prediction, bytes, dict[str, str]]:
+            decoded = oip.decode_infer(raw, length, service.max_rows)
+            oip.check_outputs(decoded, deployment.task)
+            scored = service.score(decoded.table, decoded.id)
+            d = scored.deployment
+            body, headers = oip.encode_infer(
+                d.model, d.version, scored.request_id, scored.outputs, d.classes, decoded
+            )
+            return scored, body, headers
+
+        scored, body, headers = await parts.offload.run(len(raw), work)
+        prediction = service.record(scored, durable=parts.durable)
         if prediction.committed is not None:
             await prediction.committed
-        d = prediction.deployment
-        body, headers = oip.encode_infer(
-            d.model, d.version, prediction.request_id, prediction.outputs, d.classes, decoded
-        )
         parts.record("/v2/infer", prediction, started)
         binary = HEADER_LENGTH in {h.lower() for h in headers}
         media = "application/octet-stream" if binary else "application/json"

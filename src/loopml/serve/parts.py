@@ -19,6 +19,7 @@ from loopml.jobs import Job
 from loopml.serve.metrics import ServeMetrics
 from loopml.serve.reload import Reloader
 from loopml.serve.service import Prediction, PredictionService
+from loopml.serve.work import Offload
 
 __all__ = ["ServerParts"]
 
@@ -37,6 +38,8 @@ class ServerParts:
     durable: bool = True
     on_start: list[Callable[[], None]] = field(default_factory=list)
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    offload: Offload = field(default_factory=Offload)
+    """Runs large requests' decoding and scoring in worker threads."""
 
     def add_job(self, job: Job, *, gauges: Collector | None = None) -> None:
         """Run ``job`` while the server runs (stopped before the ledger closes), and

@@ -21,16 +21,77 @@ and a ``reason`` that says what was expected and how to fix it (the table of err
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from loopml.data.cells import NUMBERS
 from loopml.data.severity import NON_FINITE, missing_input, wrong_type
 from loopml.errors import InputError
 from loopml.serve.schema import CellCode, FeatureRule, InputSchema
 from loopml.serve.table import Table, json_kind, truncate, value_at
+from loopml.serve.values import as_list
 
 
 def empty_request() -> InputError:
     return InputError("the request holds no rows; send at least one record", error="empty")
+
+
+def check_lengths(table: Table, schema: InputSchema, max_chars: int) -> None:
+    """Refuse (422 ``too_long``) a text longer than the field takes: ``max_chars``, or the
+    field's longest known category when that is longer. The string features and the
+    entity key are served and stored, so an 8 MB "category" would be stored verbatim."""
+    columns = table.columns
+    for rule in schema.stored_texts:
+        values = columns.get(rule.name)
+        if values is None:
+            continue
+        if type(values) is list and len(values) == 1:  # the usual request: one record
+            v = values[0]
+            if type(v) is not str or len(v) <= max_chars:
+                continue
+        limit = max(max_chars, rule.longest)
+        if type(values) is list:
+            row = _long_row(values, limit)
+        elif isinstance(values, pd.Series):
+            row = _long_series_row(values, limit)
+        elif isinstance(values, np.ndarray) and values.dtype.kind != "O":
+            continue  # a typed tensor of numbers holds no text
+        else:
+            row = _long_row(as_list(values), limit)
+        if row is not None:
+            raise _too_long(rule, row, len(str(value_at(values, row))), limit)
+
+
+def _long_series_row(series: pd.Series, limit: int) -> int | None:
+    if not (series.dtype == object or isinstance(series.dtype, pd.StringDtype)):
+        return None
+    longer = (series.str.len() > limit).to_numpy(dtype=bool, na_value=False)
+    return int(np.flatnonzero(longer)[0]) if longer.any() else None
+
+
+def _long_row(values: Sequence[Any], limit: int) -> int | None:
+    try:  # text and nulls (the usual column): the longest is found at C speed
+        if max(map(len, filter(None, values)), default=0) <= limit:
+            return None
+    except TypeError:  # numbers among them
+        pass
+    return next(
+        (row for row, v in enumerate(values) if isinstance(v, str) and len(v) > limit), None
+    )
+
+
+def _too_long(rule: FeatureRule, row: int, length: int, limit: int) -> InputError:
+    known = f" (its longest known category has {rule.longest:,})" if rule.longest else ""
+    return InputError(
+        f"a text of {length:,} characters; this field takes at most {limit:,}{known}; send "
+        "the category itself, not a document (the server's limit is serve.max_string_chars)",
+        error="too_long",
+        field=rule.name,
+        row=row,
+    )
 
 
 def too_many_rows(rows: int, max_rows: int) -> InputError:
@@ -57,8 +118,10 @@ def check_fields(table: Table, schema: InputSchema) -> tuple[str, ...]:
 
 def _missing_fields(missing: list[FeatureRule], extra: tuple[str, ...]) -> InputError:
     first = missing[0]
-    close = difflib.get_close_matches(first.name, extra, n=1)
-    hint = f"; is {close[0]!r} meant to be this field?" if close else ""
+    # a client's field names can be megabytes long: only plausible names are compared
+    names = [name for name in extra[:100] if len(name) <= 2 * len(first.name) + 20]
+    close = difflib.get_close_matches(first.name, names, n=1)
+    hint = f"; is {truncate(close[0], 60)} meant to be this field?" if close else ""
     others = [rule.name for rule in missing[1:]]
     more = ""
     if others:

@@ -1,9 +1,10 @@
 """``/predict``, ``/invocations`` and ``/feedback``: parse, call the service, serialize.
 
 Every prediction route goes through :meth:`PredictionRoutes.answer`: decode the body with
-the dialect's codec, predict, wait for the ledger commit in ``durable`` mode, encode. Bad
-input raises :class:`~loopml.errors.InputError`, which the app maps to a 4xx with a
-Problem body.
+the dialect's codec, score, encode — in a worker thread when the body is large
+(:mod:`loopml.serve.work`) — then hand the rows to the ledger and, in ``durable`` mode,
+wait for the commit. Bad input raises :class:`~loopml.errors.InputError`, which the app
+maps to a 4xx with a Problem body.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from loopml.serve.table import DecodedRequest
 
 JSON = "application/json"
 Encoder = Callable[[Prediction], bytes]
-Decoder = Callable[[bytes, str | None], DecodedRequest]
+Decoder = Callable[[bytes, str | None, int | None], DecodedRequest]
 REFUSALS = problem_responses(400, 409, 413, 415, 422, 503)
 
 
@@ -76,7 +77,10 @@ class PredictionRoutes:
     async def feedback(self, request: Request) -> Response:
         """Labels for earlier predictions, joined to them by request id (and row)."""
         body = await request.body()
-        items = codecs.decode_feedback(body, request.headers.get("content-type"))
+        content_type, max_rows = request.headers.get("content-type"), self.parts.service.max_rows
+        items = await self.parts.offload.run(
+            len(body), lambda: codecs.decode_feedback(body, content_type, max_rows)
+        )
         result = await self.parts.service.feedback(items)
         unknown = [{"request_id": rid, "row": row} for rid, row in result.unknown]
         return Response(
@@ -88,12 +92,21 @@ class PredictionRoutes:
     ) -> Response:
         """The shared path of every prediction dialect."""
         started = time.perf_counter()
-        parts = self.parts
-        decoded = decode(await request.body(), request.headers.get("content-type"))
-        request_id = decoded.request_id or request.headers.get("x-request-id")
-        prediction = parts.service.predict(decoded.table, request_id, durable=parts.durable)
+        parts, service = self.parts, self.parts.service
+        body = await request.body()
+        content_type, header_id = (
+            request.headers.get("content-type"),
+            request.headers.get("x-request-id"),
+        )
+
+        def work() -> tuple[Prediction, bytes]:
+            decoded = decode(body, content_type, service.max_rows)
+            scored = service.score(decoded.table, decoded.request_id or header_id)
+            return scored, encode(scored)
+
+        scored, content = await parts.offload.run(len(body), work)
+        prediction = service.record(scored, durable=parts.durable)
         if prediction.committed is not None:
             await prediction.committed
-        content = encode(prediction)
         parts.record(route, prediction, started)
         return Response(content, media_type=JSON, headers={"x-request-id": prediction.request_id})

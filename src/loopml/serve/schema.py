@@ -95,8 +95,11 @@ class FeatureRule:
     integer: bool = field(init=False)
     null_code: CellCode = field(init=False)
     """The code of a null in this field."""
+    longest: int = field(init=False)
+    """The length of the longest category the contract knows (0: none known)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "longest", max(map(len, self.categories or ()), default=0))
         object.__setattr__(self, "numeric", self.kind == "numeric")
         object.__setattr__(self, "integer", self.type == "integer")
         object.__setattr__(self, "null_code", CellCode.null(nullable=self.nullable))
@@ -120,6 +123,9 @@ class InputSchema:
     """The numeric features with their position in contract order."""
     texts: tuple[tuple[int, FeatureRule], ...] = ()
     """The string and boolean features with their position in contract order."""
+    stored_texts: tuple[FeatureRule, ...] = ()
+    """The fields whose text is served and stored as sent: the string features and the
+    entity key (their length is limited)."""
 
     @classmethod
     def from_contract(cls, contract: Contract) -> InputSchema:
@@ -147,6 +153,8 @@ class InputSchema:
             slots,
             tuple((i, rule) for i, rule in enumerate(rules) if rule.numeric),
             tuple((i, rule) for i, rule in enumerate(rules) if not rule.numeric),
+            tuple(rule for rule in rules if rule.kind == "string")
+            + ((FeatureRule(key, "key", "key", True),) if key else ()),
         )
 
     @property

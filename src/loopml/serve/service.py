@@ -12,7 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,8 @@ class Prediction:
     """feature -> rows with a null where training had none (served, imputed)."""
     ignored: tuple[str, ...] = ()
     """Fields of the request the contract does not know (served, ignored)."""
+    rows: Sequence[PredictionRow] = field(default=(), repr=False)
+    """The ledger rows of a scored request, until :meth:`PredictionService.record`."""
 
 
 class PredictionService:
@@ -76,11 +78,13 @@ class PredictionService:
         ledger: Ledger | None,
         *,
         max_rows: int = 10_000,
+        max_chars: int | None = None,
         arm: str = "champion",
     ) -> None:
         self._deployment = deployment
         self.ledger = ledger
         self.max_rows = max_rows
+        self.max_chars = max_chars
         self.arm = arm
         self.draining = False
 
@@ -100,35 +104,50 @@ class PredictionService:
     def predict(
         self, table: Table, request_id: str | None = None, *, durable: bool = False
     ) -> Prediction:
-        """Score one request. Raises :class:`InputError` for bad input and the ledger's
-        ``LedgerFull`` when the ledger cannot take the rows (the caller answers 503).
+        """Score one request and record it: :meth:`score`, then :meth:`record`."""
+        return self.record(self.score(table, request_id), durable=durable)
 
-        ``durable``: return an awaitable that resolves once the rows are committed (call
-        from the event loop's thread); otherwise the rows are queued and not waited for.
-        """
+    def score(self, table: Table, request_id: str | None = None) -> Prediction:
+        """Validate and predict, and build the ledger rows; records nothing. Raises
+        :class:`InputError` for bad input. Safe in a worker thread (a large request is
+        scored off the event loop)."""
         started = time.perf_counter()
         deployment = self._deployment
         rid = check_request_id(request_id) if request_id is not None else uuid.uuid4().hex
-        checked = validate(table, deployment.schema, max_rows=self.max_rows)
+        checked = validate(
+            table, deployment.schema, max_rows=self.max_rows, max_chars=self.max_chars
+        )
         outputs = deployment.runtime.predict(checked.features)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        committed = None
+        rows: Sequence[PredictionRow] = ()
         if self.ledger is not None:
             rows = ledger_rows(rid, deployment, self.arm, checked, outputs, latency_ms)
-            if durable:
-                committed = self.ledger.submit_async(rows)
-            else:
-                self.ledger.submit(rows)
         return Prediction(
             rid,
             deployment,
             outputs,
             checked.n_rows,
             checked.unseen,
-            committed,
+            None,
             checked.nulls,
             checked.ignored,
+            rows,
         )
+
+    def record(self, prediction: Prediction, *, durable: bool = False) -> Prediction:
+        """Hand a scored request's rows to the ledger. Raises the ledger's ``LedgerFull``
+        when it cannot take them (the caller answers 503).
+
+        ``durable``: the result's ``committed`` resolves once the rows are committed (call
+        from the event loop's thread); otherwise the rows are queued and not waited for.
+        """
+        if self.ledger is None or not prediction.rows:
+            return prediction
+        if durable:
+            committed = self.ledger.submit_async(prediction.rows)
+            return replace(prediction, committed=committed, rows=())
+        self.ledger.submit(prediction.rows)
+        return replace(prediction, rows=())
 
     def feedback(self, items: Sequence[Mapping[str, Any]]) -> Awaitable[FeedbackResult]:
         """Record labels for earlier predictions (joined by request id and row)."""

@@ -166,11 +166,31 @@ _KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
 
 
 def truncate(value: object, limit: int = 40) -> str:
-    """``repr`` of a value, cut to ``limit`` characters (values end up in error bodies)."""
+    """``repr`` of a value, cut to ``limit`` characters (values end up in error bodies).
+
+    Bounded in time too: a client's 8 MB string or 1,000-deep array is never ``repr``-ed
+    whole (an array or object is described by its size, a huge integer by its digits).
+
+    >>> truncate("x" * 10_000_000, 12), truncate([[[]]]), truncate(10**5000)
+    ("'xxxxxxxx...", '(an array of 1 item)', '(an integer of about 5,001 digits)')
+    """
     if isinstance(value, np.generic):
         value = value.item()
-    text = repr(value)
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, list | tuple | dict):
+        what, unit = ("an object", "key") if isinstance(value, dict) else ("an array", "item")
+        text = f"({what} of {len(value):,} {unit}{'' if len(value) == 1 else 's'})"
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        text = f"(an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits)"
+    else:
+        text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def field_name(name: str, limit: int = 100) -> str:
+    """A client-chosen field name as an error body's ``field``: at most ``limit`` characters."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def value_at(values: Column, row: int) -> object:

@@ -15,6 +15,8 @@ error              HTTP when
 ================== ==== ==========================================================
 empty              422  the request has no rows
 too_many_rows      413  more rows than ``max_rows``
+too_long           422  a text longer than ``max_chars`` in a string feature or the
+                        entity key (longer than the longest category, if that is more)
 missing_field      422  a feature is absent (``row`` None), or one record lacks it
 wrong_type         422  a value of the wrong type (below), a fractional number in an
                         integer feature, or any object / array
@@ -92,7 +94,13 @@ import pandas as pd
 
 from loopml.errors import InputError
 from loopml.serve.columns import read_columns
-from loopml.serve.refusals import cell_error, check_fields, empty_request, too_many_rows
+from loopml.serve.refusals import (
+    cell_error,
+    check_fields,
+    check_lengths,
+    empty_request,
+    too_many_rows,
+)
 from loopml.serve.schema import Array, CellCode, InputSchema, Read
 from loopml.serve.table import Table
 from loopml.serve.values import read_values
@@ -140,9 +148,13 @@ def validate(
     *,
     reject_rows: bool = False,
     max_rows: int | None = None,
+    max_chars: int | None = None,
     method: Method = "auto",
 ) -> ModelInput:
     """Check a table against the schema: model-ready arrays, or :class:`InputError`.
+
+    ``max_chars``: refuse (``too_long``) a text longer than this in a string feature or
+    the entity key, unless the field knows a longer category (checked before any cell).
 
     ``method`` forces the per-value reader (``"loop"``, JSON tables only) or the
     column-wise one (``"vector"``), for tests and benchmarks: both give the same result.
@@ -155,6 +167,8 @@ def validate(
     if method == "loop" and table.origin != "json":
         raise ValueError("the per-value reader reads JSON tables; read a frame column-wise")
     ignored = check_fields(table, schema)
+    if max_chars is not None:
+        check_lengths(table, schema, max_chars)
     by_value = method == "loop" or (method == "auto" and table.origin == "json" and n <= SMALL_ROWS)
     read = read_values(table, schema) if by_value else read_columns(table, schema)
     return _finish(read, table, schema, reject_rows, ignored)

@@ -364,3 +364,34 @@ def test_any_json_is_a_table_or_an_input_error(document: Any) -> None:
 def test_any_bytes_are_a_table_or_an_input_error(body: bytes) -> None:
     _survives(decode_predict, body, JSON)
     _survives(decode_invocations, body, "text/csv")
+
+
+@pytest.mark.parametrize(
+    ("decode", "body", "content_type"),
+    [
+        (decode_predict, orjson.dumps({"records": [{}] * 11}), JSON),
+        (decode_invocations, orjson.dumps({"dataframe_split": {"data": [[1]] * 11}}), JSON),
+        (decode_invocations, orjson.dumps({"dataframe_records": [{}] * 11}), JSON),
+        (decode_invocations, orjson.dumps({"inputs": {"a": [1] * 11, "b": 2}}), JSON),
+        (decode_invocations, b"a\n" + b"1\n" * 11, "text/csv"),
+        (decode_feedback, orjson.dumps([{"request_id": "r"}] * 11), JSON),
+    ],
+)
+def test_the_row_limit_is_checked_before_the_table_is_built(
+    decode: Any, body: bytes, content_type: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        decode(body, content_type, 10)
+    assert (caught.value.error, caught.value.status) == ("too_many_rows", 413)
+    try:  # at the limit, the rows are fine (whatever else is wrong with the body)
+        decode(body, content_type, 11)
+    except InputError as exc:
+        assert exc.error != "too_many_rows"
+
+
+def test_messages_never_repr_a_huge_key() -> None:
+    body = orjson.dumps({"records": [{"a": 1}], "k" * 3_000_000: 1})
+    caught = refusal(decode_predict, body)
+    assert len(caught.reason) < 300
+    caught = refusal(decode_feedback, orjson.dumps({"labels": [], "k" * 3_000_000: 1}))
+    assert len(caught.reason) < 300 and len(caught.field or "") <= 100

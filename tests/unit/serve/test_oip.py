@@ -390,3 +390,47 @@ def test_any_request_is_a_table_or_an_input_error(
     except InputError as exc:
         assert exc.status in (400, 413, 415, 422)
         orjson.dumps(exc.to_body())
+
+
+def _deep(depth: int, leaf: object = 1) -> Any:
+    value: Any = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("data", _deep(3), "nested deeper than its shape"),
+        ("data", _deep(200), "nested deeper than its shape"),
+        ("shape", _deep(200), "has shape (an array of 1 item)"),
+        ("shape", [1.5, 1], "has shape (an array of 2 items)"),
+        ("datatype", _deep(200, "FP64"), "has datatype (an array of 1 item)"),
+        ("parameters", {"binary_data_size": _deep(200)}, "binary_data_size (an array of 1 item)"),
+    ],
+)
+def test_nested_or_huge_fields_are_400_with_a_bounded_reason(
+    field: str, value: Any, words: str
+) -> None:
+    body = _document({**X, field: value})
+    with pytest.raises(InputError) as caught:
+        decode_infer(body, None)
+    assert caught.value.status == 400 and words in caught.value.reason
+    assert len(caught.value.reason) < 300
+    assert caught.value.field is None or len(caught.value.field) <= 100
+
+
+def test_a_shape_over_the_row_limit_is_413_before_its_data_is_read() -> None:
+    body = _document({**X, "shape": [10_001], "data": "not even a list"})
+    with pytest.raises(InputError) as caught:
+        decode_infer(body, None, max_rows=10_000)
+    assert (caught.value.error, caught.value.status) == ("too_many_rows", 413)
+
+
+def test_a_huge_tensor_name_is_cut_in_the_reason_and_the_field() -> None:
+    named = {**X, "name": "n" * 5_000_000}
+    with pytest.raises(InputError) as caught:
+        decode_infer(_document(named, named), None)
+    assert "appears twice" in caught.value.reason and len(caught.value.reason) < 200
+    assert caught.value.field is not None and len(caught.value.field) == 100

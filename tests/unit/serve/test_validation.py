@@ -422,3 +422,37 @@ _CONTRACT = Contract(
         spec("y", "integer", role="target", categories={"0": 0.5, "1": 0.5}),
     ),
 )
+
+
+def test_a_text_longer_than_the_limit_is_too_long_naming_field_and_row(
+    schema: InputSchema,
+) -> None:
+    records = [record(), record(country="F" * 1_025)]
+    caught = refusal(Table.from_records(records), schema, max_chars=1_024)
+    assert (caught.error, caught.status, caught.field, caught.row) == (
+        "too_long",
+        422,
+        "country",
+        1,
+    )
+    assert "1,025 characters" in caught.reason and "serve.max_string_chars" in caught.reason
+    assert validate(Table.from_records(records), schema).n_rows == 2  # no limit: served
+    many = [record(device=None)] * 300 + [record(device="d" * 2_000)]  # the column-wise path
+    assert refusal(Table.from_records(many), schema, max_chars=1_024).row == 300
+    frame = pd.DataFrame([record(), record(user="u" * 5_000)])
+    assert refusal(Table.from_frame(frame), schema, max_chars=1_024).field == "user"
+    keyed = [record(id="k" * 2_000)]
+    assert refusal(Table.from_records(keyed), schema, max_chars=1_024).field == "id"
+
+
+def test_a_known_category_longer_than_the_limit_is_served(contract: Contract) -> None:
+    long = "L" * 50
+    specs = [
+        s if s.name != "country" else s.model_copy(update={"categories": {long: 0.5, "US": 0.5}})
+        for s in contract.columns
+    ]
+    schema = InputSchema.from_contract(contract.model_copy(update={"columns": tuple(specs)}))
+    checked = validate(Table.from_records([record(country=long)]), schema, max_chars=10)
+    assert checked.features["country"].tolist() == [long]
+    caught = refusal(Table.from_records([record(country=long + "x")]), schema, max_chars=10)
+    assert "its longest known category has 50" in caught.reason
