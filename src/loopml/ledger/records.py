@@ -49,12 +49,20 @@ class PredictionRow:
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """A label for an earlier prediction; ``label`` is the JSON text of the value."""
+    """A label for an earlier prediction; ``label`` is the JSON text of the value.
+
+    Each one is a new version of the label of its key, kept in the label history with
+    where it came from: the token ``scope`` it was sent with (``feedback``, ``admin``,
+    ``anonymous``), the ``client`` address and the ``source`` the client named, if any.
+    """
 
     request_id: str
     row: int
     label: str
     ts: float  # unix seconds, when the label arrived
+    scope: str = "unknown"
+    client: str | None = None
+    source: str | None = None
 
     @property
     def key(self) -> tuple[str, int]:

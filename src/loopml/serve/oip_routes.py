@@ -73,6 +73,9 @@ class OipRoutes:
         """JSON tensors, or the binary tensor extension (``Inference-Header-Content-Length``)."""
         started = time.perf_counter()
         parts = self.parts
+        grant = parts.tokens.predict_grant(request)
+        if isinstance(grant, Response):
+            return grant
         deployment = self.served(name, version)
         decoded = oip.decode_infer(await request.body(), header_length(request))
         oip.check_outputs(decoded, deployment.task)

@@ -32,7 +32,7 @@ from loopml.serve.table import DecodedRequest
 JSON = "application/json"
 Encoder = Callable[[Prediction], bytes]
 Decoder = Callable[[bytes, str | None], DecodedRequest]
-REFUSALS = problem_responses(400, 409, 413, 415, 422, 503)
+REFUSALS = problem_responses(400, 401, 403, 409, 413, 415, 422, 503)
 
 
 class PredictionRoutes:
@@ -74,10 +74,14 @@ class PredictionRoutes:
         return await self.answer(request, "/invocations", codecs.decode_invocations, encode)
 
     async def feedback(self, request: Request) -> Response:
-        """Labels for earlier predictions, joined to them by request id (and row)."""
+        """Labels for earlier predictions, joined to them by request id (and row); each is
+        a new version of its label, recorded with who sent it."""
+        grant = self.parts.tokens.feedback_grant(request)
+        if isinstance(grant, Response):
+            return grant
         body = await request.body()
         items = codecs.decode_feedback(body, request.headers.get("content-type"))
-        result = await self.parts.service.feedback(items)
+        result = await self.parts.service.feedback(items, grant.scope, grant.client)
         unknown = [{"request_id": rid, "row": row} for rid, row in result.unknown]
         return Response(
             codecs.dumps({"recorded": result.recorded, "unknown": unknown}), media_type=JSON
@@ -89,6 +93,9 @@ class PredictionRoutes:
         """The shared path of every prediction dialect."""
         started = time.perf_counter()
         parts = self.parts
+        grant = parts.tokens.predict_grant(request)
+        if isinstance(grant, Response):
+            return grant
         decoded = decode(await request.body(), request.headers.get("content-type"))
         request_id = decoded.request_id or request.headers.get("x-request-id")
         prediction = parts.service.predict(decoded.table, request_id, durable=parts.durable)
