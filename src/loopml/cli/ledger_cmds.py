@@ -27,9 +27,22 @@ def export(
     since: Annotated[str | None, typer.Option(help=f"From this time on. {_TIME_HELP}")] = None,
     until: Annotated[str | None, typer.Option(help=f"Before this time. {_TIME_HELP}")] = None,
     version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    label_history: Annotated[
+        bool,
+        typer.Option(
+            "--label-history",
+            help="Write every version of the labels (time, token scope, client, source) "
+            "instead of the predictions with their current label.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Export predictions with their labels to Parquet (one column per feature and output)."""
+    """Export predictions with their labels to Parquet (one column per feature and output).
+
+    The label of a prediction is its current one: the latest version sent to /feedback.
+    With --label-history the file holds every version instead (a correction never
+    overwrites the label it corrects).
+    """
     from loopml.ledger import export_ledger, open_backend, parse_time
 
     state: State = ctx.obj
@@ -42,8 +55,9 @@ def export(
     try:
         with progress_display(enabled=not as_json) as progress:
             result = export_ledger(
-                backend, out, since=start, until=end, version=version, progress=progress
-            )
+                backend, out, since=start, until=end, version=version, progress=progress,
+                label_history=label_history,
+            )  # fmt: skip
     finally:
         backend.close()
     seconds = time.perf_counter() - started
@@ -51,6 +65,7 @@ def export(
         print_json(
             {
                 "path": str(result.path),
+                "label_history": label_history,
                 "rows": result.rows,
                 "labelled": result.labelled,
                 "columns": list(result.columns),
@@ -61,9 +76,14 @@ def export(
             }
         )
         return
+    what = (
+        f"{result.rows:,} label versions, {result.labelled:,} of them current"
+        if label_history
+        else f"{result.rows:,} predictions, {result.labelled:,} labelled"
+    )
     console.print(
-        f"[green]wrote[/] {result.path}: {result.rows:,} predictions, {result.labelled:,} "
-        f"labelled, {len(result.columns)} columns, in {seconds:.1f} s"
+        f"[green]wrote[/] {result.path}: {what}, {len(result.columns)} columns, "
+        f"in {seconds:.1f} s"
     )
 
 
@@ -90,6 +110,7 @@ def stats(
                 "url": summary.url,
                 "rows": summary.rows,
                 "labelled": summary.labelled,
+                "label_versions": summary.label_versions,
                 "first": first,
                 "last": last,
                 "by_version_arm": [
@@ -102,6 +123,11 @@ def stats(
     console.print(f"ledger {summary.url}")
     console.print(
         f"  {summary.rows:,} predictions, {summary.labelled:,} labelled{share}"
+        + (
+            f" ({summary.label_versions - summary.labelled:,} corrections kept in the history)"
+            if summary.label_versions > summary.labelled
+            else ""
+        )
         + (f", from {first} to {last}" if first else "")
     )
     if summary.by_version_arm:

@@ -21,13 +21,19 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from loopml.ledger.backend import (
+    HISTORY_COLUMNS,
+    INSERT_HISTORY,
+    MIGRATE_1_TO_2,
     PREDICTION_COLUMNS,
+    UPSERT_LABEL,
     FeedbackOp,
     Op,
     OpResult,
     SqlReader,
     check_schema_version,
+    history_params,
     latest_labels,
+    log_migration,
     prediction_params,
     prediction_rows,
     prediction_runs,
@@ -53,6 +59,11 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS labels (
         request_id text NOT NULL, "row" integer NOT NULL, label text NOT NULL,
         ts double precision NOT NULL, PRIMARY KEY (request_id, "row"))""",
+    """CREATE TABLE IF NOT EXISTS label_history (
+        id bigserial PRIMARY KEY, request_id text NOT NULL, "row" integer NOT NULL,
+        label text NOT NULL, ts double precision NOT NULL, scope text NOT NULL, client text,
+        source text)""",
+    'CREATE INDEX IF NOT EXISTS label_history_key ON label_history (request_id, "row")',
 )
 _COPY_TYPES = ("text", "int4", "float8", "text", "text", "text", "text", "text", "text", "float8")
 # COPY is one statement (atomic on an autocommit connection) and far cheaper per row than
@@ -67,10 +78,14 @@ _KNOWN_KEYS = (
     'JOIN unnest(%s::text[], %s::int4[]) AS k(request_id, "row") '
     'ON p.request_id = k.request_id AND p."row" = k."row"'
 )
-_UPSERT_LABELS = (
-    'INSERT INTO labels (request_id, "row", label, ts) '
-    "SELECT * FROM unnest(%s::text[], %s::int4[], %s::text[], %s::float8[]) "
-    'ON CONFLICT (request_id, "row") DO UPDATE SET label = excluded.label, ts = excluded.ts'
+# In the order given (ids are taken in that order: the last one is the current label).
+_INSERT_HISTORY = (
+    INSERT_HISTORY + f"SELECT {', '.join(HISTORY_COLUMNS)} FROM unnest("
+    "%s::text[], %s::int4[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[]) "
+    f"WITH ORDINALITY AS h({', '.join(HISTORY_COLUMNS)}, n) ORDER BY n"
+)
+_UPSERT_LABELS = UPSERT_LABEL.format(
+    values="SELECT * FROM unnest(%s::text[], %s::int4[], %s::text[], %s::float8[])"
 )
 APPLICATION_NAME = "loopml-ledger"  # how the writer's session shows in pg_stat_activity
 # Serialises schema creation when several server processes start at once.
@@ -136,6 +151,7 @@ class PostgresBackend:
         )
 
     def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+        migrated = None
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -144,9 +160,16 @@ class PostgresBackend:
                 found = conn.execute(
                     "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
                 ).fetchone()
+                version = int(found[0]) if found else SCHEMA_VERSION
+                check_schema_version(version, self._url)
+                if version == 1:
+                    migrated = conn.execute("SELECT COUNT(*) FROM labels").fetchone()
+                    for statement in MIGRATE_1_TO_2:
+                        conn.execute(statement)
         except psycopg.Error as exc:
             raise self._error("cannot create the tables of", exc) from exc
-        check_schema_version(int(found[0]) if found else SCHEMA_VERSION, self._url)
+        if version == 1:
+            log_migration(self._url, int(migrated[0]) if migrated else 0)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -254,9 +277,11 @@ class PostgresBackend:
         rows = [item.row for item in op.items]
         found = self._execute(conn, _KNOWN_KEYS, (ids, rows)).fetchall()
         known = {(str(r), int(n)) for r, n in found}
-        labels = [item for item in latest_labels(op.items) if item.key in known]
-        if labels:
-            self._execute(conn, _UPSERT_LABELS, _label_columns(labels))
+        recorded = [item for item in op.items if item.key in known]
+        if recorded:
+            columns = [list(values) for values in zip(*map(history_params, recorded), strict=True)]
+            self._execute(conn, _INSERT_HISTORY, columns)
+            self._execute(conn, _UPSERT_LABELS, _label_columns(latest_labels(recorded)))
         unknown = [item.key for item in op.items if item.key not in known]
         return FeedbackResult(recorded=len(op.items) - len(unknown), unknown=unknown)
 
