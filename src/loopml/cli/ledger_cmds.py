@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from loopml.cli.output import console, print_json, progress_display
 from loopml.cli.state import State
+
+if TYPE_CHECKING:
+    from loopml.ledger import ExportResult
 
 ledger_app = typer.Typer(
     help="The prediction ledger: every prediction served, with its label.", no_args_is_help=True
@@ -62,19 +65,7 @@ def export(
         backend.close()
     seconds = time.perf_counter() - started
     if as_json:
-        print_json(
-            {
-                "path": str(result.path),
-                "label_history": label_history,
-                "rows": result.rows,
-                "labelled": result.labelled,
-                "columns": list(result.columns),
-                "since": start.isoformat() if start else None,
-                "until": end.isoformat() if end else None,
-                "version": version,
-                "seconds": round(seconds, 3),
-            }
-        )
+        print_json(_export_json(result, start, end, version, label_history, seconds))
         return
     what = (
         f"{result.rows:,} label versions, {result.labelled:,} of them current"
@@ -82,8 +73,7 @@ def export(
         else f"{result.rows:,} predictions, {result.labelled:,} labelled"
     )
     console.print(
-        f"[green]wrote[/] {result.path}: {what}, {len(result.columns)} columns, "
-        f"in {seconds:.1f} s"
+        f"[green]wrote[/] {result.path}: {what}, {len(result.columns)} columns, in {seconds:.1f} s"
     )
 
 
@@ -138,6 +128,27 @@ def stats(
         for version, arm, rows in summary.by_version_arm:
             table.add_row(version, arm, f"{rows:,}")
         console.print(table)
+
+
+def _export_json(
+    result: ExportResult,
+    start: datetime | None,
+    end: datetime | None,
+    version: str | None,
+    label_history: bool,
+    seconds: float,
+) -> dict[str, object]:
+    return {
+        "path": str(result.path),
+        "label_history": label_history,
+        "rows": result.rows,
+        "labelled": result.labelled,
+        "columns": list(result.columns),
+        "since": start.isoformat() if start else None,
+        "until": end.isoformat() if end else None,
+        "version": version,
+        "seconds": round(seconds, 3),
+    }
 
 
 def _when(seconds: float | None) -> str | None:

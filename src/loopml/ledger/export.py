@@ -154,15 +154,21 @@ def export_ledger(
 def _write_predictions(
     path: Path, reader: LedgerReader, query: LedgerQuery, chunk_rows: int, report: Progress
 ) -> ExportResult:
+    """Write to ``path`` (a temporary name; ``out`` in the result is fixed by the caller)."""
     total = reader.count(query)
     report.stage("reading column types", total=total)
     layout = _Layout()
     for chunk in reader.chunks(query, chunk_rows):
         layout.learn(chunk)
         report.advance(len(chunk))
-    report.stage(f"writing {path.name}", total=total)
+    report.stage(f"writing {_final_name(path)}", total=total)
     rows, labelled = _write(path, layout, reader.chunks(query, chunk_rows), report)
     return ExportResult(rows, labelled, path, tuple(layout.schema().names))
+
+
+def _final_name(temp: Path) -> str:
+    """``out.parquet`` from its temporary name ``.out.parquet.<hex>.tmp``."""
+    return temp.name[1:].rsplit(".", 2)[0]
 
 
 def _write_history(
@@ -180,7 +186,7 @@ def _write_history(
          ("labelled_at", pa.timestamp("us", tz="UTC")), ("scope", text), ("client", text),
          ("source", text)]
     )  # fmt: skip
-    report.stage(f"writing {path.name}")
+    report.stage(f"writing {_final_name(path)}")
     versions = current = 0
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for chunk in reader.label_history(query, chunk_rows):

@@ -167,8 +167,9 @@ class SqliteBackend:
                 if statement.strip():
                     conn.execute(statement)
             found = int(
-                conn.execute("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
-                .fetchone()[0]
+                conn.execute(
+                    "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
+                ).fetchone()[0]
             )
             check_schema_version(found, self.url)
             if found == 1:

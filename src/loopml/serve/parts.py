@@ -27,7 +27,8 @@ __all__ = ["ServerParts"]
 @dataclass
 class ServerParts:
     """The service, its instruments and settings, the admin token (and the other scopes'),
-    the reloader and the background jobs; ``on_start`` / ``on_stop`` run when the server starts and stops."""
+    the reloader and the background jobs; ``on_start`` / ``on_stop`` run when the server
+    starts and stops."""
 
     service: PredictionService
     metrics: ServeMetrics

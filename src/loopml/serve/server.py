@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
