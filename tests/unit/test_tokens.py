@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from loopml.errors import ConfigError
-from loopml.tokens import bearer_matches, ensure_token, read_token
+from loopml.tokens import bearer_matches, ensure_token, matching_scope, read_token
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +40,27 @@ def test_a_token_readable_by_others_is_refused(tmp_path: Path) -> None:
 )
 def test_bearer_matches(header: str | None, ok: bool) -> None:
     assert bearer_matches(header, "s3cret-token-value") is ok
+
+
+def test_a_scope_names_its_token_in_errors(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.token"
+    ensure_token(path, "feedback")
+    path.chmod(0o640)
+    with pytest.raises(ConfigError, match="the feedback token"):
+        ensure_token(path, "feedback")
+
+
+@pytest.mark.parametrize(
+    ("header", "scope"),
+    [
+        ("Bearer feedback-token-value", "feedback"),
+        ("Bearer admin-token-value-xx", "admin"),
+        ("Bearer predict-token-value", None),
+        (None, None),
+    ],
+)
+def test_matching_scope_names_the_scope_whose_token_came(
+    header: str | None, scope: str | None
+) -> None:
+    tokens = {"feedback": "feedback-token-value", "admin": "admin-token-value-xx"}
+    assert matching_scope(header, tokens) == scope
