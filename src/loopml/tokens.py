@@ -33,9 +33,19 @@ def ensure_token(path: Path, scope: str = "admin") -> tuple[str, bool]:
         return read_token(path, scope), False
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
+    # Written whole under a private name, then linked into place: of several processes
+    # starting at once (``--workers N``) one creates it and the others read it, never
+    # a half-written file.
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(token + "\n")
+        os.link(temp, path)
+    except FileExistsError:
+        return read_token(path, scope), False
+    finally:
+        temp.unlink(missing_ok=True)
     return token, True
 
 

@@ -64,3 +64,14 @@ def test_matching_scope_names_the_scope_whose_token_came(
 ) -> None:
     tokens = {"feedback": "feedback-token-value", "admin": "admin-token-value-xx"}
     assert matching_scope(header, tokens) == scope
+
+
+def test_processes_starting_at_once_all_get_the_one_token(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = tmp_path / "predict.token"
+    with ProcessPoolExecutor(4) as pool:
+        results = list(pool.map(ensure_token, [path] * 16, ["predict"] * 16))
+    assert len({token for token, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["predict.token"]  # no temporary left
