@@ -166,3 +166,20 @@ def test_a_schema_1_ledger_is_upgraded_in_place_keeping_its_labels(
         open_backend(url, Path(".")).close()  # opened again: nothing more to do
     assert "upgraded" not in caplog.text
     assert run_sql(url, ["SELECT COUNT(*) FROM label_history"]) == [(2,)]
+
+
+def test_a_label_that_lost_a_race_never_replaces_a_later_version(ledger: Ledger, url: str) -> None:
+    """Two replicas on one PostgreSQL may commit two versions of a key in the other order
+    than their history ids; the current label stays the one of the higher id."""
+    from loopml.ledger.backend import UPSERT_LABEL
+
+    ledger.submit([row("a", 0)])
+    ledger.submit_feedback([Feedback("a", 0, '"1"', 10.0)]).result(timeout=30)
+    placeholder = "?" if url.startswith("sqlite") else "%s"
+    late = UPSERT_LABEL.format(values=f"VALUES ({', '.join([placeholder] * 5)})")
+    stale = late.replace(placeholder, "{}").format("'a'", 0, "'\"0\"'", 5.0, 0)
+    newer = late.replace(placeholder, "{}").format("'a'", 0, "'\"0\"'", 30.0, 10**9)
+    run_sql(url, [stale])
+    assert current(ledger) == {("a", 0): '"1"'}
+    run_sql(url, [newer])
+    assert current(ledger) == {("a", 0): '"0"'}

@@ -160,17 +160,6 @@ def prediction_params(rows: Sequence[PredictionRow]) -> list[tuple[object, ...]]
     ]
 
 
-def latest_labels(items: Sequence[Feedback]) -> list[Feedback]:
-    """One label per key, the last one given winning: the current label (every one given
-    is kept in the label history).
-
-    >>> items = [Feedback("a", 0, "1", 1.0), Feedback("a", 0, "0", 2.0)]
-    >>> latest_labels(items)[0].label
-    '0'
-    """
-    return list({item.key: item for item in items}.values())
-
-
 def where_clause(query: LedgerQuery, placeholder: str) -> tuple[str, list[object]]:
     """``WHERE ...`` over ``p`` (predictions) for a query, and its parameters.
 
@@ -208,16 +197,23 @@ def select_records(query: LedgerQuery, placeholder: str) -> tuple[str, list[obje
 HISTORY_COLUMNS = ("request_id", '"row"', "label", "ts", "scope", "client", "source")
 # A label submission: one new row of the history, if its prediction is recorded ...
 INSERT_HISTORY = f"INSERT INTO label_history ({', '.join(HISTORY_COLUMNS)}) "
-# ... and the current label of its key becomes it (``labels`` is the latest version).
+# ... and the current label of its key becomes it: ``labels`` holds the latest version,
+# the one of the highest history id, even when two writers (replicas on one PostgreSQL)
+# race on one key and commit in the other order.
 UPSERT_LABEL = (
-    'INSERT INTO labels (request_id, "row", label, ts) {values} '
-    'ON CONFLICT (request_id, "row") DO UPDATE SET label = excluded.label, ts = excluded.ts'
+    'INSERT INTO labels (request_id, "row", label, ts, history_id) {values} '
+    'ON CONFLICT (request_id, "row") DO UPDATE SET label = excluded.label, ts = excluded.ts, '
+    "history_id = excluded.history_id "
+    "WHERE labels.history_id IS NULL OR labels.history_id < excluded.history_id"
 )
 # Schema 1 -> 2: the labels stored before the history existed become its first versions.
 MIGRATE_1_TO_2 = (
+    "ALTER TABLE labels ADD COLUMN history_id BIGINT",
     f"INSERT INTO label_history ({', '.join(HISTORY_COLUMNS)}) "
     "SELECT request_id, \"row\", label, ts, 'before-history', NULL, NULL FROM labels "
     'ORDER BY ts, request_id, "row"',
+    "UPDATE labels SET history_id = (SELECT MAX(h.id) FROM label_history h "
+    'WHERE h.request_id = labels.request_id AND h."row" = labels."row")',
     "UPDATE ledger_meta SET value = '2' WHERE key = 'schema_version'",
 )
 

@@ -32,7 +32,6 @@ from loopml.ledger.backend import (
     SqlReader,
     check_schema_version,
     history_params,
-    latest_labels,
     log_migration,
     prediction_params,
     prediction_rows,
@@ -41,7 +40,6 @@ from loopml.ledger.backend import (
 from loopml.ledger.records import (
     SCHEMA_VERSION,
     DuplicateRequest,
-    Feedback,
     FeedbackResult,
     LedgerError,
     PredictionRow,
@@ -58,7 +56,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
     """CREATE TABLE IF NOT EXISTS labels (
         request_id text NOT NULL, "row" integer NOT NULL, label text NOT NULL,
-        ts double precision NOT NULL, PRIMARY KEY (request_id, "row"))""",
+        ts double precision NOT NULL, history_id bigint, PRIMARY KEY (request_id, "row"))""",
     """CREATE TABLE IF NOT EXISTS label_history (
         id bigserial PRIMARY KEY, request_id text NOT NULL, "row" integer NOT NULL,
         label text NOT NULL, ts double precision NOT NULL, scope text NOT NULL, client text,
@@ -78,14 +76,17 @@ _KNOWN_KEYS = (
     'JOIN unnest(%s::text[], %s::int4[]) AS k(request_id, "row") '
     'ON p.request_id = k.request_id AND p."row" = k."row"'
 )
-# In the order given (ids are taken in that order: the last one is the current label).
-_INSERT_HISTORY = (
-    INSERT_HISTORY + f"SELECT {', '.join(HISTORY_COLUMNS)} FROM unnest("
+# One statement: the versions in the order given (their ids in that order), then the
+# current label of each key from the latest of them.
+_RECORD_LABELS = (
+    "WITH h AS (" + INSERT_HISTORY + f"SELECT {', '.join(HISTORY_COLUMNS)} FROM unnest("
     "%s::text[], %s::int4[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[]) "
-    f"WITH ORDINALITY AS h({', '.join(HISTORY_COLUMNS)}, n) ORDER BY n"
-)
-_UPSERT_LABELS = UPSERT_LABEL.format(
-    values="SELECT * FROM unnest(%s::text[], %s::int4[], %s::text[], %s::float8[])"
+    f"WITH ORDINALITY AS u({', '.join(HISTORY_COLUMNS)}, n) ORDER BY n "
+    'RETURNING id, request_id, "row", label, ts) '
+    + UPSERT_LABEL.format(
+        values='SELECT DISTINCT ON (request_id, "row") request_id, "row", label, ts, id '
+        'FROM h ORDER BY request_id, "row", id DESC'
+    )
 )
 APPLICATION_NAME = "loopml-ledger"  # how the writer's session shows in pg_stat_activity
 # Serialises schema creation when several server processes start at once.
@@ -280,8 +281,7 @@ class PostgresBackend:
         recorded = [item for item in op.items if item.key in known]
         if recorded:
             columns = [list(values) for values in zip(*map(history_params, recorded), strict=True)]
-            self._execute(conn, _INSERT_HISTORY, columns)
-            self._execute(conn, _UPSERT_LABELS, _label_columns(latest_labels(recorded)))
+            self._execute(conn, _RECORD_LABELS, columns)
         unknown = [item.key for item in op.items if item.key not in known]
         return FeedbackResult(recorded=len(op.items) - len(unknown), unknown=unknown)
 
@@ -321,12 +321,3 @@ class PostgresReader(SqlReader):
             cursor.execute(sql, params)
             while batch := cursor.fetchmany(chunk_rows):
                 yield batch
-
-
-def _label_columns(labels: Sequence[Feedback]) -> list[list[Any]]:
-    return [
-        [item.request_id for item in labels],
-        [item.row for item in labels],
-        [item.label for item in labels],
-        [item.ts for item in labels],
-    ]

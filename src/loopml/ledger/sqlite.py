@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS predictions (
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
 CREATE TABLE IF NOT EXISTS labels (
     request_id TEXT NOT NULL, "row" INTEGER NOT NULL, label TEXT NOT NULL, ts REAL NOT NULL,
-    PRIMARY KEY (request_id, "row")
+    history_id INTEGER, PRIMARY KEY (request_id, "row")
 );
 CREATE TABLE IF NOT EXISTS label_history (
     id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, "row" INTEGER NOT NULL,
@@ -74,7 +74,7 @@ _INSERT_HISTORY = (
     INSERT_HISTORY + f"SELECT {', '.join('?' * len(HISTORY_COLUMNS))} "
     'WHERE EXISTS (SELECT 1 FROM predictions WHERE request_id = ? AND "row" = ?)'
 )
-_UPSERT_LABEL = UPSERT_LABEL.format(values="VALUES (?, ?, ?, ?)")
+_UPSERT_LABEL = UPSERT_LABEL.format(values="VALUES (?, ?, ?, ?, ?)")
 
 
 class SqliteBackend:
@@ -285,10 +285,12 @@ def _record_feedback(conn: sqlite3.Connection, op: Op) -> FeedbackResult:
     unknown: list[tuple[str, int]] = []
     for item in op.items:
         params = (*history_params(item), item.request_id, item.row)
-        if conn.execute(_INSERT_HISTORY, params).rowcount == 0:
+        cursor = conn.execute(_INSERT_HISTORY, params)
+        if cursor.rowcount == 0:
             unknown.append(item.key)
         else:
-            conn.execute(_UPSERT_LABEL, (item.request_id, item.row, item.label, item.ts))
+            label = (item.request_id, item.row, item.label, item.ts, cursor.lastrowid)
+            conn.execute(_UPSERT_LABEL, label)
     return FeedbackResult(recorded=len(op.items) - len(unknown), unknown=unknown)
 
 
