@@ -2,6 +2,9 @@
 
     python scripts/demo_client.py --port 8080 --table fresh.parquet --requests 200
 
+Labels go to /feedback with the feedback token (--token-file, by default the project's
+.loopml/feedback.token, read from the current folder).
+
 Uses only the standard library (plus pandas to read the table), as a team's own client would.
 """
 
@@ -11,13 +14,19 @@ import argparse
 import http.client
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 
-def post(conn: http.client.HTTPConnection, path: str, payload: Any) -> dict[str, Any]:
-    conn.request("POST", path, json.dumps(payload), {"content-type": "application/json"})
+def post(
+    conn: http.client.HTTPConnection, path: str, payload: Any, token: str | None = None
+) -> dict[str, Any]:
+    headers = {"content-type": "application/json"}
+    if token is not None:  # /feedback needs the feedback token: labels are training data
+        headers["authorization"] = f"Bearer {token}"
+    conn.request("POST", path, json.dumps(payload), headers)
     response = conn.getresponse()
     body = json.loads(response.read())
     if response.status != 200:
@@ -55,11 +64,13 @@ def main() -> None:
         "--bulk", action="store_true",
         help="send the rows as /predict requests of 500 records, then every label",
     )  # fmt: skip
+    parser.add_argument("--token-file", default=".loopml/feedback.token")
     args = parser.parse_args()
+    token = Path(args.token_file).read_text(encoding="utf-8").strip()
     rows, truth = records(args.table, args.requests)
     conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
     if args.bulk:
-        send_bulk(conn, rows, truth, args.table)
+        send_bulk(conn, rows, truth, args.table, token)
         return
 
     started = time.perf_counter()
@@ -83,13 +94,17 @@ def main() -> None:
           f"{[o['name'] for o in answer['outputs']]}")  # fmt: skip
 
     labels = [{"request_id": f"demo-predict-{i}", "label": truth[i]} for i in range(len(rows))]
-    answer = post(conn, "/feedback", {"labels": labels})
+    answer = post(conn, "/feedback", {"labels": labels}, token)
     print(f"/feedback     {answer['recorded']} labels recorded")
     print(f"all in {time.perf_counter() - started:.1f} s")
 
 
 def send_bulk(
-    conn: http.client.HTTPConnection, rows: list[dict[str, Any]], truth: list[int], name: str
+    conn: http.client.HTTPConnection,
+    rows: list[dict[str, Any]],
+    truth: list[int],
+    name: str,
+    token: str,
 ) -> None:
     """Traffic for monitoring: many rows, and their labels once they are known."""
     started = time.perf_counter()
@@ -101,7 +116,7 @@ def send_bulk(
             {"request_id": request_id, "row": i, "label": truth[start + i]}
             for i in range(len(rows[start : start + 500]))
         ]
-        post(conn, "/feedback", {"labels": labels})
+        post(conn, "/feedback", {"labels": labels}, token)
     print(f"{len(rows):,} rows of {name} predicted and labelled "
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
 

@@ -153,8 +153,16 @@ class Server:
         )  # fmt: skip
         return status, json.loads(body) if body else {}
 
-    def token(self) -> str:
-        return (self.project.folder / ".loopml" / "admin.token").read_text().strip()
+    def token(self, scope: str = "admin") -> str:
+        """The bearer token of ``scope`` (admin, feedback, predict) the server reads."""
+        return (self.project.folder / ".loopml" / f"{scope}.token").read_text().strip()
+
+    def bearer(self, scope: str = "admin") -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token(scope)}"}
+
+    def post_feedback(self, payload: Any) -> tuple[int, dict[str, Any]]:
+        """``POST /feedback`` with the feedback token, as a labelling client sends it."""
+        return self.post_json("/feedback", payload, self.bearer("feedback"))
 
     def stop(self, timeout: float = 30.0) -> int:
         assert self.proc is not None

@@ -139,7 +139,7 @@ def predict_and_label(server: Server, table: Table, rows: pd.DataFrame) -> None:
             {"request_id": body["request_id"], "row": i, "label": label}
             for i, label in enumerate(chunk[table.target].tolist())
         ]
-        status, answer = server.post_json("/feedback", {"labels": labels})
+        status, answer = server.post_feedback({"labels": labels})
         assert status == 200, answer
         assert answer["recorded"] == len(labels) and answer["unknown"] == [], answer
 

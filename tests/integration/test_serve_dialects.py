@@ -145,8 +145,7 @@ def test_oip_json_tensors_and_metadata(server: Server, served_project: Project) 
 def test_feedback_joins_labels_by_request_id(server: Server, served_project: Project) -> None:
     records = served_project.records(2, offset=50)
     server.post_json("/predict", {"records": records, "request_id": "fb-1"})
-    status, body = server.post_json(
-        "/feedback",
+    status, body = server.post_feedback(
         {"labels": [{"request_id": "fb-1", "row": 0, "label": 1},
                     {"request_id": "fb-1", "row": 1, "label": 0},
                     {"request_id": "nope", "label": 1}]},
@@ -154,9 +153,9 @@ def test_feedback_joins_labels_by_request_id(server: Server, served_project: Pro
     assert status == 200, body
     assert body["recorded"] == 2
     assert body["unknown"] == [{"request_id": "nope", "row": 0}]
-    single = server.post_json("/feedback", {"request_id": "fb-1", "row": 0, "label": 0})[1]
+    single = server.post_feedback({"request_id": "fb-1", "row": 0, "label": 0})[1]
     assert single["recorded"] == 1
-    bad = server.post_json("/feedback", {"request_id": "fb-1", "label": "maybe"})
+    bad = server.post_feedback({"request_id": "fb-1", "label": "maybe"})
     assert bad[0] == 422 and bad[1]["field"] == "label"
     with sqlite3.connect(server.ledger_path) as conn:
         labels = dict(conn.execute("SELECT row, label FROM labels WHERE request_id = 'fb-1'"))

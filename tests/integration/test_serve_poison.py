@@ -40,7 +40,7 @@ def test_a_poisoned_label_breaks_nothing_for_innocent_clients(
 
         def attacker() -> None:
             for _ in range(5):
-                status, body = server.post_json("/feedback", POISON)
+                status, body = server.post_feedback(POISON)
                 poison_answers.append(status)
                 assert "row" in json.dumps(body)
 

@@ -48,7 +48,9 @@ def serve(
     Every prediction is written to the ledger (serve.ledger in the project file). The
     server follows the champion alias and swaps versions without dropping a request;
     SIGTERM drains in-flight requests and exits 0. Admin routes need the bearer token in
-    .loopml/admin.token.
+    .loopml/admin.token; /feedback the one in .loopml/feedback.token (or the admin token)
+    unless serve.feedback_auth is none; predictions need .loopml/predict.token only with
+    serve.predict_auth: token.
     """
     from loopml.pipeline.serving import serve_project
 

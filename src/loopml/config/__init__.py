@@ -217,6 +217,26 @@ class ServeConfig(Section):
         (), description="origins allowed by CORS; none by default"
     )
     token_file: str = Field(f"{STATE_DIR}/admin.token", description="bearer token for admin routes")
+    feedback_auth: Literal["token", "none"] = Field(
+        "token",
+        description="token: /feedback needs the feedback token (or the admin token) as "
+        "'Authorization: Bearer'; none: anyone who reaches the port may send labels (only "
+        "on a closed network; 'loopml serve' warns at start)",
+    )
+    feedback_token_file: str = Field(
+        f"{STATE_DIR}/feedback.token", description="bearer token of the clients that send labels"
+    )
+    predict_auth: Literal["none", "token"] = Field(
+        "none",
+        description="token: /predict, /invocations and the OIP infer routes need the predict "
+        "token (or the admin token). With none, any client may choose any request id, so it "
+        "can take another client's id first and that client then gets 409; turn this on "
+        "where clients must not squat request ids (or let the server make the ids)",
+    )
+    predict_token_file: str = Field(
+        f"{STATE_DIR}/predict.token",
+        description="bearer token of the clients that ask for predictions (predict_auth: token)",
+    )
     cache_dir: str = Field(f"{STATE_DIR}/serving", description="downloaded serving artifacts")
     trust_pickle: bool = Field(
         False,

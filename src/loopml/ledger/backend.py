@@ -11,6 +11,7 @@ placeholder, its driver's error type and how it runs a statement.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -22,12 +23,15 @@ from loopml.ledger.records import (
     DuplicateRequest,
     Feedback,
     FeedbackResult,
+    LabelVersion,
     LedgerError,
     LedgerQuery,
     LedgerRecord,
     LedgerSummary,
     PredictionRow,
 )
+
+logger = logging.getLogger("loopml.ledger")
 
 # Column order of ``predictions``; the backends insert and select in this order.
 PREDICTION_COLUMNS = (
@@ -73,6 +77,11 @@ class LedgerReader(Protocol):
 
     def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
         """The matching predictions with their labels, oldest first, ``chunk_rows`` at a time."""
+        ...
+
+    def label_history(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LabelVersion]]:
+        """Every version of the labels of the matching predictions, in the order they
+        arrived, ``chunk_rows`` at a time."""
         ...
 
     def summary(self) -> LedgerSummary:
@@ -151,16 +160,6 @@ def prediction_params(rows: Sequence[PredictionRow]) -> list[tuple[object, ...]]
     ]
 
 
-def latest_labels(items: Sequence[Feedback]) -> list[Feedback]:
-    """One label per key, the last one given winning (later feedback replaces earlier).
-
-    >>> items = [Feedback("a", 0, "1", 1.0), Feedback("a", 0, "0", 2.0)]
-    >>> latest_labels(items)[0].label
-    '0'
-    """
-    return list({item.key: item for item in items}.values())
-
-
 def where_clause(query: LedgerQuery, placeholder: str) -> tuple[str, list[object]]:
     """``WHERE ...`` over ``p`` (predictions) for a query, and its parameters.
 
@@ -195,8 +194,55 @@ def select_records(query: LedgerQuery, placeholder: str) -> tuple[str, list[obje
     return sql, params
 
 
+HISTORY_COLUMNS = ("request_id", '"row"', "label", "ts", "scope", "client", "source")
+# A label submission: one new row of the history, if its prediction is recorded ...
+INSERT_HISTORY = f"INSERT INTO label_history ({', '.join(HISTORY_COLUMNS)}) "
+# ... and the current label of its key becomes it: ``labels`` holds the latest version,
+# the one of the highest history id, even when two writers (replicas on one PostgreSQL)
+# race on one key and commit in the other order.
+UPSERT_LABEL = (
+    'INSERT INTO labels (request_id, "row", label, ts, history_id) {values} '
+    'ON CONFLICT (request_id, "row") DO UPDATE SET label = excluded.label, ts = excluded.ts, '
+    "history_id = excluded.history_id "
+    "WHERE labels.history_id IS NULL OR labels.history_id < excluded.history_id"
+)
+# Schema 1 -> 2: the labels stored before the history existed become its first versions.
+MIGRATE_1_TO_2 = (
+    "ALTER TABLE labels ADD COLUMN history_id BIGINT",
+    f"INSERT INTO label_history ({', '.join(HISTORY_COLUMNS)}) "
+    "SELECT request_id, \"row\", label, ts, 'before-history', NULL, NULL FROM labels "
+    'ORDER BY ts, request_id, "row"',
+    "UPDATE labels SET history_id = (SELECT MAX(h.id) FROM label_history h "
+    'WHERE h.request_id = labels.request_id AND h."row" = labels."row")',
+    "UPDATE ledger_meta SET value = '2' WHERE key = 'schema_version'",
+)
+
+
+def history_params(item: Feedback) -> tuple[object, ...]:
+    """Insert parameters in :data:`HISTORY_COLUMNS` order."""
+    return (item.request_id, item.row, item.label, item.ts, item.scope, item.client, item.source)
+
+
+def select_history(query: LedgerQuery, placeholder: str) -> tuple[str, list[object]]:
+    """The SELECT behind :meth:`LedgerReader.label_history`: the versions of the labels of
+    the predictions ``query`` matches (numbered over the whole history, then filtered)."""
+    where, params = where_clause(query, placeholder)
+    key = 'PARTITION BY request_id, "row"'
+    sql = (
+        'SELECT h.request_id, h."row", h.label_version, h.is_current, h.label, h.ts, h.scope, '
+        "h.client, h.source FROM (SELECT *, "
+        f"ROW_NUMBER() OVER ({key} ORDER BY id) AS label_version, "
+        f"CASE WHEN id = MAX(id) OVER ({key}) THEN 1 ELSE 0 END AS is_current "
+        "FROM label_history) h "
+        'JOIN predictions p ON p.request_id = h.request_id AND p."row" = h."row"'
+        f"{where} ORDER BY h.id"
+    )
+    return sql, params
+
+
 SUMMARY_TOTALS = "SELECT COUNT(*), MIN(ts), MAX(ts) FROM predictions"
 SUMMARY_LABELLED = "SELECT COUNT(*) FROM labels"
+SUMMARY_VERSIONS = "SELECT COUNT(*) FROM label_history"
 SUMMARY_GROUPS = (
     "SELECT version, arm, COUNT(*) FROM predictions GROUP BY version, arm "
     "ORDER BY COUNT(*) DESC, version, arm"
@@ -230,11 +276,22 @@ class SqlReader(ABC):
         except self.database_error as exc:
             raise self._error("cannot read", exc) from exc
 
+    def label_history(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LabelVersion]]:
+        sql, params = select_history(query, self.placeholder)
+        try:
+            for batch in self._batches(sql, params, chunk_rows):
+                yield [_version(row) for row in batch]
+        except self.database_error as exc:
+            raise self._error("cannot read", exc) from exc
+
     def summary(self) -> LedgerSummary:
         rows, first, last = self._fetch(SUMMARY_TOTALS, [])[0]
         labelled = self._fetch(SUMMARY_LABELLED, [])[0][0]
+        versions = self._fetch(SUMMARY_VERSIONS, [])[0][0]
         groups = [(str(v), str(a), int(n)) for v, a, n in self._fetch(SUMMARY_GROUPS, [])]
-        return LedgerSummary(self._url, int(rows), int(labelled), first, last, groups)
+        return LedgerSummary(
+            self._url, int(rows), int(labelled), first, last, groups, int(versions)
+        )
 
     def _fetch(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
         try:
@@ -253,6 +310,16 @@ class SqlReader(ABC):
         """The rows of one statement, ``chunk_rows`` at a time, without holding them all."""
 
 
+def log_migration(url: str, labels: int) -> None:
+    """Say once that an older ledger was brought to this schema (the caller committed it)."""
+    logger.warning(
+        "ledger %s upgraded from schema 1 to %s: its %d labels are now the first versions "
+        "of the label history (scope 'before-history'); corrections are kept from now on, "
+        "and older loopml releases will refuse this ledger",
+        url, SCHEMA_VERSION, labels,
+    )  # fmt: skip
+
+
 def check_schema_version(found: int, url: str) -> None:
     """Refuse a ledger written by a newer loopml (its tables may mean something else)."""
     if found > SCHEMA_VERSION:
@@ -260,3 +327,10 @@ def check_schema_version(found: int, url: str) -> None:
             f"the ledger {url} has schema version {found}; this loopml knows {SCHEMA_VERSION}",
             fix="upgrade loopml, or point serve.ledger.url at another database",
         )
+
+
+def _version(row: Sequence[Any]) -> LabelVersion:
+    request_id, n, version, current, label, ts, scope, client, source = row
+    return LabelVersion(
+        request_id, int(n), int(version), bool(current), label, float(ts), scope, client, source
+    )

@@ -8,8 +8,17 @@ version may add a feature), the second writes.
 Columns: ``request_id, row, ts`` (UTC timestamp), ``model, version, arm, entity_key,
 latency_ms``, one column per feature, one per output (``prediction`` for the predicted
 label, ``proba_<class>``, ``value``), then ``label`` (from feedback, null if none) and
-``labelled_at``. A feature whose name collides with one of those is named
-``feature_<name>``; an output that collides, ``output_<name>``.
+``labelled_at`` (the *current* label: the latest version sent). A feature whose name
+collides with one of those is named ``feature_<name>``; an output that collides,
+``output_<name>``.
+
+With ``label_history=True`` the file holds the label history instead: one row per label
+version of the matching predictions, in the order they arrived — ``request_id, row,
+label_version`` (1, 2, ... per prediction), ``current`` (the version the default export
+and the monitor read), ``label, labelled_at``, and where it came from: ``scope`` (the
+token it was sent with: ``feedback``, ``admin``, ``anonymous``; ``before-history`` for the
+labels of a ledger older than the history), ``client`` (address) and ``source`` (what the
+client named).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.errors import DataError, LoopmlError
-from loopml.ledger.backend import LedgerBackend
+from loopml.ledger.backend import LedgerBackend, LedgerReader
 from loopml.ledger.columns import JsonColumns, ValueColumn
 from loopml.ledger.connect import open_backend
 from loopml.ledger.records import LedgerQuery, LedgerRecord
@@ -35,6 +44,7 @@ from loopml.progress import Progress, progress_or_silent
 
 META_COLUMNS = ("request_id", "row", "ts", "model", "version", "arm", "entity_key", "latency_ms")
 LABEL_COLUMNS = ("label", "labelled_at")
+HISTORY_TEXT = ("scope", "client", "source")
 OUTPUT_NAMES = {"label": "prediction"}
 CHUNK_ROWS = 50_000
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -43,6 +53,9 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 @dataclass(frozen=True, slots=True)
 class ExportResult:
+    """``rows`` written and how many of them are ``labelled`` (with ``label_history``:
+    label versions written, and how many of them are current)."""
+
     rows: int
     labelled: int
     path: Path
@@ -90,6 +103,7 @@ def export_ledger(
     version: str | None = None,
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    label_history: bool = False,
 ) -> ExportResult:
     """Write the predictions with ``since <= ts < until`` (and ``version``) to Parquet.
 
@@ -109,7 +123,7 @@ def export_ledger(
         try:
             return export_ledger(
                 backend, out, since=since, until=until, version=version,
-                progress=progress, chunk_rows=chunk_rows,
+                progress=progress, chunk_rows=chunk_rows, label_history=label_history,
             )  # fmt: skip
         finally:
             backend.close()
@@ -123,14 +137,10 @@ def export_ledger(
     temp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with source.reader() as reader:
-            total = reader.count(query)
-            report.stage("reading column types", total=total)
-            layout = _Layout()
-            for chunk in reader.chunks(query, chunk_rows):
-                layout.learn(chunk)
-                report.advance(len(chunk))
-            report.stage(f"writing {out.name}", total=total)
-            rows, labelled = _write(temp, layout, reader.chunks(query, chunk_rows), report)
+            if label_history:
+                result = _write_history(temp, reader, query, chunk_rows, report)
+            else:
+                result = _write_predictions(temp, reader, query, chunk_rows, report)
         os.replace(temp, out)
     except OSError as exc:
         raise DataError(
@@ -138,7 +148,64 @@ def export_ledger(
         ) from exc
     finally:
         temp.unlink(missing_ok=True)
-    return ExportResult(rows, labelled, out, tuple(layout.schema().names))
+    return replace(result, path=out)
+
+
+def _write_predictions(
+    path: Path, reader: LedgerReader, query: LedgerQuery, chunk_rows: int, report: Progress
+) -> ExportResult:
+    """Write to ``path`` (a temporary name; ``out`` in the result is fixed by the caller)."""
+    total = reader.count(query)
+    report.stage("reading column types", total=total)
+    layout = _Layout()
+    for chunk in reader.chunks(query, chunk_rows):
+        layout.learn(chunk)
+        report.advance(len(chunk))
+    report.stage(f"writing {_final_name(path)}", total=total)
+    rows, labelled = _write(path, layout, reader.chunks(query, chunk_rows), report)
+    return ExportResult(rows, labelled, path, tuple(layout.schema().names))
+
+
+def _final_name(temp: Path) -> str:
+    """``out.parquet`` from its temporary name ``.out.parquet.<hex>.tmp``."""
+    return temp.name[1:].rsplit(".", 2)[0]
+
+
+def _write_history(
+    path: Path, reader: LedgerReader, query: LedgerQuery, chunk_rows: int, report: Progress
+) -> ExportResult:
+    """The label history of the matching predictions (see the module doc)."""
+    report.stage("reading label types")
+    label = ValueColumn()
+    for chunk in reader.label_history(query, chunk_rows):
+        label.learn(v.label for v in chunk)
+    text = pa.string()
+    schema = pa.schema(
+        [("request_id", text), ("row", pa.int64()), ("label_version", pa.int64()),
+         ("current", pa.bool_()), ("label", label.arrow_type()),
+         ("labelled_at", pa.timestamp("us", tz="UTC")), ("scope", text), ("client", text),
+         ("source", text)]
+    )  # fmt: skip
+    report.stage(f"writing {_final_name(path)}")
+    versions = current = 0
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for chunk in reader.label_history(query, chunk_rows):
+            columns = [
+                pa.array([v.request_id for v in chunk], text),
+                pa.array([v.row for v in chunk], pa.int64()),
+                pa.array([v.version for v in chunk], pa.int64()),
+                pa.array([v.current for v in chunk], pa.bool_()),
+                label.array([v.label for v in chunk]),
+                _timestamps([v.ts for v in chunk]),
+                *(pa.array([getattr(v, n) for v in chunk], text) for n in HISTORY_TEXT),
+            ]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+            versions += len(chunk)
+            current += sum(v.current for v in chunk)
+            report.advance(len(chunk))
+        if versions == 0:
+            writer.write_table(schema.empty_table())
+    return ExportResult(versions, current, path, tuple(schema.names))
 
 
 def _write(

@@ -21,13 +21,18 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from loopml.ledger.backend import (
+    HISTORY_COLUMNS,
+    INSERT_HISTORY,
+    MIGRATE_1_TO_2,
     PREDICTION_COLUMNS,
+    UPSERT_LABEL,
     FeedbackOp,
     Op,
     OpResult,
     SqlReader,
     check_schema_version,
-    latest_labels,
+    history_params,
+    log_migration,
     prediction_params,
     prediction_rows,
     prediction_runs,
@@ -35,7 +40,6 @@ from loopml.ledger.backend import (
 from loopml.ledger.records import (
     SCHEMA_VERSION,
     DuplicateRequest,
-    Feedback,
     FeedbackResult,
     LedgerError,
     PredictionRow,
@@ -52,7 +56,12 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
     """CREATE TABLE IF NOT EXISTS labels (
         request_id text NOT NULL, "row" integer NOT NULL, label text NOT NULL,
-        ts double precision NOT NULL, PRIMARY KEY (request_id, "row"))""",
+        ts double precision NOT NULL, history_id bigint, PRIMARY KEY (request_id, "row"))""",
+    """CREATE TABLE IF NOT EXISTS label_history (
+        id bigserial PRIMARY KEY, request_id text NOT NULL, "row" integer NOT NULL,
+        label text NOT NULL, ts double precision NOT NULL, scope text NOT NULL, client text,
+        source text)""",
+    'CREATE INDEX IF NOT EXISTS label_history_key ON label_history (request_id, "row")',
 )
 _COPY_TYPES = ("text", "int4", "float8", "text", "text", "text", "text", "text", "text", "float8")
 # COPY is one statement (atomic on an autocommit connection) and far cheaper per row than
@@ -67,10 +76,17 @@ _KNOWN_KEYS = (
     'JOIN unnest(%s::text[], %s::int4[]) AS k(request_id, "row") '
     'ON p.request_id = k.request_id AND p."row" = k."row"'
 )
-_UPSERT_LABELS = (
-    'INSERT INTO labels (request_id, "row", label, ts) '
-    "SELECT * FROM unnest(%s::text[], %s::int4[], %s::text[], %s::float8[]) "
-    'ON CONFLICT (request_id, "row") DO UPDATE SET label = excluded.label, ts = excluded.ts'
+# One statement: the versions in the order given (their ids in that order), then the
+# current label of each key from the latest of them.
+_RECORD_LABELS = (
+    "WITH h AS (" + INSERT_HISTORY + f"SELECT {', '.join(HISTORY_COLUMNS)} FROM unnest("
+    "%s::text[], %s::int4[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[]) "
+    f"WITH ORDINALITY AS u({', '.join(HISTORY_COLUMNS)}, n) ORDER BY n "
+    'RETURNING id, request_id, "row", label, ts) '
+    + UPSERT_LABEL.format(
+        values='SELECT DISTINCT ON (request_id, "row") request_id, "row", label, ts, id '
+        'FROM h ORDER BY request_id, "row", id DESC'
+    )
 )
 APPLICATION_NAME = "loopml-ledger"  # how the writer's session shows in pg_stat_activity
 # Serialises schema creation when several server processes start at once.
@@ -136,6 +152,7 @@ class PostgresBackend:
         )
 
     def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+        migrated = None
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -144,9 +161,16 @@ class PostgresBackend:
                 found = conn.execute(
                     "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
                 ).fetchone()
+                version = int(found[0]) if found else SCHEMA_VERSION
+                check_schema_version(version, self._url)
+                if version == 1:
+                    migrated = conn.execute("SELECT COUNT(*) FROM labels").fetchone()
+                    for statement in MIGRATE_1_TO_2:
+                        conn.execute(statement)
         except psycopg.Error as exc:
             raise self._error("cannot create the tables of", exc) from exc
-        check_schema_version(int(found[0]) if found else SCHEMA_VERSION, self._url)
+        if version == 1:
+            log_migration(self._url, int(migrated[0]) if migrated else 0)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -254,9 +278,10 @@ class PostgresBackend:
         rows = [item.row for item in op.items]
         found = self._execute(conn, _KNOWN_KEYS, (ids, rows)).fetchall()
         known = {(str(r), int(n)) for r, n in found}
-        labels = [item for item in latest_labels(op.items) if item.key in known]
-        if labels:
-            self._execute(conn, _UPSERT_LABELS, _label_columns(labels))
+        recorded = [item for item in op.items if item.key in known]
+        if recorded:
+            columns = [list(values) for values in zip(*map(history_params, recorded), strict=True)]
+            self._execute(conn, _RECORD_LABELS, columns)
         unknown = [item.key for item in op.items if item.key not in known]
         return FeedbackResult(recorded=len(op.items) - len(unknown), unknown=unknown)
 
@@ -296,12 +321,3 @@ class PostgresReader(SqlReader):
             cursor.execute(sql, params)
             while batch := cursor.fetchmany(chunk_rows):
                 yield batch
-
-
-def _label_columns(labels: Sequence[Feedback]) -> list[list[Any]]:
-    return [
-        [item.request_id for item in labels],
-        [item.row for item in labels],
-        [item.label for item in labels],
-        [item.ts for item in labels],
-    ]

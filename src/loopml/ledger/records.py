@@ -15,7 +15,9 @@ from loopml.errors import InputError, LoopmlError
 
 Arm = Literal["champion", "challenger", "shadow"]
 ARMS: frozenset[str] = frozenset({"champion", "challenger", "shadow"})
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: labels upserted in place. 2: every label submission is also a row of the
+append-only ``label_history``; ``labels`` holds the current (latest) version of each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +51,20 @@ class PredictionRow:
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """A label for an earlier prediction; ``label`` is the JSON text of the value."""
+    """A label for an earlier prediction; ``label`` is the JSON text of the value.
+
+    Each one is a new version of the label of its key, kept in the label history with
+    where it came from: the token ``scope`` it was sent with (``feedback``, ``admin``,
+    ``anonymous``), the ``client`` address and the ``source`` the client named, if any.
+    """
 
     request_id: str
     row: int
     label: str
     ts: float  # unix seconds, when the label arrived
+    scope: str = "unknown"
+    client: str | None = None
+    source: str | None = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -106,6 +116,21 @@ class LedgerRecord(NamedTuple):
     labelled_at: float | None
 
 
+class LabelVersion(NamedTuple):
+    """One version of one prediction's label, as read back from the label history:
+    ``version`` counts from 1 per ``(request_id, row)``; ``current`` marks the latest."""
+
+    request_id: str
+    row: int
+    version: int
+    current: bool
+    label: str
+    ts: float
+    scope: str
+    client: str | None
+    source: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerQuery:
     """Which predictions to read: ``since <= ts < until`` (unix seconds), a model, a
@@ -128,6 +153,7 @@ class LedgerSummary:
     first_ts: float | None
     last_ts: float | None
     by_version_arm: list[tuple[str, str, int]]  # (version, arm, rows), most rows first
+    label_versions: int = 0  # rows of the label history (labelled + corrections)
 
 
 class LedgerError(LoopmlError):

@@ -20,12 +20,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from loopml.ledger.backend import (
+    HISTORY_COLUMNS,
+    INSERT_HISTORY,
+    MIGRATE_1_TO_2,
     PREDICTION_COLUMNS,
+    UPSERT_LABEL,
     FeedbackOp,
     Op,
     OpResult,
     SqlReader,
     check_schema_version,
+    history_params,
+    log_migration,
     prediction_params,
     prediction_rows,
     prediction_runs,
@@ -51,19 +57,24 @@ CREATE TABLE IF NOT EXISTS predictions (
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
 CREATE TABLE IF NOT EXISTS labels (
     request_id TEXT NOT NULL, "row" INTEGER NOT NULL, label TEXT NOT NULL, ts REAL NOT NULL,
-    PRIMARY KEY (request_id, "row")
+    history_id INTEGER, PRIMARY KEY (request_id, "row")
 );
+CREATE TABLE IF NOT EXISTS label_history (
+    id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, "row" INTEGER NOT NULL,
+    label TEXT NOT NULL, ts REAL NOT NULL, scope TEXT NOT NULL, client TEXT, source TEXT
+);
+CREATE INDEX IF NOT EXISTS label_history_key ON label_history (request_id, "row");
 """
 _INSERT = (
     f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})"
 )
-# Stores the label only when its prediction exists; rowcount says which happened.
-_UPSERT_LABEL = (
-    'INSERT INTO labels (request_id, "row", label, ts) SELECT ?, ?, ?, ? '
-    'WHERE EXISTS (SELECT 1 FROM predictions WHERE request_id = ? AND "row" = ?) '
-    'ON CONFLICT (request_id, "row") DO UPDATE SET label = excluded.label, ts = excluded.ts'
+# Records the label only when its prediction exists; rowcount says which happened.
+_INSERT_HISTORY = (
+    INSERT_HISTORY + f"SELECT {', '.join('?' * len(HISTORY_COLUMNS))} "
+    'WHERE EXISTS (SELECT 1 FROM predictions WHERE request_id = ? AND "row" = ?)'
 )
+_UPSERT_LABEL = UPSERT_LABEL.format(values="VALUES (?, ?, ?, ?, ?)")
 
 
 class SqliteBackend:
@@ -149,19 +160,31 @@ class SqliteBackend:
         return conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
+        migrated = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            found = conn.execute(
-                "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
-            ).fetchone()
+            found = int(
+                conn.execute(
+                    "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
+                ).fetchone()[0]
+            )
+            check_schema_version(found, self.url)
+            if found == 1:
+                migrated = conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+                for statement in MIGRATE_1_TO_2:
+                    conn.execute(statement)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
             raise self._error("cannot create the tables of", exc) from exc
-        check_schema_version(int(found[0]), self.url)
+        except LedgerError:
+            _rollback(conn)
+            raise
+        if found == 1:
+            log_migration(self.url, migrated)
 
     def _error(self, what: str, exc: Exception) -> LedgerError:
         return LedgerError(
@@ -261,9 +284,13 @@ def _record_feedback(conn: sqlite3.Connection, op: Op) -> FeedbackResult:
     assert isinstance(op, FeedbackOp)
     unknown: list[tuple[str, int]] = []
     for item in op.items:
-        params = (item.request_id, item.row, item.label, item.ts, item.request_id, item.row)
-        if conn.execute(_UPSERT_LABEL, params).rowcount == 0:
+        params = (*history_params(item), item.request_id, item.row)
+        cursor = conn.execute(_INSERT_HISTORY, params)
+        if cursor.rowcount == 0:
             unknown.append(item.key)
+        else:
+            label = (item.request_id, item.row, item.label, item.ts, cursor.lastrowid)
+            conn.execute(_UPSERT_LABEL, label)
     return FeedbackResult(recorded=len(op.items) - len(unknown), unknown=unknown)
 
 

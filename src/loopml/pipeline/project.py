@@ -86,8 +86,10 @@ def init_project(
     contract.save(contract_file)
     write_text_atomic(project_file, HEADER + with_default_alerts(project.to_yaml()))
     (folder / STATE_DIR).mkdir(exist_ok=True)
-    # The admin token guards the server's mutating routes (file mode 0600).
+    # The admin token guards the server's mutating routes, the feedback token the labels
+    # (files of mode 0600; the admin token is accepted for /feedback too).
     ensure_token(project.resolve(project.serve.token_file))
+    ensure_token(project.resolve(project.serve.feedback_token_file), "feedback")
     return InitResult(project_file, contract_file, project, contract, guesses)
 
 

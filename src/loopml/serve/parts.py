@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from loopml.config import ServeConfig
 from loopml.jobs import Job
+from loopml.serve.access import Access
 from loopml.serve.metrics import ServeMetrics
 from loopml.serve.reload import Reloader
 from loopml.serve.service import Prediction, PredictionService
@@ -26,8 +27,9 @@ __all__ = ["ServerParts"]
 
 @dataclass
 class ServerParts:
-    """The service, its instruments and settings, the admin token, the reloader and the
-    background jobs; ``on_start`` / ``on_stop`` run when the server starts and stops."""
+    """The service, its instruments and settings, the admin token (and the other scopes'),
+    the reloader and the background jobs; ``on_start`` / ``on_stop`` run when the server
+    starts and stops."""
 
     service: PredictionService
     metrics: ServeMetrics
@@ -40,6 +42,13 @@ class ServerParts:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     offload: Offload = field(default_factory=Offload)
     """Runs large requests' decoding and scoring in worker threads."""
+    access: Access | None = None
+    """The token scopes of the prediction and feedback routes (None: only the admin token,
+    for /feedback, as ``serve.feedback_auth: token`` with no feedback token)."""
+
+    @property
+    def tokens(self) -> Access:
+        return self.access if self.access is not None else Access(self.token, self.token)
 
     def add_job(self, job: Job, *, gauges: Collector | None = None) -> None:
         """Run ``job`` while the server runs (stopped before the ledger closes), and

@@ -33,7 +33,7 @@ from loopml.serve.table import DecodedRequest
 JSON = "application/json"
 Encoder = Callable[[Prediction], bytes]
 Decoder = Callable[[bytes, str | None, int | None], DecodedRequest]
-REFUSALS = problem_responses(400, 409, 413, 415, 422, 503)
+REFUSALS = problem_responses(400, 401, 403, 409, 413, 415, 422, 503)
 
 
 class PredictionRoutes:
@@ -75,13 +75,17 @@ class PredictionRoutes:
         return await self.answer(request, "/invocations", codecs.decode_invocations, encode)
 
     async def feedback(self, request: Request) -> Response:
-        """Labels for earlier predictions, joined to them by request id (and row)."""
+        """Labels for earlier predictions, joined to them by request id (and row); each is
+        a new version of its label, recorded with who sent it."""
+        grant = self.parts.tokens.feedback_grant(request)
+        if isinstance(grant, Response):
+            return grant
         body = await request.body()
         content_type, max_rows = request.headers.get("content-type"), self.parts.service.max_rows
         items = await self.parts.offload.run(
             len(body), lambda: codecs.decode_feedback(body, content_type, max_rows)
         )
-        result = await self.parts.service.feedback(items)
+        result = await self.parts.service.feedback(items, grant.scope, grant.client)
         unknown = [{"request_id": rid, "row": row} for rid, row in result.unknown]
         return Response(
             codecs.dumps({"recorded": result.recorded, "unknown": unknown}), media_type=JSON
@@ -93,6 +97,9 @@ class PredictionRoutes:
         """The shared path of every prediction dialect."""
         started = time.perf_counter()
         parts, service = self.parts, self.parts.service
+        grant = parts.tokens.predict_grant(request)
+        if isinstance(grant, Response):
+            return grant
         body = await request.body()
         content_type, header_id = (
             request.headers.get("content-type"),

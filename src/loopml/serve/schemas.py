@@ -60,6 +60,9 @@ class LabelIn(BaseModel):
     request_id: str = Field(max_length=128)
     row: int = Field(0, ge=0, description="the row of a multi-row request")
     label: Any
+    source: str | None = Field(
+        None, max_length=128, description="who or what gave the label, kept in its history"
+    )
 
 
 class FeedbackRequest(BaseModel):

@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,6 +32,7 @@ from loopml.config import ProjectConfig, ServeConfig, load_project
 from loopml.ledger import Ledger, open_ledger
 from loopml.registry.store import ModelRegistry, open_registry
 from loopml.registry.verified_runtime import open_runtime
+from loopml.serve.access import Access
 from loopml.serve.app import create_app
 from loopml.serve.connections import protocol
 from loopml.serve.metrics import LedgerGauges, ServeMetrics
@@ -69,6 +71,9 @@ def build_parts(project: ProjectConfig) -> ServerParts:
     version = registry.served_version(settings.alias)
     deployment = load_deployment(registry, version, cache, trust_pickle=trust)
     token, _ = ensure_token(project.resolve(settings.token_file))
+    access = server_access(project, token)
+    for warning in access_warnings(settings):
+        log.warning(warning)
     ledger = open_ledger(settings.ledger, project.root) if settings.ledger.enabled else None
     service = PredictionService(
         deployment, ledger, max_rows=settings.max_rows, max_chars=settings.max_string_chars
@@ -76,8 +81,9 @@ def build_parts(project: ProjectConfig) -> ServerParts:
     metrics = ServeMetrics(_gauges(ledger))
     metrics.served(deployment.model, deployment.version)
     parts = ServerParts(
-        service, metrics, settings, token, durable=settings.ledger.mode == "durable"
-    )
+        service, metrics, settings, token, durable=settings.ledger.mode == "durable",
+        access=access,
+    )  # fmt: skip
     if ledger is not None:
         parts.on_start.append(ledger.start)
         parts.on_stop.append(ledger.close)
@@ -91,6 +97,32 @@ def build_parts(project: ProjectConfig) -> ServerParts:
     gc.collect()
     gc.freeze()
     return parts
+
+
+def server_access(project: ProjectConfig, admin: str) -> Access:
+    """The token scopes ``serve.feedback_auth`` and ``serve.predict_auth`` ask for; a token
+    file that is missing is created (mode 0600)."""
+    settings = project.serve
+    access = Access(admin, feedback_file=settings.feedback_token_file,
+                    predict_file=settings.predict_token_file)  # fmt: skip
+    if settings.feedback_auth == "token":
+        feedback, _ = ensure_token(project.resolve(settings.feedback_token_file), "feedback")
+        access = replace(access, feedback=feedback)
+    if settings.predict_auth == "token":
+        predict, _ = ensure_token(project.resolve(settings.predict_token_file), "predict")
+        access = replace(access, predict=predict)
+    return access
+
+
+def access_warnings(settings: ServeConfig) -> list[str]:
+    """What ``loopml serve`` warns about at start: routes open to anyone on the port."""
+    if settings.feedback_auth == "none":
+        return [
+            "serve.feedback_auth is 'none': anyone who reaches this port can send labels, "
+            "which become training data for the next model; use it only on a closed "
+            "network (the default, 'token', asks for .loopml/feedback.token)"
+        ]
+    return []
 
 
 def _reloader(

@@ -149,8 +149,11 @@ class PredictionService:
         self.ledger.submit(prediction.rows)
         return replace(prediction, rows=())
 
-    def feedback(self, items: Sequence[Mapping[str, Any]]) -> Awaitable[FeedbackResult]:
-        """Record labels for earlier predictions (joined by request id and row)."""
+    def feedback(
+        self, items: Sequence[Mapping[str, Any]], scope: str = "unknown", client: str | None = None
+    ) -> Awaitable[FeedbackResult]:
+        """Record labels for earlier predictions (joined by request id and row), each a new
+        version of its label kept with ``scope`` (the token it came with) and ``client``."""
         if self.ledger is None:
             raise InputError(
                 "this server runs without a ledger, so labels cannot be recorded",
@@ -160,7 +163,10 @@ class PredictionService:
         if len(items) > self.max_rows:  # it could never fit: a retry would not help
             raise too_many_rows(len(items), self.max_rows)
         deployment = self._deployment
-        parsed = [parse_feedback(item, i, deployment) for i, item in enumerate(items)]
+        parsed = [
+            replace(parse_feedback(item, i, deployment), scope=scope, client=client)
+            for i, item in enumerate(items)
+        ]
         return self.ledger.submit_feedback_async(parsed)
 
 
@@ -240,7 +246,28 @@ def parse_feedback(item: Mapping[str, Any], index: int, deployment: Deployment) 
     if "label" not in item:
         raise InputError("missing 'label'", error="missing_field", field="label", row=index)
     label = normalize_label(item["label"], deployment, index)
-    return Feedback(request_id, row, orjson.dumps(label).decode(), time.time())
+    source = check_source(item.get("source"), index)
+    return Feedback(request_id, row, orjson.dumps(label).decode(), time.time(), source=source)
+
+
+MAX_SOURCE = 128
+
+
+def check_source(value: object, index: int) -> str | None:
+    """The optional ``source`` a client names for a label (a labelling tool, a reviewer),
+    kept in the label history: printable text of at most :data:`MAX_SOURCE` characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_SOURCE:
+        raise InputError(
+            f"'source' must be a non-empty string of at most {MAX_SOURCE} characters "
+            "(who or what gave the label), or left out",
+            field="source",
+            row=index,
+        )
+    if not value.isprintable():
+        raise InputError("'source' must be printable text", field="source", row=index)
+    return value
 
 
 def normalize_label(value: object, deployment: Deployment, index: int) -> object:

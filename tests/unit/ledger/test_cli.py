@@ -101,3 +101,27 @@ def test_a_bad_time_is_a_clear_error_not_a_traceback(
     assert code == 2
     assert "cannot read 'last tuesday' as a time" in err
     assert "Traceback" not in err
+
+
+def test_a_correction_shows_in_stats_and_in_the_label_history_export(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    with open_ledger(LedgerConfig(), project.parent) as ledger:
+        correction = Feedback("r1", 0, "1", BASE + 10 * DAY, "admin", source="review")
+        ledger.submit_feedback([correction]).result(timeout=30)
+    code, out, _ = loopml(monkeypatch, capsys, "-p", str(project), "ledger", "stats", "--json")
+    assert code == 0
+    assert (json.loads(out)["labelled"], json.loads(out)["label_versions"]) == (1, 2)
+    code, out, _ = loopml(monkeypatch, capsys, "-p", str(project), "ledger", "stats")
+    assert "1 labelled (25.0%) (1 corrections kept in the history)" in out
+
+    out_file = tmp_path / "history.parquet"
+    code, out, _ = loopml(
+        monkeypatch, capsys, "-p", str(project), "ledger", "export", "--label-history",
+        "--out", str(out_file),
+    )  # fmt: skip
+    assert code == 0 and "2 label versions, 1 of them current" in out
+    history = pq.read_table(out_file).to_pydict()
+    assert history["label"] == [0, 1] and history["current"] == [False, True]
+    assert history["scope"] == ["unknown", "admin"] and history["source"] == [None, "review"]

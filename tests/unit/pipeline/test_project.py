@@ -56,3 +56,14 @@ def test_the_block_needs_a_monitor_section() -> None:
     with pytest.raises(ValueError, match="no 'monitor:' section"):
         with_default_alerts("name: x\n")
     assert with_default_alerts("monitor:\n  window: '5000'\n").startswith("monitor:\n  # ")
+
+
+def test_init_creates_the_admin_and_the_feedback_token_for_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    init(tmp_path)
+    tokens = [tmp_path / ".loopml" / f"{scope}.token" for scope in ("admin", "feedback")]
+    assert [path.stat().st_mode & 0o777 for path in tokens] == [0o600, 0o600]
+    admin, feedback = (path.read_text(encoding="utf-8").strip() for path in tokens)
+    assert admin != feedback and len(feedback) >= 32
+    assert not (tmp_path / ".loopml" / "predict.token").exists()  # only for predict_auth

@@ -287,6 +287,9 @@ def test_feedback_is_recorded_and_unknown_ids_are_reported(served: Served, ledge
         ([{"request_id": "r", "label": [[[[1]]]]}], "unknown_class", "label", 0),
         (["not an object"], "wrong_type", None, 0),
         ([{"request_id": "", "label": 1}], "bad_request_id", "request_id", None),
+        ([{"request_id": "r", "label": 1, "source": 7}], "invalid_input", "source", 0),
+        ([{"request_id": "r", "label": 1, "source": "x" * 129}], "invalid_input", "source", 0),
+        ([{"request_id": "r", "label": 1, "source": "a\nb"}], "invalid_input", "source", 0),
     ],
 )  # fmt: skip
 def test_bad_feedback_is_an_input_error_naming_field_and_item(
@@ -532,3 +535,17 @@ def test_a_swap_under_load_is_atomic(served: Served, ledger: Ledger) -> None:
     found = recorded(ledger)
     assert len(found) == 3 * len(seen)
     assert all(r.version == by_id[r.request_id] for r in found)
+
+
+def test_a_label_keeps_who_sent_it_in_the_history(served: Served, ledger: Ledger) -> None:
+    service = PredictionService(served.v1, ledger)
+    durably(service, table(served.holdout.head(1)), "r")
+
+    async def run() -> FeedbackResult:
+        item = {"request_id": "r", "label": 1, "source": "review-7"}
+        return await service.feedback([item], "feedback", "10.1.2.3")
+
+    assert asyncio.run(run()).recorded == 1
+    with ledger.backend.reader() as reader:
+        (version,) = [v for chunk in reader.label_history(LedgerQuery(), 10) for v in chunk]
+    assert (version.scope, version.client, version.source) == ("feedback", "10.1.2.3", "review-7")
