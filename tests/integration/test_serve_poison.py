@@ -79,3 +79,23 @@ def test_the_ledger_itself_refuses_a_poisoned_row_without_holding_its_lock(
         backend.close()
         with sqlite3.connect(server.ledger_path) as conn:
             assert conn.execute("SELECT COUNT(*) FROM predictions").fetchone() == (1,)
+
+
+def test_a_feedback_batch_over_the_row_limit_is_413_not_a_retry(served_project: Project) -> None:
+    """Problem 7: a batch that can never fit is a permanent 413 naming the limit, never
+    503 + Retry-After (which a client would retry forever); one that fits is recorded."""
+    records = served_project.records(20)
+    with running(served_project, "feedback-limit", LOOPML_SERVE__MAX_ROWS="20") as server:
+        status, _ = server.post_json("/predict", {"records": records, "request_id": "lim-1"})
+        assert status == 200
+        labels = [{"request_id": "lim-1", "row": n, "label": 1} for n in range(21)]
+        status, headers, body = server.request(
+            "POST", "/feedback", json.dumps(labels).encode(),
+            {"content-type": "application/json", **server.bearer("feedback")},
+        )  # fmt: skip
+        answer = json.loads(body)
+        assert (status, answer["error"]) == (413, "too_many_rows"), answer
+        assert "20" in answer["reason"] and "retry-after" not in {h.lower() for h in headers}
+        status, answer = server.post_feedback(labels[:20])
+        assert status == 200 and answer["recorded"] == 20, answer
+        assert server.stop() == 0
