@@ -19,10 +19,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -30,11 +28,11 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from loopml.errors import LoopmlError
 from loopml.serve.oip_routes import OipRoutes
+from loopml.serve.openapi import ServedDocument, mount_docs
 from loopml.serve.operations import OperationRoutes
 from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody, problem
 from loopml.serve.routes import PredictionRoutes
-from loopml.serve.schemas import component_schemas
 from loopml.serve.security import BodyLimit
 from loopml.version import __version__
 
@@ -59,11 +57,18 @@ def create_app(parts: ServerParts) -> FastAPI:
                 # Closing the ledger drains its queue: run it off the event loop.
                 await asyncio.to_thread(stop)
 
-    app = FastAPI(title="loopml prediction server", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="loopml prediction server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     _errors(app, parts)
     for routes in (PredictionRoutes(parts), OipRoutes(parts), OperationRoutes(parts)):
         app.include_router(routes.router())
-    _openapi(app)
+    app.openapi = ServedDocument(app, parts.service, parts.settings.max_rows)  # type: ignore[method-assign]
+    mount_docs(app)
     settings = parts.settings
     if settings.cors_origins:
         app.add_middleware(
@@ -110,16 +115,3 @@ def _errors(app: FastAPI, parts: ServerParts) -> None:
     app.add_exception_handler(LoopmlError, refused)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
-
-
-def _openapi(app: FastAPI) -> None:
-    def build() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                component_schemas()
-            )
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = build  # type: ignore[method-assign]
