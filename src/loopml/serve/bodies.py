@@ -106,7 +106,7 @@ def predict_body(max_rows: int) -> Schema:
     return {"anyOf": [envelope, records]}
 
 
-def invocations_body(schema: InputSchema, max_rows: int) -> Schema:
+def invocations_body(schema: InputSchema, max_rows: int, max_chars: int | None = None) -> Schema:
     """``/invocations`` JSON: exactly one of MLflow's four input fields."""
     record = {"$ref": "#/components/schemas/Record"}
     records = rows_of(record, max_rows)
@@ -114,7 +114,7 @@ def invocations_body(schema: InputSchema, max_rows: int) -> Schema:
     width = len(names)
     row = {
         "type": "array",
-        "prefixItems": [value_schema(rule) for rule in schema.features],
+        "prefixItems": [value_schema(rule, max_chars) for rule in schema.features],
         "minItems": width,
         "maxItems": width,
     }
@@ -135,7 +135,7 @@ def invocations_body(schema: InputSchema, max_rows: int) -> Schema:
     }
     one_row = {
         "type": "object",
-        "properties": {rule.name: value_schema(rule) for rule in schema.features},
+        "properties": {rule.name: value_schema(rule, max_chars) for rule in schema.features},
         "required": names,
         "additionalProperties": {"not": {"type": "array"}},
         "description": "one row: field -> value",
@@ -217,11 +217,11 @@ _TENSOR_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "string
 _FALSY: list[Any] = [False, None, 0, "", [], {}]
 
 
-def infer_body(schema: InputSchema, outputs: Sequence[str]) -> Schema:
+def infer_body(schema: InputSchema, outputs: Sequence[str], max_chars: int | None = None) -> Schema:
     """An Open Inference Protocol request in JSON: one tensor per feature, in contract
     order. JSON Schema cannot tie ``shape`` to the length of ``data`` across tensors, so
     this describes one-row requests; any ``[n]`` / ``[n, 1]`` works (see the operation)."""
-    tensors = [_tensor(rule) for rule in schema.features]
+    tensors = [_tensor(rule, max_chars) for rule in schema.features]
     requested = {
         "type": "object",
         "properties": {
@@ -258,11 +258,11 @@ def _parameters(**properties: Any) -> Schema:
     return {"anyOf": [{"type": "object", "properties": properties}, {"enum": _FALSY}]}
 
 
-def _tensor(rule: FeatureRule) -> Schema:
+def _tensor(rule: FeatureRule, max_chars: int | None) -> Schema:
     # FP64 for every numeric feature: JSON Schema's integer type holds 1.0, which an
     # INT64 tensor refuses and an FP64 one takes (an integer feature takes whole numbers).
     datatype = "FP64" if rule.numeric else _TENSOR_TYPES.get(rule.type, "BYTES")
-    value = value_schema(rule)
+    value = value_schema(rule, max_chars)
     if rule.kind == "boolean":
         value = {"type": ["boolean", "null"]}
     return {

@@ -73,10 +73,22 @@ class ServedDocument:
     """``app.openapi``: the document for the deployment being served, rebuilt when it
     changes."""
 
-    def __init__(self, app: FastAPI, service: PredictionService, max_rows: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        service: PredictionService,
+        max_rows: int,
+        *,
+        max_chars: int | None = None,
+        token_paths: tuple[str, ...] = ("/admin/",),
+    ) -> None:
         self.app = app
         self.service = service
         self.max_rows = max_rows
+        self.max_chars = max_chars
+        """The longest text a string feature takes (None: no limit)."""
+        self.token_paths = token_paths
+        """The paths (or path prefixes ending in /) that need the bearer token."""
         self._base: Document | None = None
         self._built: tuple[object, Document] | None = None
 
@@ -108,17 +120,17 @@ class ServedDocument:
         return document
 
     def components(self, deployment: Deployment) -> Document:
-        schema, rows = deployment.schema, self.max_rows
+        schema, rows, chars = deployment.schema, self.max_rows, self.max_chars
         outputs = output_names(deployment.task)
         return component_schemas() | {
             "RequestId": bodies.request_id_schema(),
-            "Record": bodies.record_schema(schema),
+            "Record": bodies.record_schema(schema, chars),
             "Label": bodies.label_schema(deployment.task, deployment.classes, MAX_ROW),
             "PredictBody": bodies.predict_body(rows),
-            "InvocationsBody": bodies.invocations_body(schema, rows),
+            "InvocationsBody": bodies.invocations_body(schema, rows, chars),
             "InvocationsCsv": bodies.csv_body(schema),
             "FeedbackBody": bodies.feedback_body({"$ref": "#/components/schemas/Label"}, rows),
-            "InferBody": bodies.infer_body(schema, outputs),
+            "InferBody": bodies.infer_body(schema, outputs, chars),
         }
 
     def operation(self, path: str, method: str, operation: Document, d: Deployment) -> None:
@@ -129,7 +141,7 @@ class ServedDocument:
         _bodies(path, operation)
         if path.startswith("/v2/models/"):
             _pin(operation, d)
-        if path.startswith("/admin/"):
+        if any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.token_paths):
             operation["security"] = [{"bearer": []}]
         if path in ("/predict", "/invocations"):
             responses["200"]["headers"] = {

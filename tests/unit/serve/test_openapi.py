@@ -17,12 +17,13 @@ import pytest
 from fastapi import FastAPI
 
 from loopml.data.contract import ColumnSpec, Contract
+from loopml.errors import InputError
 from loopml.registry.artifact import build_serving_artifact
 from loopml.registry.runtime import load_runtime
 from loopml.serve import bodies, codecs
 from loopml.serve.openapi import ServedDocument
 from loopml.serve.schema import InputSchema
-from loopml.serve.service import Deployment, PredictionService
+from loopml.serve.service import Deployment, PredictionService, parse_feedback
 from tests.unit.registry.models import package
 
 pytestmark = pytest.mark.unit
@@ -104,3 +105,14 @@ def test_the_document_follows_the_served_version_and_its_features(
     assert second["components"]["schemas"]["Record"]["required"] == ["only"]
     assert "version 2" in second["info"]["description"]
     assert first["components"]["schemas"]["Record"]["required"] != ["only"]
+
+
+def test_a_whole_float_row_is_the_row_the_schema_says_it_is(
+    served: tuple[Deployment, Any],
+) -> None:
+    """JSON Schema's ``integer`` holds 3.0, so /feedback takes it (schemathesis sent it)."""
+    deployment, _ = served
+    label = parse_feedback({"request_id": "r-1", "row": 3.0, "label": 1}, 0, deployment)
+    assert label.row == 3 and isinstance(label.row, int)
+    with pytest.raises(InputError, match="'row' must be an integer"):
+        parse_feedback({"request_id": "r-1", "row": 3.5, "label": 1}, 0, deployment)
