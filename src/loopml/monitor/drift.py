@@ -266,6 +266,8 @@ def _numeric_histogram(
     if low == high:  # numpy's rule for an empty range
         low, high = low - 0.5, high + 0.5
     edges = np.linspace(low, high, bins + 1)
+    if not np.isfinite(edges).all():  # a range wider than float64 holds (values near 1e308)
+        edges = np.linspace(low / 2, high / 2, bins + 1) * 2
     ref = weighted_counts(reference, edges) if reference.rows else np.zeros(bins)
     cur = bin_counts(values, edges)
     labels = [f"[{a:.4g}, {b:.4g})" for a, b in pairwise(edges.tolist())]

@@ -344,7 +344,7 @@ def weighted_counts(reference: NumericProfile, edges: FloatArray) -> FloatArray:
 def bin_counts(values: FloatArray, edges: FloatArray) -> FloatArray:
     """``np.histogram(values, edges)`` for values inside the edges, without sorting."""
     bins = len(edges) - 1
-    index = np.minimum(np.searchsorted(edges, values, side="right") - 1, bins - 1)
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
     return np.bincount(index, minlength=bins).astype(np.float64)
 
 

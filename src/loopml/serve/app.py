@@ -19,22 +19,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from loopml.config import ServeConfig
 from loopml.errors import LoopmlError
 from loopml.serve.door import guard
 from loopml.serve.oip_routes import OipRoutes
+from loopml.serve.openapi import ServedDocument, mount_docs
 from loopml.serve.operations import OperationRoutes
 from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody, problem
 from loopml.serve.routes import PredictionRoutes
-from loopml.serve.schemas import component_schemas
 from loopml.version import __version__
 
 __all__ = ["create_app"]
@@ -58,12 +57,25 @@ def create_app(parts: ServerParts) -> FastAPI:
                 # Closing the ledger drains its queue: run it off the event loop.
                 await asyncio.to_thread(stop)
 
-    app = FastAPI(title="loopml prediction server", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="loopml prediction server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     _errors(app, parts)
     for routes in (PredictionRoutes(parts), OipRoutes(parts), OperationRoutes(parts)):
         app.include_router(routes.router())
-    _openapi(app)
     settings = parts.settings
+    app.openapi = ServedDocument(  # type: ignore[method-assign]
+        app,
+        parts.service,
+        settings.max_rows,
+        max_chars=settings.max_string_chars,
+        token_paths=_token_paths(settings),
+    )
+    mount_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -73,6 +85,17 @@ def create_app(parts: ServerParts) -> FastAPI:
         )
     guard(app, parts)
     return app
+
+
+def _token_paths(settings: ServeConfig) -> tuple[str, ...]:
+    """The routes that need a bearer token, as the server's settings say."""
+    paths = ["/admin/"]
+    if settings.feedback_auth == "token":
+        paths.append("/feedback")
+    if settings.predict_auth == "token":
+        paths += ["/predict", "/invocations", "/v2/models/{name}/infer"]
+        paths.append("/v2/models/{name}/versions/{version}/infer")
+    return tuple(paths)
 
 
 def _errors(app: FastAPI, parts: ServerParts) -> None:
@@ -107,16 +130,3 @@ def _errors(app: FastAPI, parts: ServerParts) -> None:
     app.add_exception_handler(LoopmlError, refused)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
-
-
-def _openapi(app: FastAPI) -> None:
-    def build() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                component_schemas()
-            )
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = build  # type: ignore[method-assign]

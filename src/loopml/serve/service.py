@@ -237,6 +237,8 @@ def parse_feedback(item: Mapping[str, Any], index: int, deployment: Deployment) 
         raise InputError("each label must be an object", error="wrong_type", row=index)
     request_id = check_request_id(item.get("request_id"))
     row = item.get("row", 0)
+    if isinstance(row, float) and row.is_integer() and 0 <= row <= MAX_ROW:
+        row = int(row)  # 3.0 is the integer 3 in JSON (and in the OpenAPI schema)
     if not isinstance(row, int) or isinstance(row, bool) or not 0 <= row <= MAX_ROW:
         raise InputError(
             f"'row' must be an integer from 0 to {MAX_ROW:,} (the row's place in its request)",

@@ -318,3 +318,12 @@ def test_statistic_matches_the_registry_function() -> None:
     for name in ("jensen_shannon", "psi", "chi_square", "z"):
         result = column_drift(profile, cur, test=name)
         assert result.statistic == get_test(name).fn(profile, cur[cur != None]), name  # noqa: E711
+
+
+def test_a_histogram_takes_values_at_the_ends_of_float64() -> None:
+    """Found by fuzzing the server (issue 12, problem 10): served values of ±1.7e308 made
+    the bin width overflow and the monitor answer 500."""
+    current = np.array([-1.7e308, 0.0, 1.7e308])
+    hist = histogram(numeric_profile("x", np.arange(10.0)), current, bins=4)
+    assert hist.edges is not None and np.isfinite(hist.edges).all()
+    assert sum(hist.current) == pytest.approx(1.0)
