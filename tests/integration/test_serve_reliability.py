@@ -70,11 +70,17 @@ def test_corrupt_version_is_rejected_while_the_old_one_serves(
     target = artifact_file(served_project, "3")
     original = target.read_bytes()
     record = served_project.records(1)[0]
+    # promote refuses a version whose artifact does not match its digest (issue 12), so
+    # the alias moves first and the file is corrupted behind it: the server (polling
+    # rarely here) finds it corrupt when told to reload.
     try:
-        target.write_bytes(original[: len(original) // 2] + b"garbage")
-        with running(served_project, "corrupt") as server, Load(server.port, record) as load:
+        with (
+            running(served_project, "corrupt", LOOPML_SERVE__POLL_SECONDS="3600") as server,
+            Load(server.port, record) as load,
+        ):
             load.wait_for(50)
             promote(served_project, "3")
+            target.write_bytes(original[: len(original) // 2] + b"garbage")
             status, body = server.post_json(
                 "/admin/reload", {}, {"authorization": f"Bearer {server.token()}"}
             )
