@@ -116,7 +116,7 @@ def test_a_request_id_the_header_cannot_carry_is_refused_before_predicting(
             status, body = server.post_json(
                 "/predict", {"records": [record], "request_id": request_id}
             )
-            assert status == 400 and body["error"] == "bad_request_id", (attempt, body)
+            assert status == 422 and body["error"] == "bad_request_id", (attempt, body)
             assert "ASCII" in body["reason"], body
         ascii_id = "plain-id 1~"
         status, headers, raw = server.request(
