@@ -40,8 +40,9 @@ def request_id_schema() -> Schema:
         "type": "string",
         "minLength": 1,
         "maxLength": 128,
-        "pattern": r"^[^\x00-\x1f\x7f-\x9f]+$",
-        "description": "printable text (Python's str.isprintable), 1 to 128 characters",
+        "pattern": "^[ -~]+$",
+        "description": "printable ASCII (space to '~'), 1 to 128 characters: the id comes "
+        "back in the x-request-id header, which holds no other text",
     }
 
 

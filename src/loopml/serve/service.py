@@ -177,9 +177,12 @@ def check_request_id(value: object) -> str:
             error="bad_request_id",
             field="request_id",
         )
-    if not value.isprintable():
+    if not (value.isascii() and value.isprintable()):
         raise InputError(
-            "a request id must be printable text", error="bad_request_id", field="request_id"
+            "a request id must be printable ASCII (space to '~'): it comes back in the "
+            "x-request-id header; drop control and non-ASCII characters from it",
+            error="bad_request_id",
+            field="request_id",
         )
     return value
 
