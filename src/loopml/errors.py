@@ -33,6 +33,8 @@ class LoopmlError(Exception):
     """Whether the server logs each time it answers with this error."""
     field: str | None = None
     row: int | None = None
+    headers: dict[str, str] | None = None
+    """HTTP headers of the answer (e.g. ``WWW-Authenticate`` on a 401)."""
 
     def __init__(self, headline: str, *, detail: str = "", fix: str = "") -> None:
         super().__init__(headline)

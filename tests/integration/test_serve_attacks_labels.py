@@ -63,6 +63,10 @@ def test_anonymous_labels_are_refused_and_corrections_are_kept(
             "error", "field", "row", "reason"}  # fmt: skip
         assert ".loopml/feedback.token" in refusal["reason"]
         assert labels_of(server.ledger_path, "order-1001") == (["1"], [("1", "feedback")])
+        counted = server.get("/metrics")[1].decode()  # an attack shows up on the dashboards
+        for error in ("unauthorized", "forbidden"):
+            line = f'loopml_request_errors_total{{error="{error}",route="/feedback"}} '
+            assert f"{line}{float(ATTACKS // 2)}" in counted, (error, counted[-2000:])
 
         # A correction by the labelling team (feedback token), then one by an admin.
         correction = {"request_id": "order-1001", "label": 0, "source": "review-42"}

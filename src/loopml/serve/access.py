@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.responses import Response
 
-from loopml.serve.responses import problem
+from loopml.errors import InputError
 from loopml.tokens import matching_scope
 
 __all__ = ["ANONYMOUS", "Access", "Grant"]
@@ -46,17 +45,16 @@ class Access:
     feedback_file: str = ".loopml/feedback.token"
     predict_file: str = ".loopml/predict.token"
 
-    def feedback_grant(self, request: Request) -> Grant | Response:
-        """The grant of a ``/feedback`` request, or the 401 / 403 to answer."""
+    def feedback_grant(self, request: Request) -> Grant:
+        """The grant of a ``/feedback`` request; raises the 401 / 403 to answer (counted
+        per route as ``unauthorized`` / ``forbidden`` like every refusal)."""
         return self._grant(request, "feedback", self.feedback, self.feedback_file)
 
-    def predict_grant(self, request: Request) -> Grant | Response:
-        """The grant of a prediction request, or the 401 / 403 to answer."""
+    def predict_grant(self, request: Request) -> Grant:
+        """The grant of a prediction request; raises the 401 / 403 to answer."""
         return self._grant(request, "predict", self.predict, self.predict_file)
 
-    def _grant(
-        self, request: Request, scope: str, token: str | None, file: str
-    ) -> Grant | Response:
+    def _grant(self, request: Request, scope: str, token: str | None, file: str) -> Grant:
         client = request.client.host if request.client is not None else None
         if token is None:
             return Grant(ANONYMOUS, client)
@@ -65,16 +63,17 @@ class Access:
         if found is not None:
             return Grant(found, client)
         if header is None:
-            return problem(
-                401,
-                "unauthorized",
+            refusal = InputError(
                 f"{request.url.path} needs 'Authorization: Bearer <token>' with the {scope} "
                 f"token (in the file {file} of the server's project, set by "
                 f"serve.{scope}_token_file) or the admin token",
-                headers={"WWW-Authenticate": "Bearer"},
+                error="unauthorized",
+                status=401,
             )
-        return problem(
-            403,
-            "forbidden",
+            refusal.headers = {"WWW-Authenticate": "Bearer"}
+            raise refusal
+        raise InputError(
             f"the bearer token is neither the {scope} token ({file}) nor the admin token",
+            error="forbidden",
+            status=403,
         )

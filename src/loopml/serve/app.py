@@ -118,7 +118,7 @@ def _errors(app: FastAPI, parts: ServerParts) -> None:
         metrics.refused(route_of(request), exc.error)
         if exc.logged:
             log.error("%s: %s", exc.error, exc)
-        headers = retry if exc.retryable else None
+        headers = retry if exc.retryable else exc.headers
         return JSONBody(exc.to_body(), status_code=exc.status, headers=headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:

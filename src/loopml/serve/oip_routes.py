@@ -73,9 +73,7 @@ class OipRoutes:
         """JSON tensors, or the binary tensor extension (``Inference-Header-Content-Length``)."""
         started = time.perf_counter()
         parts, service = self.parts, self.parts.service
-        grant = parts.tokens.predict_grant(request)
-        if isinstance(grant, Response):
-            return grant
+        parts.tokens.predict_grant(request)  # raises the 401 / 403
         deployment = self.served(name, version)
         raw, length = await request.body(), header_length(request)
 

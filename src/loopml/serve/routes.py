@@ -78,8 +78,6 @@ class PredictionRoutes:
         """Labels for earlier predictions, joined to them by request id (and row); each is
         a new version of its label, recorded with who sent it."""
         grant = self.parts.tokens.feedback_grant(request)
-        if isinstance(grant, Response):
-            return grant
         body = await request.body()
         content_type, max_rows = request.headers.get("content-type"), self.parts.service.max_rows
         items = await self.parts.offload.run(
@@ -97,9 +95,7 @@ class PredictionRoutes:
         """The shared path of every prediction dialect."""
         started = time.perf_counter()
         parts, service = self.parts, self.parts.service
-        grant = parts.tokens.predict_grant(request)
-        if isinstance(grant, Response):
-            return grant
+        parts.tokens.predict_grant(request)  # raises the 401 / 403
         body = await request.body()
         content_type, header_id = (
             request.headers.get("content-type"),
