@@ -199,30 +199,28 @@ def mount_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
     """``/docs`` and ``/redoc`` with their assets served from the package, not a CDN."""
     app.mount(ASSETS, StaticFiles(directory=_STATIC), name="docs-assets")
 
-    def page(render: Callable[[], HTMLResponse]) -> Callable[[Request], Any]:
-        async def endpoint(_: Request) -> HTMLResponse:
-            return render()
+    swagger = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=f"{app.title} - Swagger UI",
+        swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{ASSETS}/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},
+    ).body
+    redoc = get_redoc_html(
+        openapi_url=openapi_url,
+        title=f"{app.title} - ReDoc",
+        redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+        redoc_favicon_url=f"{ASSETS}/favicon.png",
+        with_google_fonts=False,
+    ).body
+    # Both pages are fixed once the app exists: rendered here, once, not per request.
+    for path, html in (("/docs", bytes(swagger)), ("/redoc", bytes(redoc))):
+        app.add_api_route(path, _page(html), methods=["GET"], include_in_schema=False)
 
-        return endpoint
 
-    def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon.png",
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+def _page(html: bytes) -> Callable[[Request], Any]:
+    async def endpoint(_: Request) -> HTMLResponse:
+        return HTMLResponse(html)
 
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
-            redoc_favicon_url=f"{ASSETS}/favicon.png",
-            with_google_fonts=False,
-        )
-
-    app.add_api_route("/docs", page(swagger), methods=["GET"], include_in_schema=False)
-    app.add_api_route("/redoc", page(redoc), methods=["GET"], include_in_schema=False)
+    return endpoint
