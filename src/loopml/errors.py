@@ -131,3 +131,11 @@ class InputError(LoopmlError):
         self.field = field
         self.row = row
         self.status = status
+
+
+class RolloutError(LoopmlError):
+    """A rollout action cannot be done now (none running, one already running, a wrong
+    version), or the loop-state database cannot be reached."""
+
+    status = 409
+    error = "rollout"

@@ -5,8 +5,9 @@ the environment at import time. Environment variables override keys with the ``L
 prefix and ``__`` between levels, e.g. ``LOOPML_TRACKING__URI=http://mlflow:5000``.
 
 Every model forbids unknown keys, so a typo fails loudly with the key's path, what is
-allowed there and the closest match. The ``monitor`` section lives in
-:mod:`loopml.config.monitor`; its names are exported here too.
+allowed there and the closest match. The ``monitor`` and ``rollout``
+sections live in :mod:`loopml.config.monitor` and :mod:`loopml.config.rollout`; their
+names are exported here too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from loopml.config.monitor import (
     MonitorConfig,
     default_alerts,
 )
+from loopml.config.rollout import GuardLimit, RolloutConfig, RolloutGuards, Strategy
 from loopml.errors import ConfigError
 
 __all__ = [
@@ -43,13 +45,17 @@ __all__ = [
     "DataConfig",
     "DriftTestConfig",
     "GateConfig",
+    "GuardLimit",
     "LedgerConfig",
     "MonitorConfig",
     "ProjectConfig",
     "RegistryConfig",
+    "RolloutConfig",
+    "RolloutGuards",
     "ServeConfig",
     "SourceConfig",
     "SplitConfig",
+    "Strategy",
     "Task",
     "ThresholdConfig",
     "TrackingConfig",
@@ -268,6 +274,7 @@ class ProjectConfig(Section):
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    rollout: RolloutConfig = RolloutConfig()
     root: Path = Field(Path("."), exclude=True)
 
     def resolve(self, relative: str) -> Path:

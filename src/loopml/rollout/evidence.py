@@ -1,0 +1,92 @@
+"""The evidence a stage is judged on, as values (computed by :mod:`loopml.rollout.stats`).
+
+Both arms are compared over the same period — the current stage, from its start — and,
+for the shadow stage, the same rows. Every value that could not be computed (too few rows,
+no labels, a task it does not apply to) is ``None`` with its sample size beside it, and a
+guard reading ``None`` holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["ArmStats", "RolloutStats", "SequentialResult"]
+
+
+@dataclass(frozen=True)
+class ArmStats:
+    """One arm's side of a stage: what it answered (or shadowed) and how."""
+
+    arm: str
+    version: str
+    predictions: int = 0
+    """Rows it scored in this stage (ledger rows of its arm and version)."""
+    requests: int = 0
+    """Requests routed to it (the servers' counters, every replica summed)."""
+    errors: int = 0
+    """Of those, how many failed inside the model (5xx), never a client's bad input."""
+    latency_p99_ms: float | None = None
+    labelled: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Realized metrics on its labelled rows (``realized.<metric>``) and the label-free
+    estimate (``estimated.<metric>``), as the monitor computes them."""
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    """An always-valid comparison of the arms on labels, looked at after every window.
+
+    ``effect`` is the challenger's drop against the champion in the gate's scale (positive:
+    the challenger is worse), with its ``low`` – ``high`` interval at ``alpha``, valid at
+    every look. ``needed`` is the labelled rows per arm still expected before the interval
+    can exclude the limit (None when it already does, or cannot be told)."""
+
+    metric: str
+    effect: float
+    low: float
+    high: float
+    alpha: float
+    n_champion: int
+    n_challenger: int
+    needed: int | None = None
+    paired: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RolloutStats:
+    """Everything :func:`loopml.rollout.decide.decide` reads about one stage."""
+
+    rollout_id: str
+    stage: int
+    since: float
+    """The stage's start (unix seconds): every count is from here on."""
+    now: float
+    champion: ArmStats
+    challenger: ArmStats
+    """The challenger's side: arm ``challenger`` in a traffic stage, ``shadow`` in a
+    shadow stage."""
+    prediction_divergence: float | None = None
+    """Distance between the arms' prediction distributions (see stats)."""
+    agreement: float | None = None
+    """Share of rows both arms label alike (shadow stage: the same rows)."""
+    agreement_rows: int = 0
+    estimated_drop: float | None = None
+    """The challenger's label-free estimate (CBPE) against the champion's, gate scale."""
+    realized: SequentialResult | None = None
+    shadow_dropped: int = 0
+    """Shadow requests dropped because the shadow queue was full (every replica)."""
+
+    @property
+    def elapsed(self) -> float:
+        return self.now - self.since
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
