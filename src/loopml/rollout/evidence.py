@@ -80,6 +80,9 @@ class RolloutStats:
     agreement_rows: int = 0
     estimated_drop: float | None = None
     """The challenger's label-free estimate (CBPE) against the champion's, gate scale."""
+    estimated_noise: float | None = None
+    """How large ``estimated_drop`` gets by chance alone at this sample size (the
+    monitor's chance level, one-sided 99 %): a drop below it is not evidence."""
     realized: SequentialResult | None = None
     shadow_dropped: int = 0
     """Shadow requests dropped because the shadow queue was full (every replica)."""
