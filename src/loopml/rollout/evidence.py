@@ -55,6 +55,11 @@ class SequentialResult:
     n_challenger: int
     needed: int | None = None
     paired: bool = False
+    scale: float | None = None
+    """The effect's per-row standard deviation at the smaller arm's row count (the
+    interval's half-width is ``scale`` times the unit boundary); None when not computed."""
+    rho2: float | None = None
+    """The normal mixture's tuning (see :mod:`loopml.rollout.sequential`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
