@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loopml.config import Task
+
 __all__ = ["ArmStats", "RolloutStats", "SequentialResult"]
 
 
@@ -89,6 +91,12 @@ class RolloutStats:
     """How large ``estimated_drop`` gets by chance alone at this sample size (the
     monitor's chance level, one-sided 99 %): a drop below it is not evidence."""
     realized: SequentialResult | None = None
+    task: Task | None = None
+    """The model's task: the agreement guard does not apply to regression."""
+    has_estimate: bool = True
+    """Whether the challenger and champion have a label-free estimate at all (False for
+    regression, or a version stored without calibration): the estimated-drop guard is then
+    skipped instead of waiting for an estimate that never comes."""
     shadow_dropped: int = 0
     """Shadow requests dropped because the shadow queue was full (every replica)."""
 
