@@ -25,7 +25,9 @@ class ArmStats:
     predictions: int = 0
     """Rows it scored in this stage (ledger rows of its arm and version)."""
     requests: int = 0
-    """Requests routed to it (the servers' counters, every replica summed)."""
+    """Requests routed to it (the servers' counters, every replica summed); for the shadow
+    arm, the rows it was handed to score (not those dropped from a full queue). The
+    error-rate guard waits until the challenger's side reaches ``min_predictions``."""
     errors: int = 0
     """Of those, how many failed inside the model (5xx), never a client's bad input."""
     latency_p99_ms: float | None = None

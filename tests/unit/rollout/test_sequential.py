@@ -37,6 +37,11 @@ def log_losses(rng: np.random.Generator, rows: int) -> Array:
     return np.where(y, -np.log(p), -np.log1p(-p))
 
 
+def squared_errors(rng: np.random.Generator, rows: int) -> Array:
+    """Per-row squared errors of a regression with heavy-tailed residuals (Student t, 5 df)."""
+    return rng.standard_t(5.0, rows) ** 2
+
+
 def paired_losses(rng: np.random.Generator, rows: int) -> tuple[Array, Array]:
     """Two equally good models scoring the same rows: the truth's logit plus own noise."""
     p = rng.beta(2.0, 5.0, rows)
@@ -71,15 +76,19 @@ def naive_interval(result: SequentialResult) -> tuple[float, float]:
     return result.effect - half, result.effect + half
 
 
-def simulate(worse_by: float = 0.0, *, runs: int = RUNS, paired: bool = False) -> Runs:
-    """``runs`` seeded rollouts of 50 looks; the challenger's losses ``1 + worse_by`` times."""
+def simulate(
+    worse_by: float = 0.0, *, runs: int = RUNS, paired: bool = False, regression: bool = False
+) -> Runs:
+    """``runs`` seeded rollouts of 50 looks; the challenger's losses ``1 + worse_by`` times
+    (negative: better); classifier log losses, or a regression's squared errors."""
     counts = np.zeros(5)
     for seed in range(runs):
         rng = np.random.default_rng(seed)
         if paired:
             champion, challenger = paired_losses(rng, LOOKS * WINDOW)
         else:
-            champion, challenger = log_losses(rng, LOOKS * WINDOW), log_losses(rng, LOOKS * WINDOW)
+            draw = squared_errors if regression else log_losses
+            champion, challenger = draw(rng, LOOKS * WINDOW), draw(rng, LOOKS * WINDOW)
         challenger = challenger * (1 + worse_by)
         ever = np.zeros(5, dtype=bool)
         for look in range(1, LOOKS + 1):
@@ -112,6 +121,12 @@ def test_equal_models_on_the_same_rows_paired() -> None:
     print(f"\npaired, equal models, {RUNS} runs x {LOOKS} looks: {runs}")
     assert runs.better <= ALPHA + tolerance() and runs.worse <= ALPHA + tolerance()
     assert runs.naive_better + runs.naive_worse > ALPHA + tolerance()
+
+
+def test_equal_regressions_with_heavy_tailed_errors() -> None:
+    runs = simulate(regression=True, runs=300)
+    print(f"\nregression squared errors, equal models, 300 runs x {LOOKS} looks: {runs}")
+    assert runs.better <= ALPHA + tolerance(300) and runs.worse <= ALPHA + tolerance(300)
 
 
 def test_a_worse_challenger_is_found() -> None:
@@ -179,6 +194,8 @@ def test_bad_losses_are_refused_with_a_fix() -> None:
 if __name__ == "__main__":
     print("equal, unpaired:", simulate(runs=1000))
     print("equal, paired:", simulate(paired=True, runs=1000))
-    for worse in (0.02, 0.05, 0.10, 0.20):
-        print(f"challenger {worse:.0%} worse, unpaired:", simulate(worse, runs=400))
-        print(f"challenger {worse:.0%} worse, paired:", simulate(worse, runs=400, paired=True))
+    print("equal, regression:", simulate(regression=True, runs=1000))
+    for change in (0.02, 0.05, 0.10, 0.20, -0.05, -0.10):
+        word = f"{abs(change):.0%} {'worse' if change > 0 else 'better'}"
+        print(f"challenger {word}, unpaired:", simulate(change, runs=400))
+        print(f"challenger {word}, paired:", simulate(change, runs=400, paired=True))
