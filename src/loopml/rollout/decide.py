@@ -2,7 +2,8 @@
 
 In order:
 
-1. a paused rollout holds (``paused: <reason>``); one that is no longer running holds too;
+1. a paused rollout holds (``paused: <reason>``); one that is no longer running holds too,
+   and so does evidence collected for another rollout or stage (a stale read);
 2. a guard breached with ``on_breach: rollback`` rolls back at once, with no need to wait
    for the bake; one breached with ``on_breach: hold`` holds;
 3. a guard still waiting for data, a stage younger than ``bake_seconds`` or an arm below
@@ -64,6 +65,12 @@ def _stopped(
         return Hold(reasons, f"paused: {why}")
     if state.status != "running":
         return Hold(reasons, f"the rollout is {state.status.replace('_', ' ')}: nothing to decide")
+    if (stats.rollout_id, stats.stage) != (state.rollout_id, state.stage):
+        return Hold(
+            reasons,
+            f"hold: the evidence is of rollout {stats.rollout_id} stage {stats.stage}, not of "
+            f"{state.rollout_id} stage {state.stage}: collect it again",
+        )
     breached = [r for r in reasons if r.verdict == "breach"]
     rollbacks = [r for r in breached if getattr(policy.guards, r.guard).on_breach == "rollback"]
     if rollbacks:
