@@ -88,7 +88,15 @@ def test_export_filters_and_reports(
         "--version", "2",
     )  # fmt: skip
     assert code == 0
-    assert "2 predictions, 1 labelled" in out
+    assert "1 predictions, 1 labelled" in out  # what was answered: not the shadow row
+
+    code, out, _ = loopml(
+        monkeypatch, capsys, "-p", str(project), "ledger", "export", "-o", str(out_file),
+        "--arm", "shadow",
+    )  # fmt: skip
+    assert code == 0
+    assert "1 predictions, 0 labelled" in out
+    assert pq.read_table(out_file).column("request_id").to_pylist() == ["r3"]
 
 
 def test_a_bad_time_is_a_clear_error_not_a_traceback(
