@@ -82,8 +82,12 @@ class LedgerReader(Protocol):
         """How many predictions match ``query``."""
         ...
 
-    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
-        """The matching predictions with their labels, oldest first, ``chunk_rows`` at a time."""
+    def chunks(
+        self, query: LedgerQuery, chunk_rows: int, *, features: bool = True
+    ) -> Iterator[list[LedgerRecord]]:
+        """The matching predictions with their labels, oldest first, ``chunk_rows`` at a
+        time; ``features=False`` leaves the features (``'{}'``) and entity key (None)
+        unread, for readers of outputs and labels only."""
         ...
 
     def label_history(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LabelVersion]]:
@@ -208,10 +212,14 @@ def where_clause(query: LedgerQuery, placeholder: str) -> tuple[str, list[object
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
-def select_records(query: LedgerQuery, placeholder: str) -> tuple[str, list[object]]:
-    """The SELECT behind :meth:`LedgerReader.chunks` (same SQL on both databases)."""
+def select_records(
+    query: LedgerQuery, placeholder: str, *, features: bool = True
+) -> tuple[str, list[object]]:
+    """The SELECT behind :meth:`LedgerReader.chunks` (same SQL on both databases);
+    without ``features`` the features and entity key are not read (``'{}'``, NULL)."""
     where, params = where_clause(query, placeholder)
-    columns = ", ".join(f"p.{c}" for c in PREDICTION_COLUMNS)
+    skipped = {} if features else {"entity_key": "NULL", "features": "'{}'"}
+    columns = ", ".join(skipped.get(c, f"p.{c}") for c in PREDICTION_COLUMNS)
     sql = (
         f"SELECT {columns}, l.label, l.ts FROM {table_of(query.arm)} p "
         'LEFT JOIN labels l ON l.request_id = p.request_id AND l."row" = p."row"'
@@ -305,8 +313,10 @@ class SqlReader(ABC):
         sql = f"SELECT COUNT(*) FROM {table_of(query.arm)} p{where}"
         return int(self._fetch(sql, params)[0][0])
 
-    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
-        sql, params = select_records(query, self.placeholder)
+    def chunks(
+        self, query: LedgerQuery, chunk_rows: int, *, features: bool = True
+    ) -> Iterator[list[LedgerRecord]]:
+        sql, params = select_records(query, self.placeholder, features=features)
         try:
             for batch in self._batches(sql, params, chunk_rows):
                 yield [LedgerRecord._make(row) for row in batch]
