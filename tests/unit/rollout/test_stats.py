@@ -305,9 +305,11 @@ def test_regression_diverges_by_wasserstein_and_compares_squared_errors(tmp_path
 
 def test_a_disabled_ledger_is_a_rollout_error_with_a_fix(tmp_path: Path) -> None:
     config = project(tmp_path, enabled=False)
-    with RolloutStore.open(config.rollout.state, tmp_path) as store:
-        with pytest.raises(RolloutError) as caught:
-            collect_stats(config, store, state(0), NOW, profiles=lambda v: binary_profile())
+    with (
+        RolloutStore.open(config.rollout.state, tmp_path) as store,
+        pytest.raises(RolloutError) as caught,
+    ):
+        collect_stats(config, store, state(0), NOW, profiles=lambda v: binary_profile())
     assert "ledger is disabled" in caught.value.headline
     assert "serve.ledger.enabled" in (caught.value.fix or "")
 
