@@ -21,7 +21,7 @@ from loopml.monitor.profile import ReferenceProfile
 from loopml.monitor.windows import decode_window
 from loopml.train.metrics import predicted_labels
 
-__all__ = ["CHUNK_ROWS", "ArmRows", "read_arm"]
+__all__ = ["CHUNK_ROWS", "ArmRows", "read_arm", "shared_rows"]
 
 CHUNK_ROWS = 10_000
 Array = np.ndarray[Any, Any]
@@ -100,3 +100,18 @@ def read_arm(
         rows=rows, latency_ms=np.concatenate(latency), scores=np.concatenate(scores),
         prediction=np.concatenate(prediction), labels=labels,
     )  # fmt: skip
+
+
+def shared_rows(first: ArmRows, second: ArmRows) -> tuple[Array, Array]:
+    """The rows both arms scored (same ``(request_id, row)``, as in a shadow stage):
+    index arrays ``(i, j)`` with ``first`` row ``i[k]`` and ``second`` row ``j[k]`` one
+    request row, in ``second``'s order."""
+    where = {key: i for i, key in enumerate(zip(first.request_ids, first.rows, strict=True))}
+    i: list[int] = []
+    j: list[int] = []
+    for index, key in enumerate(zip(second.request_ids, second.rows, strict=True)):
+        found = where.get(key)
+        if found is not None:
+            i.append(found)
+            j.append(index)
+    return np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)

@@ -24,7 +24,7 @@ import numpy as np
 from loopml.monitor.drift import column_drift
 from loopml.monitor.evaluate import TEST_MIN_VALUES
 from loopml.monitor.profile import ColumnProfile, categorical_profile, numeric_profile
-from loopml.rollout.arms import ArmRows
+from loopml.rollout.arms import ArmRows, shared_rows
 
 __all__ = ["DIVERGENCE_TESTS", "agreement", "prediction_divergence"]
 
@@ -60,18 +60,18 @@ def prediction_divergence(
     return min(float(drift.statistic), 1.0)
 
 
-def agreement(champion: ArmRows, challenger: ArmRows) -> tuple[float | None, int]:
-    """The share of rows both arms scored (same key) that they answer with the same
-    class, and how many rows that is; ``(None, 0)`` for regression or no shared row."""
+def agreement(
+    champion: ArmRows, challenger: ArmRows, pairs: tuple[Array, Array] | None = None
+) -> tuple[float | None, int]:
+    """The share of rows both arms scored (``pairs``, from :func:`~loopml.rollout.arms.
+    shared_rows` when not given) that they answer with the same class, and how many rows
+    that is; ``(None, 0)`` for regression or no shared row."""
     if champion.task == "regression":
         return None, 0
-    mine = dict(zip(champion.keys(), champion.predicted_classes(), strict=True))
-    theirs = challenger.predicted_classes()
-    same = both = 0
-    for key, answer in zip(challenger.keys(), theirs, strict=True):
-        first = mine.get(key)
-        if first is None or answer is None:
-            continue
-        both += 1
-        same += first == answer
-    return (same / both if both else None), both
+    i, j = shared_rows(champion, challenger) if pairs is None else pairs
+    first, second = champion.predicted_classes()[i], challenger.predicted_classes()[j]
+    usable = (first != None) & (second != None)  # noqa: E711 -- elementwise, object arrays
+    both = int(usable.sum())
+    if not both:
+        return None, 0
+    return float(np.mean(first[usable] == second[usable])), both

@@ -16,7 +16,7 @@ import numpy as np
 
 from loopml.monitor.calibration import class_proba
 from loopml.monitor.performance import encode_labels
-from loopml.rollout.arms import ArmRows
+from loopml.rollout.arms import ArmRows, shared_rows
 
 __all__ = [
     "LOSS_NAMES",
@@ -71,18 +71,14 @@ def unpaired_losses(champion: ArmRows, challenger: ArmRows) -> tuple[Array, Arra
     return first[np.isfinite(first)], second[np.isfinite(second)]
 
 
-def paired_losses(champion: ArmRows, challenger: ArmRows) -> tuple[Array, Array]:
-    """Both arms' losses on the same rows (a shadow stage), aligned: the keys both arms
-    scored whose label is usable for both; ``champion[i]`` and ``challenger[i]`` are one row.
+def paired_losses(
+    champion: ArmRows, challenger: ArmRows, pairs: tuple[Array, Array] | None = None
+) -> tuple[Array, Array]:
+    """Both arms' losses on the same rows (a shadow stage), aligned: the rows both arms
+    scored (``pairs``, from :func:`~loopml.rollout.arms.shared_rows` when not given) whose
+    label and scores are usable for both; ``champion[k]`` and ``challenger[k]`` are one row.
     """
-    first, second = arm_losses(champion), arm_losses(challenger)
-    where = {key: i for i, key in enumerate(champion.keys()) if np.isfinite(first[i])}
-    pairs = [
-        (where[key], j)
-        for j, key in enumerate(challenger.keys())
-        if key in where and np.isfinite(second[j])
-    ]
-    if not pairs:
-        return np.empty(0), np.empty(0)
-    i, j = (np.asarray(side, dtype=np.int64) for side in zip(*pairs, strict=True))
-    return first[i], second[j]
+    i, j = shared_rows(champion, challenger) if pairs is None else pairs
+    first, second = arm_losses(champion)[i], arm_losses(challenger)[j]
+    usable = np.isfinite(first) & np.isfinite(second)
+    return first[usable], second[usable]
