@@ -50,7 +50,7 @@ def prediction_divergence(
     reference: ColumnProfile = (
         categorical_profile("prediction", champion)
         if task == "multiclass"
-        else numeric_profile("prediction", champion)
+        else numeric_profile("prediction", champion, points=None)  # exact: no sketch error
     )
     if reference.rows < min_rows:
         return None

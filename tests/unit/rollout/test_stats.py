@@ -321,3 +321,45 @@ def test_a_version_without_a_profile_is_a_rollout_error(world: World) -> None:
     with pytest.raises(RolloutError) as caught:
         collect_stats(world.config, world.store, state(0), NOW, profiles=missing)
     assert "champion (version 1)" in caught.value.headline
+
+
+def multiclass_profile() -> ReferenceProfile:
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 3000)
+    scores = rng.dirichlet(np.ones(3), 3000) * 0.5 + np.eye(3)[y] * 0.5
+    names = np.array(["a", "b", "c"])
+    return ReferenceProfile(
+        model="m", task="multiclass", target="y", classes=("a", "b", "c"), features=(),
+        prediction=categorical_profile("prediction", names[scores.argmax(axis=1)]),
+        label=categorical_profile("y", names[y]),
+        holdout_metrics=compute_metrics("multiclass", y, scores, 3), holdout_rows=3000,
+        train_rows=3000, points=2048, calibration=fit_calibration("multiclass", scores, y),
+        created_at="multiclass",
+    )  # fmt: skip
+
+
+def test_multiclass_diverges_on_the_predicted_classes(tmp_path: Path) -> None:
+    config = project(tmp_path, task="multiclass")
+    rng = np.random.default_rng(5)
+    scores = rng.dirichlet(np.ones(3), 300)
+    always_a = np.tile([0.8, 0.1, 0.1], (300, 1))
+
+    def rows(version: str, arm: str, table: np.ndarray) -> list[PredictionRow]:
+        def text(p: np.ndarray) -> str:
+            proba = {f"proba_{c}": float(v) for c, v in zip("abc", p, strict=True)}
+            return orjson.dumps({"label": "abc"[int(p.argmax())], **proba}).decode()
+
+        base = arm_rows(version, arm, np.zeros(len(table)))
+        return [replace(r, outputs=text(p)) for r, p in zip(base, table, strict=True)]
+
+    with RolloutStore.open(config.rollout.state, tmp_path) as store:
+        world = World(
+            tmp_path, config, store, {"1": multiclass_profile(), "2": multiclass_profile()}
+        )
+        world.record(rows("1", "champion", scores) + rows("2", "shadow", always_a), {})
+        stats = world.stats(state(0))
+        same = world.stats(replace(state(0), challenger="1"))  # champion against itself
+    assert stats.agreement == pytest.approx(np.mean(scores.argmax(axis=1) == 0))
+    assert stats.prediction_divergence is not None and stats.prediction_divergence > 0.4
+    assert stats.estimated_drop is not None and stats.estimated_drop > 0  # f1_macro falls
+    assert same.challenger.predictions == 0  # version 1 has no shadow rows
