@@ -126,6 +126,7 @@ def stats(
             if summary.label_versions > summary.labelled
             else ""
         )
+        + (f", {summary.shadow_rows:,} scored in shadow" if summary.shadow_rows else "")
         + (f", from {first} to {last}" if first else "")
     )
     if summary.by_version_arm:
