@@ -74,10 +74,13 @@ def test_shadow_rows_share_keys_with_the_answers_and_read_their_labels(
     ]
     assert {r.outputs for r in scored} == {'{"label": 0}'}
     with ledger.backend.reader() as reader:
+        bare = [r for c in reader.chunks(LedgerQuery(arm="shadow"), 7, features=False) for r in c]
         summary = reader.summary()
         assert reader.count(LedgerQuery(arm="shadow", version="2")) == size + 1
         history = [v for c in reader.label_history(LedgerQuery(arm="shadow"), 10) for v in c]
     assert len(history) == size
+    # Readers of outputs and labels only leave the features unread.
+    assert bare == [r._replace(features="{}", entity_key=None) for r in scored]
     assert (summary.rows, summary.shadow_rows, summary.labelled) == (2 * size + 2, size + 1, size)
     assert summary.by_version_arm == [("1", "champion", size + 1), ("2", "shadow", size + 1)]
 
