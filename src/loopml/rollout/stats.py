@@ -2,7 +2,9 @@
 
 Both arms of the current stage, from its start to now: the champion is the ledger's arm
 ``champion`` of the champion version; the challenger is arm ``challenger`` (a traffic
-stage) or ``shadow`` (a shadow stage) of the challenger version. Everything is computed
+stage) or ``shadow`` (a shadow stage) of the challenger version. At full share (the last
+canary step, blue-green) the champion answers nobody, so its side is its own answers over
+a period as long as the stage so far, just before the stage began. Everything is computed
 with the monitor's code, each version against its own reference profile:
 
 - realized metrics on labelled rows: :func:`loopml.monitor.performance.realized_performance`;
@@ -135,20 +137,26 @@ def _read(
     challenger: ReferenceProfile,
     shadow: bool,
 ) -> tuple[ArmRows, ArmRows]:
-    def query(version: str, arm: str) -> LedgerQuery:
-        return LedgerQuery(
-            since=state.stage_started_at, until=now, version=version, arm=arm, model=project.name
-        )
+    def query(version: str, arm: str, since: float, until: float) -> LedgerQuery:
+        return LedgerQuery(since=since, until=until, version=version, arm=arm, model=project.name)
 
+    since = state.stage_started_at
+    # At full share the champion answers nobody: its side is its own answers over a period
+    # as long as the stage so far, just before the stage began.
+    reference = (since - (now - since), since) if _full_share(state) else (since, now)
     backend = open_backend(project.serve.ledger.url, project.root)
     try:
         with backend.reader() as reader:  # one snapshot for both arms
-            first = read_arm(reader, query(state.champion, "champion"), champion)
+            first = read_arm(reader, query(state.champion, "champion", *reference), champion)
             arm = "shadow" if shadow else "challenger"
-            second = read_arm(reader, query(state.challenger, arm), challenger)
+            second = read_arm(reader, query(state.challenger, arm, since, now), challenger)
     finally:
         backend.close()
     return first, second
+
+
+def _full_share(state: RolloutState) -> bool:
+    return state.current.kind == "traffic" and state.current.share >= 1.0
 
 
 def _arm_stats(arm: ArmRows, counts: dict[str, ArmCount]) -> tuple[ArmStats, dict[str, float]]:

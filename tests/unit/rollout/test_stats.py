@@ -363,3 +363,24 @@ def test_multiclass_diverges_on_the_predicted_classes(tmp_path: Path) -> None:
     assert stats.prediction_divergence is not None and stats.prediction_divergence > 0.4
     assert stats.estimated_drop is not None and stats.estimated_drop > 0  # f1_macro falls
     assert same.challenger.predictions == 0  # version 1 has no shadow rows
+
+
+def test_at_full_share_the_champion_is_judged_on_its_answers_just_before_the_stage(
+    world: World,
+) -> None:
+    _, p1 = holdout_like(3, 40)
+    full = RolloutState(
+        rollout_id="ro-1", model="m", champion="1", challenger="2", strategy="blue_green",
+        stages=(Stage("traffic", 1.0),), stage=0, started_at=START, stage_started_at=START,
+        updated_at=START,
+    )  # fmt: skip
+    length = NOW - START
+    rows = [
+        *arm_rows("1", "champion", p1, prefix="long-ago", ts=START - 2 * length - 50),
+        *arm_rows("1", "champion", p1[:30], prefix="just-before", ts=START - length),
+        *arm_rows("2", "challenger", p1[:25], prefix="in", ts=START),
+    ]
+    world.record(rows, {})
+    stats = world.stats(full)
+    assert (stats.champion.predictions, stats.challenger.predictions) == (30, 25)
+    assert stats.champion.latency_p99_ms is not None
