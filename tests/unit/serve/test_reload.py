@@ -141,7 +141,7 @@ def test_reload_now_runs_on_the_thread() -> None:
 
 def test_a_rollout_loads_the_challenger_and_routes_by_its_stages() -> None:
     registry, state = Registry(), State(rollout())
-    reloader, service, seen = make(registry, state)
+    reloader, service, _ = make(registry, state)
     outcome = reloader.check()
     assert outcome.outcome == "swapped" and outcome.challenger == "2"
     assert outcome.plan is not None and outcome.plan["shadow"] is True
