@@ -26,6 +26,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from loopml.rollout.controller import ACTIONS
 from loopml.serve import bodies
 from loopml.serve.oip import output_names
 from loopml.serve.schemas import component_schemas
@@ -152,6 +153,8 @@ class ServedDocument:
         _bodies(path, operation)
         if path.startswith("/v2/models/"):
             _pin(operation, d)
+        if path == "/admin/rollout/{action}":
+            operation["parameters"][0]["schema"] = {"type": "string", "enum": list(ACTIONS)}
         if any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.token_paths):
             operation["security"] = [{"bearer": []}]
             responses.update({str(s): _problem(s) for s in (401, 403)})

@@ -44,8 +44,10 @@ class RolloutRoutes:
         router.add_api_route(
             "/admin/rollout/{action}", self.act, methods=["POST"],
             responses=problem_responses(401, 403, 404, 409, 422),
-            openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/RolloutAction"}}}}},
+            openapi_extra={
+                "requestBody": {"required": False, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/RolloutAction"}}}},
+            },
         )  # fmt: skip
         router.add_api_route(
             "/admin/rollout", self.status, methods=["GET"],
@@ -58,15 +60,19 @@ class RolloutRoutes:
         denied = check_admin(request, self.parts.token)
         if denied is not None:
             return denied
-        hooks = self.parts.rollout
-        if hooks is None:
-            return problem(409, "rollout_disabled", "this server reads no rollout state")
         if action not in ACTIONS:
             raise InputError(
                 f"no rollout action {action[:40]!r}; one of {', '.join(ACTIONS)}",
                 error="unknown_action", field="action", status=404,
             )  # fmt: skip
         params = parse_action(await request.body())
+        hooks = self.parts.rollout
+        if hooks is None:
+            return problem(
+                409, "rollout_disabled",
+                "this server cannot open the rollout state database (rollout.state); see "
+                "its log",
+            )  # fmt: skip
         client = request.client.host if request.client is not None else "unknown"
         try:
             result = await asyncio.to_thread(hooks.act, action, f"admin-api@{client}", params)

@@ -141,15 +141,18 @@ def open_rollout_store(project: ProjectConfig) -> RolloutStore | None:
         return None
 
 
-def rollout_hooks(project: ProjectConfig, store: RolloutStore | None, model: str) -> RolloutHooks:
-    """The rollout admin API's door to the controller (run in a worker thread)."""
+def rollout_hooks(
+    project: ProjectConfig, store: RolloutStore | None, model: str
+) -> RolloutHooks | None:
+    """The rollout admin API's door to the controller (run in a worker thread); None
+    without a rollout state database (the controller could not open it either)."""
+    if store is None:
+        return None
 
     def act(action: str, actor: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
         return open_controller(project, actor=actor).act(action, **params).to_dict()
 
     def status() -> Mapping[str, Any] | None:
-        if store is None:
-            return None
         state = store.active(model) or store.latest(model)
         return None if state is None else asdict(state)
 
