@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,10 @@ from loopml.ledger import PredictionRow
 from loopml.registry.runtime import Outputs
 from loopml.rollout.plan import TrafficPlan
 from loopml.rollout.router import route
+from loopml.rollout.state import ArmCount, RolloutStore
 from loopml.serve.deployments import Deployment, DeploymentSet
 from loopml.serve.schema import InputSchema
+from loopml.serve.server import flush_counts, replica_id
 from loopml.serve.service import PredictionService
 from loopml.serve.table import Table
 
@@ -251,3 +254,19 @@ def test_swap_keeps_the_old_api() -> None:
 def test_a_plan_with_a_challenger_needs_it_loaded() -> None:
     with pytest.raises(ValueError, match="challenger loaded"):
         DeploymentSet(deployment("1", FakeRuntime(0.0)), None, canary(0.5))
+
+
+def test_the_counters_keep_two_stages_and_reach_the_state_database(tmp_path: Path) -> None:
+    svc, _, _ = service(canary(1.0))
+    for stage in (1, 2, 3):
+        plan = TrafficPlan("1", "2", share=1.0, rollout_id="r1", strategy="canary", stage=stage)
+        svc.swap_set(DeploymentSet(svc.deployment, svc.deployments.challenger, plan))
+        for _ in range(stage):
+            svc.score(rows("u"))
+    assert set(svc.counters.snapshot()) == {("r1", 2), ("r1", 3)}
+    with RolloutStore.open("sqlite:///loop.db", tmp_path) as store:
+        replica = replica_id()
+        flush_counts(store, svc, replica)
+        flush_counts(store, svc, replica)  # absolute values: a second write never adds
+        assert store.counts("r1", 3)["challenger"] == ArmCount("challenger", "2", 3, 0, 0)
+        assert store.counts("r1", 2)["challenger"].requests == 2
