@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loopml.ledger import Ledger, LedgerQuery, LedgerRecord, PredictionRow
+from loopml.ledger import LedgerQuery, LedgerRecord
 from loopml.ledger.sqlite import SqliteBackend
 from loopml.rollout.plan import RolloutState, Stage, TrafficPlan
 from loopml.rollout.router import route
@@ -96,19 +95,6 @@ def ledger_rows(server: Server, arm: str) -> list[LedgerRecord]:
         backend.close()
 
 
-def ledger_keeps_shadow_rows(folder: Path) -> bool:
-    """Whether this ledger stores a shadow row beside the champion's row of the same
-    request (the ledger change of issue 13 keeps arm-'shadow' rows in their own table)."""
-    row = PredictionRow("probe", 0, 1.0, MODEL, "1", "champion", None, "{}", "{}", 1.0)
-    with Ledger(SqliteBackend(folder / "probe.db"), queue_size=10, batch_rows=10) as ledger:
-        ledger.submit([row]).result(10)
-        try:
-            ledger.submit([replace(row, arm="shadow")]).result(10)
-        except Exception:
-            return False
-    return True
-
-
 def wait_for(check: Any, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -133,12 +119,6 @@ def test_shadow_the_champion_answers_and_the_challenger_scores_the_same_requests
     counted = wait_for(lambda: store.counts("it-shadow", 0).get("shadow"))
     assert counted is not None and counted.requests + counted.dropped == len(ids), counted
     assert store.counts("it-shadow", 0)["champion"].requests == len(ids)
-    if not ledger_keeps_shadow_rows(tmp_path):
-        pytest.skip(
-            "the ledger refuses a shadow row with the champion's request id as a duplicate: "
-            "needs the ledger change of issue 13 that stores arm-'shadow' rows in their own "
-            "table (the counters above show the challenger scored every request)"
-        )
     shadowed = wait_for(lambda: {r.request_id for r in ledger_rows(server, "shadow")} >= set(ids))
     assert shadowed, "the shadow rows did not reach the ledger"
     assert all(r.version == "2" for r in ledger_rows(server, "shadow"))
