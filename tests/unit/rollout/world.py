@@ -136,6 +136,7 @@ class FakeGate:
 
     passing: set[str] | None = None
     calls: list[tuple[str, bool]] = field(default_factory=list)
+    approved: list[str] = field(default_factory=list)
     current: Callable[[], str | None] = lambda: None
 
     def __call__(self, version: str, force: bool) -> PromotionCheck:
@@ -144,6 +145,7 @@ class FakeGate:
         if not passed and not force:
             raise GateFailed(f"version {version} does not beat the champion (fake gate)")
         reason = "beats the champion (fake gate)" if passed else "forced past the fake gate"
+        self.approved.append(version)
         return PromotionCheck(
             version, self.current(), GateDecision(True, "", 0.0, reason, forced=not passed), None
         )
