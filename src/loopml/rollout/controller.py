@@ -286,7 +286,7 @@ class Controller:
             entry = rollback_champion(self.registry, reason=reason, actor=self.actor)
             return ActionResult(
                 "rollback",
-                self.store.latest(self.model),
+                None,
                 None,
                 f"champion rolled back from version {entry.from_version} to {entry.to_version}",
                 champion=entry.to_version,
@@ -376,7 +376,7 @@ class Controller:
             message = f"champion is now version {check.version} (was {check.current or 'none'})"
             return ActionResult(
                 "promote",
-                self.store.latest(self.model),
+                None,
                 None,
                 message,
                 champion=check.version,

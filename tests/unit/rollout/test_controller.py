@@ -53,7 +53,11 @@ def test_start_rolls_out_the_challenger_against_the_champion(world: World) -> No
     assert plan_of(state, "1").shadow and aliases(world) == ("1", "3")
     assert rollout_entries(world) == [("start", "intent"), ("start", "done")]
     done = world.registry().audit.entries()[-1]
-    assert (done.actor, done.reason, done.rollout_id) == ("tester", "weekly retrain", state.rollout_id)
+    assert (done.actor, done.reason, done.rollout_id) == (
+        "tester",
+        "weekly retrain",
+        state.rollout_id,
+    )
     assert done.evidence is not None and done.evidence["to"] == {"status": "running", "stage": 0}
     records = world.store().decisions(state.rollout_id)
     assert [(r.kind, r.actor) for r in records] == [("start", "tester")]

@@ -115,9 +115,9 @@ class ControllerMachine(RuleBasedStateMachine):
     def step(self, kind: str, crash: int | None) -> None:
         state = self.controller.store.active(self.world.name)
         decision = DECISIONS[kind](summary=f"decided {kind}")
-        if state is not None and state.status == "running":
-            if kind == "promote" or (kind == "advance" and state.last_stage):
-                self.decided_promote.add(state.rollout_id)
+        promotes = kind == "promote" or (kind == "advance" and state and state.last_stage)
+        if state is not None and state.status == "running" and promotes:
+            self.decided_promote.add(state.rollout_id)
         self.world.script.queue.clear()
         self.world.script.queue.append(decision)
         self.world.clock.now += 60
