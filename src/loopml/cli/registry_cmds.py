@@ -200,7 +200,7 @@ def audit(
     for e in entries:
         if e.is_rollout:  # a rollout's change: which rollout, the event, where it went
             to = (e.evidence or {}).get("to") or {}
-            where = f" [{to.get('status', '?')}, stage {int(to.get('stage', 0)) + 1}]"
+            where = f" (now {to.get('status', '?')}, stage {int(to.get('stage', 0)) + 1})"
             table.add_row(
                 e.time, e.actor, f"rollout {(e.rollout_id or '')[:8]}", f"rollout {e.event}",
                 e.from_version or "-", e.to_version or "-", "no", e.reason + where,
