@@ -97,9 +97,11 @@ def abort(ctx: typer.Context, reason: REASON, as_json: JSON = False) -> None:
 
 @rollout_app.command("status")
 def status(ctx: typer.Context, as_json: JSON = False) -> None:
-    """The rollout now: its stage and shares, time in stage against the bake, every guard's
-    value against its limit with its sample size, the decision a step would make now (not
-    applied), and the last decisions."""
+    """Where the rollout is, and what a step would decide now.
+
+    Its stage and shares, time in stage against the bake, each arm's evidence, every
+    guard's value against its limit with its sample size, the decision a step would make
+    now (not applied), and the last decisions and actions."""
     controller = _controller(ctx)
     preview = controller.preview()
     if as_json:

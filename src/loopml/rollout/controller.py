@@ -52,7 +52,7 @@ LEASE_TTL = 60.0
 LEASE_WAIT = LEASE_TTL + 5.0
 """An action waits this long for the lease: a holder that died lets go within its TTL."""
 _PARAMS = {
-    "start": ("version", "strategy", "reason"), "step": (), "pause": ("reason",),
+    "start": ("version", "strategy", "reason"), "step": ("reason",), "pause": ("reason",),
     "resume": ("reason",), "abort": ("reason",), "promote": ("version", "reason", "force"),
     "rollback": ("reason",),
 }  # fmt: skip
@@ -161,8 +161,11 @@ class Controller:
                 f"stage 1 of {len(state.stages)} ({state.current.label})",
             )
 
-    def step(self, now: float | None = None, *, wait: float | None = None) -> ActionResult:
-        """One decide-and-apply pass over the active rollout."""
+    def step(
+        self, now: float | None = None, *, wait: float | None = None, reason: str = ""
+    ) -> ActionResult:
+        """One decide-and-apply pass over the active rollout (``reason`` is accepted for
+        the one door's sake and unused: a step's reasons are its decision's)."""
         with self._locked(wait=wait):
             state = self.store.active(self.model)
             if state is None:

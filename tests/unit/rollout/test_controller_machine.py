@@ -49,7 +49,7 @@ from loopml.rollout.controller import Controller
 from loopml.rollout.decision import Advance, Decision, Hold, Promote, Rollback
 from tests.unit.rollout.world import Crash, World, make_world
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.slow]  # ~45 s: MLflow and fsync-bound
 
 DECISIONS: dict[str, type[Decision]] = {
     "advance": Advance, "hold": Hold, "promote": Promote, "rollback": Rollback,
