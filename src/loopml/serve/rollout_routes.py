@@ -80,8 +80,6 @@ class RolloutRoutes:
             return _refused(exc, 409)
         except LoopmlError as exc:
             return _refused(exc, exc.status)
-        except NotImplementedError:
-            return problem(409, "rollout_unavailable", "the rollout controller is not available")
         reloaded = await self._reload()
         return JSONBody(dict(result) | {"serving": reloaded})
 
