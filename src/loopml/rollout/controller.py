@@ -454,7 +454,8 @@ class Controller:
 
 def _why(decision: Decision) -> str:
     breached = [r.message for r in decision.reasons if r.verdict == "breach" and r.message]
-    return "; ".join([decision.summary, *breached] if decision.summary else breached) or (
+    told = [m for m in breached if m not in decision.summary]  # the summary may say them
+    return "; ".join([decision.summary, *told] if decision.summary else breached) or (
         f"{decision.kind} (no reason given)"
     )
 
