@@ -37,6 +37,13 @@ FAST = {
     "LOOPML_ROLLOUT__GUARDS__REALIZED_DROP__MIN_LABELS": "50",
 }
 """A policy a test can walk through in seconds (the guards' limits stay the defaults)."""
+NO_DIVERGENCE = {"LOOPML_ROLLOUT__GUARDS__PREDICTION_DIVERGENCE__ENABLED": "false"}
+"""For the tests that need a healthy challenger to pass at FAST's 100 predictions per arm:
+there the Jensen-Shannon distance between two samples of the *same* model's predictions is
+about 0.10 by chance alone (measured on this feed: version 1 against itself over 200
+disjoint rows, mean 0.100; version 2, 0.079 apart on all rows, reads 0.133), so the default
+limit of 0.1 rolls a healthy challenger back by chance. The guard has no chance correction
+(latency and the estimated drop have one); at the default 2,000 rows it reads 0.046."""
 MANUAL = {"LOOPML_ROLLOUT__INTERVAL_SECONDS": "0"}
 """No rollout job in the server: only the operator's ``rollout step`` decides."""
 KEY = "impression_id"
@@ -230,7 +237,7 @@ def test_operator_actions_through_the_cli_and_the_admin_api_are_audited(make_loo
 
 
 def test_canary_steps_up_on_its_own_with_sticky_keys_until_promoted(make_loop: Any) -> None:
-    loop = make_loop(**FAST, LOOPML_ROLLOUT__SHADOW_FIRST="false",
+    loop = make_loop(**(FAST | NO_DIVERGENCE), LOOPML_ROLLOUT__SHADOW_FIRST="false",
                      LOOPML_ROLLOUT__STEPS="[0.25,0.5,1.0]")  # fmt: skip
     started = loop.cli("rollout", "start", "--version", "2", "--reason", "canary", "--json").json()
     rid = started["state"]["rollout_id"]
@@ -250,7 +257,7 @@ def test_canary_steps_up_on_its_own_with_sticky_keys_until_promoted(make_loop: A
         stages.add(state["stage"])
         if state["status"] != "running":
             break
-    assert state["status"] == "promoted", loop.status()
+    assert state["status"] == "promoted", (state["reason"], loop.status()["decisions"])
     assert stages >= {0, 1}, stages  # it was seen stepping, not only at its end
     for key, versions in seen.items():  # a key on the challenger stays there
         first = versions.index("2") if "2" in versions else len(versions)
@@ -299,7 +306,7 @@ def test_a_diverging_challenger_is_rolled_back_and_rejected(make_loop: Any) -> N
 
 
 def test_ab_decides_on_labels_with_an_always_valid_interval(make_loop: Any) -> None:
-    loop = make_loop(**FAST, **MANUAL, LOOPML_ROLLOUT__SHADOW_FIRST="false")
+    loop = make_loop(**(FAST | MANUAL | NO_DIVERGENCE), LOOPML_ROLLOUT__SHADOW_FIRST="false")
     started = loop.cli("rollout", "start", "--version", "2", "--strategy", "ab", "--json").json()
     assert [(s["kind"], s["share"]) for s in started["state"]["stages"]] == [("traffic", 0.5)]
     loop.reload()
@@ -310,6 +317,7 @@ def test_ab_decides_on_labels_with_an_always_valid_interval(make_loop: Any) -> N
     decision = stepped["decision"]
     interval = r"roc|log|brier|loss"
     summary = decision["summary"]
+    print("A/B decision:", summary)
     if decision["kind"] == "hold":
         assert summary.startswith("hold: the A/B test needs "), summary
         assert "labelled rows per arm" in summary and " to " in summary, summary
@@ -331,11 +339,13 @@ def test_blue_green_switches_at_once_and_the_way_back_loads_nothing(make_loop: A
     loop.cli("rollout", "start", "--version", "2", "--strategy", "blue_green")
     switched = loop.reload()
     assert switched["plan"]["share"] == 1.0 and switched["challenger"] == "2", switched
+    assert switched["loaded"] == ["2"], switched
     records = rows(loop.project, 20)
     assert {loop.predict(r, f"bg-{i}") for i, r in enumerate(records)} == {("challenger", "2")}
     loop.cli("rollout", "abort", "--reason", "support tickets")
     back = loop.reload()
     assert (back["serving"], back["challenger"]) == ("1", None), back
+    assert back["loaded"] == [], back  # the champion stood by: nothing to load
     loop.champion_only(records, "back")
 
 
@@ -353,11 +363,13 @@ def test_a_killed_server_resumes_the_same_stage_and_the_same_arms(make_loop: Any
     assert all((a == "challenger") == (bucket(rid, str(r[KEY])) < 0.25)
                for (a, _), r in zip(arms, probes, strict=True))  # fmt: skip
     kept = ("rollout_id", "stage", "stage_label", "status", "share", "stage_started_at")
-    before = {k: loop.status()["state"][k] for k in kept}
+    shown = loop.status()["state"]
+    before = {k: shown[k] for k in kept}
     assert before["stage_label"] == "25%" and before["status"] == "running", before
     assert loop.server.proc is not None
     loop.server.proc.kill()  # SIGKILL: no shutdown, no flush
     loop.server.proc.wait(10)
     loop.server.start()  # the same port, project, ledger and state
-    assert {k: loop.status()["state"][k] for k in kept} == before
+    shown = loop.status()["state"]
+    assert {k: shown[k] for k in kept} == before
     assert [loop.predict(r, f"after-{i}") for i, r in enumerate(probes)] == arms
