@@ -335,17 +335,20 @@ def test_ab_decides_on_labels_with_an_always_valid_interval(make_loop: Any) -> N
 
 
 def test_blue_green_switches_at_once_and_the_way_back_loads_nothing(make_loop: Any) -> None:
-    loop = make_loop(**MANUAL, LOOPML_ROLLOUT__SHADOW_FIRST="false")
+    # No poll in the way: each change reaches this replica by the reload the test asks for.
+    loop = make_loop(
+        **MANUAL, LOOPML_ROLLOUT__SHADOW_FIRST="false", LOOPML_SERVE__POLL_SECONDS="600"
+    )
     loop.cli("rollout", "start", "--version", "2", "--strategy", "blue_green")
     switched = loop.reload()
     assert switched["plan"]["share"] == 1.0 and switched["challenger"] == "2", switched
-    assert switched["loaded"] == ["2"], switched
+    assert (switched["outcome"], switched["loaded"]) == ("swapped", ["2"]), switched
     records = rows(loop.project, 20)
     assert {loop.predict(r, f"bg-{i}") for i, r in enumerate(records)} == {("challenger", "2")}
     loop.cli("rollout", "abort", "--reason", "support tickets")
     back = loop.reload()
     assert (back["serving"], back["challenger"]) == ("1", None), back
-    assert back["loaded"] == [], back  # the champion stood by: nothing to load
+    assert (back["outcome"], back["loaded"]) == ("swapped", []), back  # 1 stood by
     loop.champion_only(records, "back")
 
 
