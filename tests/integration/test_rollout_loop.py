@@ -317,7 +317,6 @@ def test_ab_decides_on_labels_with_an_always_valid_interval(make_loop: Any) -> N
     decision = stepped["decision"]
     interval = r"roc|log|brier|loss"
     summary = decision["summary"]
-    print("A/B decision:", summary)
     if decision["kind"] == "hold":
         assert summary.startswith("hold: the A/B test needs "), summary
         assert "labelled rows per arm" in summary and " to " in summary, summary
