@@ -87,6 +87,9 @@ class RolloutStats:
     shadow stage."""
     prediction_divergence: float | None = None
     """Distance between the arms' prediction distributions (see stats)."""
+    divergence_noise: float | None = None
+    """How large ``prediction_divergence`` gets by chance alone at these sample sizes
+    (pooled predictions split at random): a divergence within it is not evidence."""
     agreement: float | None = None
     """Share of rows both arms label alike (shadow stage: the same rows)."""
     agreement_rows: int = 0

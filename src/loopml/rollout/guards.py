@@ -230,10 +230,18 @@ def _times(value: float) -> str:
 
 @guard("prediction_divergence", about="distance between the arms' predictions", needs="predictions")
 def prediction_divergence(stats: RolloutStats, limit: GuardLimit, policy: RolloutConfig) -> Reason:
-    return _on_both_arms(
+    """Breached only above its limit *and* above the distance chance alone gives at these
+    sample sizes (``stats.divergence_noise``), as the monitor judges a drop."""
+    reason = _on_both_arms(
         "prediction_divergence", "prediction divergence", stats.prediction_divergence,
         stats, limit, policy,
     )  # fmt: skip
+    noise = stats.divergence_noise
+    value = stats.prediction_divergence
+    if reason.verdict != "breach" or noise is None or value is None or value > noise:
+        return reason
+    text = f"{reason.message}, but within chance ({_num(noise)} at these sample sizes)"
+    return _reason("prediction_divergence", "pass", value, limit, reason.sample, text)
 
 
 @guard("agreement", about="share of shadowed rows both arms label alike", needs="rows")

@@ -39,7 +39,7 @@ from loopml.monitor.performance import estimate_performance, realized_performanc
 from loopml.monitor.profile import ReferenceProfile
 from loopml.monitor.run import ProfileLoader, chance_table, registry_profiles
 from loopml.rollout.arms import ArmRows, Array, read_arm, shared_rows
-from loopml.rollout.divergence import agreement, prediction_divergence
+from loopml.rollout.divergence import agreement, divergence_chance, prediction_divergence
 from loopml.rollout.evidence import ArmStats, RolloutStats, SequentialResult
 from loopml.rollout.losses import loss_name, paired_losses, unpaired_losses
 from loopml.rollout.plan import RolloutState
@@ -98,6 +98,9 @@ def collect_stats(
         champion=champion_stats,
         challenger=challenger_stats,
         prediction_divergence=prediction_divergence(
+            champion.task, champion.prediction, challenger.prediction
+        ),
+        divergence_noise=divergence_chance(
             champion.task, champion.prediction, challenger.prediction
         ),
         agreement=agreed,

@@ -193,3 +193,12 @@ def test_a_p99_ratio_over_its_limit_only_by_chance_passes() -> None:
     assert found.message.endswith("but within chance (at least 0.86x at 95 %)")
     slow = challenger(noisy, latency_p99_ms=40.0, latency_p99_range_ms=(30.0, 50.0))
     assert verdicts(slow)["latency_p99_ratio"].verdict == "breach"
+
+
+def test_a_divergence_within_chance_passes_and_one_beyond_it_breaches() -> None:
+    noisy = replace(healthy(), prediction_divergence=0.15, divergence_noise=0.18)
+    found = verdicts(noisy)["prediction_divergence"]
+    assert found.verdict == "pass"
+    assert found.message.endswith("but within chance (0.18 at these sample sizes)")
+    real = replace(noisy, prediction_divergence=0.4)
+    assert verdicts(real)["prediction_divergence"].verdict == "breach"
