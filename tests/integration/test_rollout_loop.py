@@ -38,12 +38,10 @@ FAST = {
 }
 """A policy a test can walk through in seconds (the guards' limits stay the defaults)."""
 NO_DIVERGENCE = {"LOOPML_ROLLOUT__GUARDS__PREDICTION_DIVERGENCE__ENABLED": "false"}
-"""For the tests that need a healthy challenger to pass at FAST's 100 predictions per arm:
-there the Jensen-Shannon distance between two samples of the *same* model's predictions is
-about 0.10 by chance alone (measured on this feed: version 1 against itself over 200
-disjoint rows, mean 0.100; version 2, 0.079 apart on all rows, reads 0.133), so the default
-limit of 0.1 rolls a healthy challenger back by chance. The guard has no chance correction
-(latency and the estimated drop have one); at the default 2,000 rows it reads 0.046."""
+"""For the tests of other mechanisms that need a healthy challenger to pass at FAST's 100
+predictions per arm: there the distance between two samples of the *same* model's
+predictions is about 0.1 by chance alone, and the guard's chance level (from 20 random
+splits) is itself noisy at that size; every look is one more chance of a rare breach."""
 MANUAL = {"LOOPML_ROLLOUT__INTERVAL_SECONDS": "0"}
 """No rollout job in the server: only the operator's ``rollout step`` decides."""
 KEY = "impression_id"
@@ -274,8 +272,10 @@ def test_canary_steps_up_on_its_own_with_sticky_keys_until_promoted(make_loop: A
 # -- 3. a bad challenger ---------------------------------------------------------------
 
 
-def test_a_diverging_challenger_is_rolled_back_and_rejected(make_loop: Any) -> None:
-    loop = make_loop(**FAST, LOOPML_ROLLOUT__GUARDS__PREDICTION_DIVERGENCE__MAX="0.000001")
+def test_a_disagreeing_challenger_is_rolled_back_and_rejected(make_loop: Any) -> None:
+    """In the shadow stage both versions score the same rows; two trained models never
+    label every row alike, so an agreement limit of 'all rows' breaches for a real reason."""
+    loop = make_loop(**FAST, LOOPML_ROLLOUT__GUARDS__AGREEMENT__MIN="0.999999")
     rid = loop.cli("rollout", "start", "--version", "3", "--json").json()["state"]["rollout_id"]
     offset = 0
     ended = None
@@ -286,11 +286,11 @@ def test_a_diverging_challenger_is_rolled_back_and_rejected(make_loop: Any) -> N
         state = loop.rollout()
         ended = state if state is not None and not state["active"] else None
     assert ended is not None and ended["status"] == "rolled_back", loop.status()
-    assert "prediction divergence" in ended["reason"], ended
+    assert "agreement" in ended["reason"], ended
     versions = loop.models()
     assert "challenger" not in versions["3"]["aliases"], versions["3"]
     assert versions["1"]["aliases"] == ["champion"]
-    assert "prediction divergence" in versions["3"]["tags"]["loopml.rejected"]
+    assert "agreement" in versions["3"]["tags"]["loopml.rejected"]
     refused = loop.cli("rollout", "start", "--version", "3", check=None)
     said = " ".join((refused.stdout + refused.stderr).split())
     assert refused.code != 0 and "rejected" in said and "train a new version" in said, said
@@ -299,7 +299,7 @@ def test_a_diverging_challenger_is_rolled_back_and_rejected(make_loop: Any) -> N
     rolled = [e for e in events(loop.audit(), rid) if e["event"] == "rollback"]
     assert rolled and rolled[0]["actor"].startswith("loopml serve"), rolled
     reasons = {r["guard"]: r for r in rolled[0]["evidence"]["decision"]["reasons"]}
-    assert reasons["prediction_divergence"]["verdict"] == "breach"
+    assert reasons["agreement"]["verdict"] == "breach"
 
 
 # -- 4. A/B ----------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Both arms of the current stage, from its start to now: the champion is the ledge
 ``champion`` of the champion version; the challenger is arm ``challenger`` (a traffic
 stage) or ``shadow`` (a shadow stage) of the challenger version. At full share (the last
 canary step, blue-green) the champion answers nobody, so its side is its own answers over
-a period as long as the stage so far, just before the stage began. Everything is computed
+a period as long as the stage so far, just before the stage began. In a canary stage the
+champion's p99 latency is read on its requests nearest in time to the challenger's
+(:func:`matched_latency`), so both arms see the same bursts of load. Everything is computed
 with the monitor's code, each version against its own reference profile:
 
 - realized metrics on labelled rows: :func:`loopml.monitor.performance.realized_performance`;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from scipy.stats import binom
@@ -88,6 +91,8 @@ def collect_stats(
     primary = project.gate.metric or default_metric(champion_profile.task)  # type: ignore[arg-type]
     champion_stats, champion_estimate = _arm_stats(champion, counts)
     challenger_stats, challenger_estimate = _arm_stats(challenger, counts)
+    if not shadow and not _full_share(state):
+        champion_stats = _latency_at(champion_stats, matched_latency(champion, challenger))
     pairs = shared_rows(champion, challenger) if shadow else None
     agreed, agreed_rows = agreement(champion, challenger, pairs) if pairs is not None else (None, 0)
     return RolloutStats(
@@ -180,6 +185,36 @@ def quantile_range(values: Array, q: float, confidence: float = 0.95) -> tuple[f
     high_rank = min(n - 1, int(binom.ppf(1 - tail, n, q)))
     ordered = np.partition(values, (low_rank, high_rank))
     return float(ordered[low_rank]), float(ordered[high_rank])
+
+
+def matched_latency(champion: ArmRows, challenger: ArmRows) -> Array:
+    """The champion's latencies at the challenger's moments: for each challenger row, the
+    champion row scored nearest in time. A canary's challenger answers a few requests in
+    twenty; compared with all of the champion's, a short burst of load on the machine
+    lifts the small arm's p99 and is diluted in the large one's. Matched in time, both
+    arms see the same bursts. Empty without rows on either side."""
+    if not len(champion) or not len(challenger):
+        return np.empty(0)
+    order = np.argsort(champion.ts, kind="stable")
+    times = champion.ts[order]
+    right = np.clip(np.searchsorted(times, challenger.ts), 0, len(times) - 1)
+    left = np.clip(right - 1, 0, len(times) - 1)
+    nearer = np.where(
+        np.abs(times[left] - challenger.ts) <= np.abs(times[right] - challenger.ts), left, right
+    )
+    return np.asarray(champion.latency_ms[order][nearer])
+
+
+def _latency_at(stats: ArmStats, latency: Array) -> ArmStats:
+    """``stats`` with its p99 (and interval) read on ``latency`` instead."""
+    finite = latency[np.isfinite(latency)]
+    if not len(finite):
+        return stats
+    return replace(
+        stats,
+        latency_p99_ms=float(np.percentile(finite, 99)),
+        latency_p99_range_ms=quantile_range(finite, 0.99),
+    )
 
 
 def _full_share(state: RolloutState) -> bool:
