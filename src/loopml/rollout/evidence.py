@@ -96,8 +96,10 @@ class RolloutStats:
     estimated_drop: float | None = None
     """The challenger's label-free estimate (CBPE) against the champion's, gate scale."""
     estimated_noise: float | None = None
-    """How large ``estimated_drop`` gets by chance alone at this sample size (the
-    monitor's chance level, one-sided 99 %): a drop below it is not evidence."""
+    """How large ``estimated_drop`` gets by chance alone at these sample sizes: 2.326
+    standard deviations of the difference of the two arms' estimates, each arm's from its
+    version's holdout resampled at its row count (the monitor's chance tables): a drop
+    below it is not evidence."""
     realized: SequentialResult | None = None
     task: Task | None = None
     """The model's task: the agreement guard does not apply to regression."""
