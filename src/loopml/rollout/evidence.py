@@ -109,6 +109,10 @@ class RolloutStats:
     skipped instead of waiting for an estimate that never comes."""
     shadow_dropped: int = 0
     """Shadow requests dropped because the shadow queue was full (every replica)."""
+    latency_judged: bool = False
+    """A full-share stage after a traffic stage: the arms' latencies were compared where
+    both answered at the same moments; here the champion answers nobody, and its
+    latencies of an earlier period are no fair match (the machine's load moves)."""
     shadow: bool = False
     """A shadow stage: the challenger scored off the response path, in a background thread
     (its timing is not the latency a client would see)."""

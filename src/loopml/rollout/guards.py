@@ -198,7 +198,8 @@ def error_rate(stats: RolloutStats, limit: GuardLimit, policy: RolloutConfig) ->
 @guard("latency_p99_ratio", about="challenger p99 latency / champion p99", needs="predictions")
 def latency_p99_ratio(stats: RolloutStats, limit: GuardLimit, policy: RolloutConfig) -> Reason:
     """Judged in traffic stages only (a shadow scores in a background thread, whose timing
-    is not a client's latency), and breached only beyond chance: a p99 is an arm's few
+    is not a client's latency) where both arms answer (a full-share stage after a canary
+    step is not judged again), and breached only beyond chance: a p99 is an arm's few
     slowest rows, so the ratio must exceed its limit even from the challenger's fastest
     plausible p99 to the champion's slowest (their 95 % order-statistic intervals)."""
     name, label = "latency_p99_ratio", "p99 latency ratio"
@@ -206,6 +207,12 @@ def latency_p99_ratio(stats: RolloutStats, limit: GuardLimit, policy: RolloutCon
         text = (
             f"{label}: judged from the first traffic stage (a shadow scores in the "
             "background; its timing is not the latency a client sees)"
+        )
+        return _reason(name, "skip", None, limit, 0, text)
+    if stats.latency_judged:
+        text = (
+            f"{label}: judged in the stages where both arms answered at the same moments "
+            "(at full share the champion answers nobody)"
         )
         return _reason(name, "skip", None, limit, 0, text)
     champion, challenger = stats.champion.latency_p99_ms, stats.challenger.latency_p99_ms

@@ -121,6 +121,8 @@ def collect_stats(
         task=champion_profile.task,  # type: ignore[arg-type]
         has_estimate=_estimable(champion_profile, challenger_profile),
         shadow=shadow,
+        latency_judged=_full_share(state)
+        and any(stage.kind == "traffic" for stage in state.stages[: state.stage]),
     )
 
 

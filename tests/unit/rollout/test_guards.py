@@ -212,3 +212,9 @@ def test_an_agreement_under_its_limit_only_by_chance_passes() -> None:
     assert "but within chance (could be 91.3% over 2,000 rows)" in found.message
     far = replace(close, agreement=0.80)
     assert verdicts(far)["agreement"].verdict == "breach"
+
+
+def test_latency_at_full_share_after_a_canary_step_is_not_judged_again() -> None:
+    slow_then = challenger(replace(healthy(), latency_judged=True), latency_p99_ms=40.0)
+    found = verdicts(slow_then)["latency_p99_ratio"]
+    assert found.verdict == "skip" and "at the same moments" in found.message

@@ -434,3 +434,13 @@ def test_a_burst_of_load_weighs_on_both_arms_of_a_canary_alike(world: World) -> 
     unmatched = float(np.percentile(latency[~to_challenger], 99))
     assert challenger / unmatched > 1.5  # all of the champion: the canary looks slower
     assert challenger / champion < 1.5  # at the same moments: it is not
+
+
+def test_full_share_after_a_traffic_stage_leaves_latency_to_the_stages_before(
+    world: World,
+) -> None:
+    stages = (Stage("shadow", 0.0), Stage("traffic", 0.5), Stage("traffic", 1.0))
+    last = replace(state(0), stages=stages, stage=2)
+    assert world.stats(last).latency_judged is True
+    blue_green = replace(state(0), stages=(Stage("shadow", 0.0), Stage("traffic", 1.0)), stage=1)
+    assert world.stats(blue_green).latency_judged is False  # judged here, or never
