@@ -77,12 +77,7 @@ def collect_stats(
     the monitor does); ``compare`` is the comparison on labels (default
     :func:`~loopml.rollout.sequential.compare_losses`).
     """
-    if not project.serve.ledger.enabled:
-        raise RolloutError(
-            f"cannot judge rollout {state.rollout_id}: the prediction ledger is disabled",
-            detail="a stage is judged on the predictions and labels the ledger records",
-            fix="set serve.ledger.enabled: true in loopml.yaml (and restart the server)",
-        )
+    _check_ledger(project, state)
     load = profiles or registry_profiles(project)
     champion_profile, challenger_profile = _profiles(load, state)
     shadow = state.current.kind == "shadow"
@@ -121,9 +116,23 @@ def collect_stats(
         task=champion_profile.task,  # type: ignore[arg-type]
         has_estimate=_estimable(champion_profile, challenger_profile),
         shadow=shadow,
-        latency_judged=_full_share(state)
-        and any(stage.kind == "traffic" for stage in state.stages[: state.stage]),
+        latency_judged=_latency_judged(state),
     )
+
+
+def _check_ledger(project: ProjectConfig, state: RolloutState) -> None:
+    if not project.serve.ledger.enabled:
+        raise RolloutError(
+            f"cannot judge rollout {state.rollout_id}: the prediction ledger is disabled",
+            detail="a stage is judged on the predictions and labels the ledger records",
+            fix="set serve.ledger.enabled: true in loopml.yaml (and restart the server)",
+        )
+
+
+def _latency_judged(state: RolloutState) -> bool:
+    """A full-share stage after a traffic stage, where the arms' latencies were compared."""
+    earlier = state.stages[: state.stage]
+    return _full_share(state) and any(stage.kind == "traffic" for stage in earlier)
 
 
 def _profiles(
