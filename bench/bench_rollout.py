@@ -1,0 +1,175 @@
+"""Benchmark: the quality of the rollout's decisions (issue 13), over seeded runs.
+
+Not a test. Method: docs/benchmark-method.md ("The loop"). Builds a bench project on the
+generated feed (a LightGBM champion trained on 20,000 rows; challengers: (a) healthy,
+retrained on 150,000 rows; (b) trained on the same rows with the labels permuted,
+registered with the registration gate forced, since it does not pass it; (c) the healthy
+version answering 5 % errors; (d) the healthy version 3x slower — (c) and (d) wrap its
+runtime in-process, see bench/rollout/arms.py), then rolls each out with the default
+policy (``RolloutConfig()``) over replayed, labelled feed traffic on a simulated clock,
+in-process (bench/rollout/replay.py), ``--seeds`` runs per case. The challengers are
+trained once; a seed changes the replayed rows (a fresh feed table, seed 1000 + seed),
+the rollout (its id, so the router's places) and the flaky challenger's failures.
+
+Prints the tables and writes the "Rollout: quality of the decisions" section of
+docs/benchmarks.md; every run's result goes to bench/out/rollout/runs.jsonl.
+
+Run: .venv/bin/python bench/bench_rollout.py            (20 seeds per case)
+     .venv/bin/python bench/bench_rollout.py --quick    (3 seeds, for development)
+Targets (issue 13): 0 healthy challengers rolled back, 0 bad ones promoted over 20 seeded
+runs each; every bad one rolled back before it serves more than 5 % of the traffic it
+would have served at full share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rollout.project import TRAIN_ENV, build_project, log  # noqa: E402
+from rollout.replay import CASES, load_bench, run_case  # noqa: E402
+from rollout.report import CASE_HEADER, case_rows, table, target_rows, write_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TITLE = "## Rollout: quality of the decisions"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 seeds per case")
+    parser.add_argument("--seeds", type=int, default=20, help="seeded runs per case")
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cap", type=int, default=150_000,
+                        help="requests per run before it is reported undecided")  # fmt: skip
+    parser.add_argument("--tick", type=float, default=0.05, help="simulated s per request")
+    parser.add_argument("--champion-rows", type=int, default=20_000)
+    parser.add_argument("--challenger-rows", type=int, default=150_000)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "rollout")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the bench project, and the runs already in runs.jsonl")  # fmt: skip
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds = 3
+    return args
+
+
+def command(args: argparse.Namespace) -> str:
+    parts = [".venv/bin/python bench/bench_rollout.py"]
+    if args.quick:
+        parts.append("--quick")
+    elif args.seeds != 20:
+        parts.append(f"--seeds {args.seeds}")
+    if args.cap != 150_000:
+        parts.append(f"--cap {args.cap}")
+    if args.cases != ",".join(CASES):
+        parts.append(f"--cases {args.cases}")
+    return " ".join(parts)
+
+
+def versions_line() -> str:
+    from importlib.metadata import version
+
+    names = ("lightgbm", "onnxruntime", "numpy", "pandas", "scikit-learn", "mlflow")
+    return ", ".join(f"{n} {version(n)}" for n in names)
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.update({"OMP_NUM_THREADS": "1"})
+    started = time.time()
+    versions = build_project(args.workdir / "project", champion_rows=args.champion_rows,
+                             challenger_rows=args.challenger_rows, reuse=args.reuse)  # fmt: skip
+    bench = load_bench(args.workdir / "project", versions, args.tick, args.cap)
+    out = args.workdir / "runs.jsonl"
+    done: dict[tuple[str, int], dict] = {}
+    if args.reuse and out.is_file():
+        for line in out.read_text().splitlines():
+            r = json.loads(line)
+            if r["outcome"] != "error":
+                done[(r["case"], r["seed"])] = r
+    else:
+        out.write_text("")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    runs = []
+    for seed in seeds:  # seed by seed, so a cut-short run still has every case
+        for case in args.cases.split(","):
+            if (case, seed) in done:
+                runs.append(done[(case, seed)])
+                continue
+            result = run_case(bench, case, seed, args.workdir / "runs").to_dict()
+            runs.append(result)
+            with out.open("a") as f:
+                f.write(json.dumps(result) + "\n")
+            log(f"{case} seed {seed}: {result['outcome']} after {result['requests']:,} "
+                f"requests ({result['wall_seconds']:.0f} s); {result['last_summary'][:120]}"
+                + (f" {result['detail'][:300]}" if result["detail"] else ""))  # fmt: skip
+    section = render(args, runs, versions, time.time() - started)
+    print(section)
+    if not args.no_docs:
+        write_section(args.docs, TITLE, section)
+        log(f"wrote the section to {args.docs}")
+
+
+def render(args: argparse.Namespace, runs: list[dict], versions, seconds: float) -> str:
+    from loopml.config import RolloutConfig
+
+    policy = RolloutConfig()
+    n_seeds = len({r["seed"] for r in runs})
+    lines = [
+        TITLE,
+        "",
+        "```bash",
+        command(args),
+        "```",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')}, {seconds / 60:.0f} min on the shared 2-core "
+        f"machine; {sys.version.split()[0]}, {versions_line()}. {n_seeds} seeded runs per "
+        "case; method in [benchmark-method.md](benchmark-method.md#the-loop).",
+        "",
+        f"Default policy: {policy.strategy}, shadow first, steps "
+        f"{', '.join(f'{s:.0%}' for s in policy.steps)}, min_predictions "
+        f"{policy.min_predictions:,} per arm, bake {policy.bake_seconds:.0f} s (simulated), "
+        f"judged every {policy.interval_seconds:.0f} s (simulated); guards as shipped. "
+        f"Champion: version {versions.champion} (LightGBM, {args.champion_rows:,} feed rows); "
+        f"healthy challenger: version {versions.healthy} ({args.challenger_rows:,} rows); "
+        f"shuffled: version {versions.shuffled} (the same rows, labels permuted; the "
+        "registration gate refused it — "
+        f"{versions.notes.get('gate_reason', '?')[:90]}… — so it was registered with the "
+        "gate forced, through `train_project` with the selection overridden, audited as "
+        "forced); errors and slow: version "
+        f"{versions.healthy} with its runtime wrapped in-process.",
+        "",
+        "### Targets",
+        "",
+        table(("target (issue 13)", "measured", ""), target_rows(runs)),
+        "",
+        "### Per challenger",
+        "",
+        table(CASE_HEADER, case_rows(runs)),
+        "",
+        "How to read it: one run replays fresh feed rows (a new table per seed, never seen "
+        f"in training) as 1-row requests, {1 / args.tick:.0f} per simulated second, each "
+        "keyed by its `impression_id` (the entity key, so the sticky key); every prediction "
+        "is labelled, the labels of each 30 s window sent through the service's feedback "
+        "path in one batch before the controller's step. \"Predictions until the decision\" "
+        "counts requests from `rollout start` to the step that promoted or rolled back; "
+        "\"challenger's share served\" is the requests the challenger answered over all "
+        "requests of the run (what it would have answered at full share; shadow scoring "
+        "answers nobody). Undecided: no decision within "
+        f"{args.cap:,} requests ({args.cap * args.tick / 60:.0f} simulated minutes).",
+    ]
+    _ = TRAIN_ENV
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
