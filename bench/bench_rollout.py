@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -46,7 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=20, help="seeded runs per case")
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--cap", type=int, default=150_000,
+    parser.add_argument("--cap", type=int, default=80_000,
                         help="requests per run before it is reported undecided")  # fmt: skip
     parser.add_argument("--tick", type=float, default=0.05, help="simulated s per request")
     parser.add_argument("--champion-rows", type=int, default=20_000)
@@ -54,6 +56,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "rollout")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the bench project, and the runs already in runs.jsonl")  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="no new runs: render the runs already in runs.jsonl")  # fmt: skip
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only")
     args = parser.parse_args()
@@ -68,7 +73,7 @@ def command(args: argparse.Namespace) -> str:
         parts.append("--quick")
     elif args.seeds != 20:
         parts.append(f"--seeds {args.seeds}")
-    if args.cap != 150_000:
+    if args.cap != 80_000:
         parts.append(f"--cap {args.cap}")
     if args.cases != ",".join(CASES):
         parts.append(f"--cases {args.cases}")
@@ -82,16 +87,29 @@ def versions_line() -> str:
     return ", ".join(f"{n} {version(n)}" for n in names)
 
 
+_BENCH: list[Any] = []
+
+
+def _init(job: tuple[Path, Any, float, int, Path]) -> None:
+    """A worker process: the project's deployments, loaded once."""
+    folder, versions, tick, cap, _ = job
+    _BENCH[:] = [load_bench(folder, versions, tick, cap), job[4]]
+
+
+def _one(task: tuple[str, int]) -> dict[str, Any]:
+    bench, runs = _BENCH
+    return run_case(bench, task[0], task[1], runs).to_dict()
+
+
 def main() -> None:
     args = parse_args()
     os.environ.update({"OMP_NUM_THREADS": "1"})
     started = time.time()
     versions = build_project(args.workdir / "project", champion_rows=args.champion_rows,
                              challenger_rows=args.challenger_rows, reuse=args.reuse)  # fmt: skip
-    bench = load_bench(args.workdir / "project", versions, args.tick, args.cap)
     out = args.workdir / "runs.jsonl"
     done: dict[tuple[str, int], dict] = {}
-    if args.reuse and out.is_file():
+    if (args.reuse or args.render_only) and out.is_file():
         for line in out.read_text().splitlines():
             r = json.loads(line)
             if r["outcome"] != "error":
@@ -99,19 +117,21 @@ def main() -> None:
     else:
         out.write_text("")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    runs = []
-    for seed in seeds:  # seed by seed, so a cut-short run still has every case
-        for case in args.cases.split(","):
-            if (case, seed) in done:
-                runs.append(done[(case, seed)])
-                continue
-            result = run_case(bench, case, seed, args.workdir / "runs").to_dict()
+    tasks = [(c, s) for s in seeds for c in args.cases.split(",")]  # seed by seed
+    runs = [done[t] for t in tasks if t in done]
+    todo = [] if args.render_only else [t for t in tasks if t not in done]
+    job = (args.workdir / "project", versions, args.tick, args.cap, args.workdir / "runs")
+    with multiprocessing.get_context("spawn").Pool(min(args.jobs, max(1, len(todo))), _init,
+                                                   (job,)) as pool:  # fmt: skip
+        for result in pool.imap_unordered(_one, todo) if todo else ():
             runs.append(result)
             with out.open("a") as f:
                 f.write(json.dumps(result) + "\n")
-            log(f"{case} seed {seed}: {result['outcome']} after {result['requests']:,} "
-                f"requests ({result['wall_seconds']:.0f} s); {result['last_summary'][:120]}"
+            log(f"{result['case']} seed {result['seed']}: {result['outcome']} after "
+                f"{result['requests']:,} requests ({result['wall_seconds']:.0f} s); "
+                f"{result['last_summary'][:150]}"
                 + (f" {result['detail'][:300]}" if result["detail"] else ""))  # fmt: skip
+    runs.sort(key=lambda r: (CASES.index(r["case"]), r["seed"]))
     section = render(args, runs, versions, time.time() - started)
     print(section)
     if not args.no_docs:

@@ -89,6 +89,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "router")
     parser.add_argument("--project", type=Path, default=ROOT / "bench" / "out" / "rollout"
                         / "project", help="the rollout bench's project (built if missing)")  # fmt: skip
+    parser.add_argument("--new-src", type=Path, default=ROOT / "src",
+                        help="the new server's source folder (default: this checkout's)")  # fmt: skip
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
@@ -275,7 +277,7 @@ def main() -> None:
     versions = build_project(args.project, champion_rows=20_000, challenger_rows=150_000,
                              reuse=True)  # fmt: skip
     args.workdir.mkdir(parents=True, exist_ok=True)
-    new_src = ROOT / "src"
+    new_src = args.new_src
     configs = [
         Config("today", f"today's server ({OLD_COMMIT})", old_tree(), None),
         Config("champion", "new server, champion only", new_src, None),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import time
 import traceback
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from rollout import seams
+
+logging.getLogger("loopml.serve").setLevel(logging.ERROR)  # the injected failures, one line each
 from rollout.arms import FlakyRuntime, SlowRuntime
 
 CASES = ("healthy", "shuffled", "errors", "slow")
@@ -139,132 +142,136 @@ def replay_rows(bench: Bench, seed: int) -> tuple[list[dict[str, Any]], list[Any
 
 
 def run_project(bench: Bench, run_dir: Path) -> Any:
-    """The project with this run's own ledger and rollout state (a fresh pair per run);
-    the rollout policy stays the default."""
-    from loopml.config import RolloutConfig
+    """A copy of the project for one run: its own registry (aliases, the rejected tag a
+    rollback leaves), ledger and rollout state; the rollout policy stays the default."""
+    from loopml.config import RolloutConfig, load_project
 
     shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    p = bench.project
-    ledger = p.serve.ledger.model_copy(update={"url": f"sqlite:///{run_dir}/ledger.db"})
-    serve = p.serve.model_copy(update={"ledger": ledger})
-    rollout = p.rollout.model_copy(update={"state": f"sqlite:///{run_dir}/loop.db"})
-    default = RolloutConfig().model_copy(update={"state": rollout.state})
-    assert rollout == default, f"the bench uses the default policy, got {rollout}"
-    return p.model_copy(update={"serve": serve, "rollout": rollout})
+    skip = shutil.ignore_patterns("*.parquet", "runs", "serving-cache", "ledger.db*",
+                                  "loop.db*", "reports")  # fmt: skip
+    shutil.copytree(bench.root, run_dir, ignore=skip)
+    project = load_project(run_dir / "loopml.yaml", environ={})
+    default = RolloutConfig()
+    assert project.rollout == default, f"the bench uses the default policy, got {project.rollout}"
+    return project
 
 
-def reset_aliases(bench: Bench, challenger: str) -> None:
-    """champion -> the bench's champion, challenger -> this case's (a promote moved them)."""
-    from loopml.registry.store import CHALLENGER, CHAMPION
-
-    r = bench.registry
-    if r.alias(CHAMPION) != bench.versions.champion:
-        r.move_alias(CHAMPION, bench.versions.champion, action="rollback",
-                     reason="bench_rollout: reset between seeded runs")  # fmt: skip
-    if r.alias(CHALLENGER) != challenger:
-        r.move_alias(CHALLENGER, challenger, action="register",
-                     reason="bench_rollout: the next case's challenger")  # fmt: skip
-
-
-def make_controller(project: Any, registry: Any, store: Any, clock: Callable[[], float]) -> Any:
-    from loopml.rollout.controller import Controller
-    from loopml.rollout.stats import collect_stats
-
-    def collect(state: Any, now: float) -> Any:
-        return collect_stats(project, store, state, now)
-
-    return Controller(project, registry, store, collect=collect, clock=clock,
-                      actor="bench_rollout")  # fmt: skip
-
-
-def run_case(bench: Bench, case: str, seed: int, workdir: Path) -> RunResult:
+def run_case(bench: Bench, case: str, seed: int, workdir: Path, *, keep: bool = False
+             ) -> RunResult:  # fmt: skip
     result = RunResult(case, seed)
     started = time.perf_counter()
+    run_dir = workdir / f"{case}-{seed}"
     try:
-        asyncio.run(_run(bench, case, seed, workdir / f"{case}-{seed}", result))
+        asyncio.run(Rollout(bench, case, seed, run_dir, result).run())
     except Exception as exc:  # one broken run is reported, not the end of the bench
         result.outcome = "error"
         result.detail = f"{type(exc).__name__}: {exc}"[:500]
         result.detail += " | " + traceback.format_exc(limit=-3).replace("\n", " ")[-700:]
     result.wall_seconds = time.perf_counter() - started
+    if not keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
 
-async def _run(bench: Bench, case: str, seed: int, run_dir: Path, result: RunResult) -> None:
-    from loopml.ledger import open_ledger
-    from loopml.rollout.state import ArmCount, RolloutStore
-    from loopml.serve.table import Table
+class Rollout:
+    """One run: the controller, the service and the replayed requests."""
 
-    project = run_project(bench, run_dir)
-    version, challenger = bench.challenger(case, seed)
-    reset_aliases(bench, version)
-    records, labels = replay_rows(bench, seed)
-    champion = bench.deployments[bench.versions.champion]
-    clock = SimClock(time.time())
-    store = RolloutStore.open(project.rollout.state, project.root)
-    ledger = open_ledger(project.serve.ledger, project.root)
-    ledger.start()
-    try:
-        controller = make_controller(project, bench.registry, store, clock)
-        state = controller.act("start", version=version, reason=f"bench {case} seed {seed}").state
-        plan = seams.plan_for(state, champion.version)
-        service = seams.make_service(champion, challenger, plan, ledger, clock)
+    def __init__(self, bench: Bench, case: str, seed: int, run_dir: Path,
+                 result: RunResult) -> None:  # fmt: skip
+        self.bench, self.case, self.seed, self.result = bench, case, seed, result
+        self.run_dir = run_dir
+        self.clock = SimClock(time.time())
+        self.window: list[dict[str, Any]] = []
+
+    async def run(self) -> None:
+        from loopml.ledger import open_ledger
+        from loopml.registry.store import open_registry
+        from loopml.rollout.controller import Controller
+        from loopml.rollout.state import RolloutStore
+
+        bench = self.bench
+        project = run_project(bench, self.run_dir)
+        version, challenger = bench.challenger(self.case, self.seed)
+        records, labels = replay_rows(bench, self.seed)
+        champion = bench.deployments[bench.versions.champion]
+        store = RolloutStore.open(project.rollout.state, project.root)
+        ledger = open_ledger(project.serve.ledger, project.root)
+        ledger.start()
+        service = None
+        try:
+            controller = Controller(project, open_registry(project), store, clock=self.clock,
+                                    actor="bench_rollout")  # fmt: skip
+            started = controller.act("start", version=version,
+                                     reason=f"bench_rollout {self.case} seed {self.seed}")  # fmt: skip
+            state = started.state
+            self.result.stages.append(state.current.label)
+            service = seams.make_service(
+                project, seams.deployment_set(state, champion, challenger), ledger, self.clock
+            )
+            await self._replay(project, controller, service, store, records, labels,
+                               (champion, challenger))  # fmt: skip
+        finally:
+            if service is not None:
+                service.shadow_jobs.stop()
+            ledger.close()
+            store.close()
+
+    async def _replay(self, project: Any, controller: Any, service: Any, store: Any,
+                      records: list[dict[str, Any]], labels: list[Any],
+                      pair: tuple[Any, Any]) -> None:  # fmt: skip
+        from loopml.serve.table import Table
+
+        result, bench = self.result, self.bench
         interval = project.rollout.interval_seconds
-        next_step = clock() + interval
-        window: list[dict[str, Any]] = []
-        counts: Counter[str] = Counter()
-        errors: Counter[str] = Counter()
-        decision = None
+        next_step = self.clock() + interval
         for i, record in enumerate(records):
-            rid = f"s{seed}-{i}"
-            key = str(record[bench.key])
+            rid = f"s{self.seed}-{i}"
             try:
                 prediction = service.predict(Table.from_records([record]), rid)
-            except Exception:
+            except Exception:  # the service answers for a failing challenger: never here
                 result.client_errors += 1
-                errors[seams.answered_arm(None, plan, key)] += 1
-                prediction = None
             else:
-                arm = seams.answered_arm(prediction, plan, key)
-                result.served[arm] = result.served.get(arm, 0) + 1
-                counts[arm] += 1
-                window.append({"request_id": rid, "row": 0, "label": labels[i]})
+                result.served[prediction.arm] = result.served.get(prediction.arm, 0) + 1
+                if service.shadow(prediction):
+                    result.shadowed += 1
+                self.window.append({"request_id": rid, "row": 0, "label": labels[i]})
             result.requests = i + 1
-            clock.advance(bench.tick)
-            if clock() < next_step:
+            result.sim_seconds = result.requests * bench.tick
+            self.clock.advance(bench.tick)
+            if self.clock() < next_step:
                 continue
             next_step += interval
-            if window:
-                await service.feedback(window, scope="bench")
-                window = []
-            fallback = {a: ArmCount(a, plan.challenger if a != "champion" else plan.champion,
-                                    n, errors[a]) for a, n in counts.items()}  # fmt: skip
-            seams.flush_counts(service, store, plan, fallback)
-            step = controller.step(now=clock())
-            decision = step.decision
-            kind = decision.kind if decision is not None else "none"
-            result.decisions[kind] += 1
-            result.last_summary = decision.summary if decision is not None else step.message
-            if kind in ("promote", "rollback"):
-                result.outcome = kind
-                result.stages.append(state.current.label if state else "?")
-                result.reasons = [r.to_dict() for r in decision.reasons
-                                  if kind == "promote" or r.verdict == "breach"]  # fmt: skip
-                break
-            new_state = step.state
-            if new_state is not None and state is not None and new_state.stage != state.stage:
-                counts, errors = Counter(), Counter()
-            state = new_state
-            new_plan = seams.plan_for(state, champion.version)
-            if new_plan != plan:
-                plan = new_plan
-                seams.swap(service, champion, challenger, plan)
-        else:
-            result.reasons = [r.to_dict() for r in (decision.reasons if decision else ())
-                              if r.verdict != "pass"]  # fmt: skip
-        result.sim_seconds = result.requests * bench.tick
-        result.shadowed = getattr(service, "shadowed", 0)
-    finally:
-        ledger.close()
-        store.close()
+            if await self._step(controller, service, store, pair):
+                return
+        result.outcome = "undecided"
+
+    async def _step(self, controller: Any, service: Any, store: Any,
+                    pair: tuple[Any, Any]) -> bool:  # fmt: skip
+        """Labels, counters, one controller step, the follower's swap; True once decided."""
+        result = self.result
+        if self.window:
+            await service.feedback(self.window, scope="bench")
+            self.window = []
+        seams.flush(service, store)
+        step = controller.step(now=self.clock())
+        decision = step.decision
+        kind = decision.kind if decision is not None else "none"
+        result.decisions[kind] += 1
+        result.last_summary = decision.summary if decision is not None else step.message
+        if decision is not None:
+            keep = ("breach",) if kind == "rollback" else ("pass", "breach", "wait")
+            result.reasons = [r.to_dict() for r in decision.reasons if r.verdict in keep]
+        if kind in ("promote", "rollback"):
+            result.outcome = kind
+            return True
+        if kind == "advance" and step.state is not None:
+            result.stages.append(f"{step.state.current.label}@{result.requests}")
+        state = store.active(controller.model)
+        if state is None:  # ended some other way (an operator): report what it became
+            latest = store.latest(controller.model)
+            result.outcome = latest.status if latest is not None else "ended"
+            return True
+        new = seams.deployment_set(state, *pair)
+        if new.traffic != service.deployments.traffic:
+            service.swap_set(new)
+        return False

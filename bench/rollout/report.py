@@ -42,7 +42,7 @@ def case_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:
         sim = f"{statistics.median(minutes):.0f}" if minutes else "—"
         shares = [r["challenger_share"] for r in mine]
         share = f"{_pct(statistics.median(shares))} ({_pct(max(shares))})"
-        stages = Counter(s for r in mine for s in r["stages"])
+        stages = Counter(r["stages"][-1].split("@")[0] if r["stages"] else "?" for r in mine)
         rows.append([
             f"{case}: {DESCRIPTION[case]}", str(len(mine)), str(outcomes["promote"]),
             str(outcomes["rollback"]), str(outcomes["undecided"] + outcomes["error"]), preds, sim,

@@ -1,9 +1,10 @@
-"""Where the bench meets the rollout pieces: the deployment set, the service, the counters.
+"""Where the bench meets the rollout pieces, as the server composes them.
 
-Kept in one module so that the rest of the bench reads as the server's own loop: build the
-deployment set from the controller's state (as the server's follower does after each
-poll), serve one request, send its label through the service's feedback path, flush the
-per-arm counters to the rollout store, step the controller.
+The service is built as ``loopml serve`` builds it (``build_parts``: the sticky key and
+the shadow queue from the policy, a clock); after each controller step the deployment set
+is rebuilt from the rollout state as the server's follower does (``plan_of`` the active
+rollout, the challenger loaded only when the plan needs it); the per-arm counters are
+flushed with the server's own ``flush_counts``.
 """
 
 from __future__ import annotations
@@ -13,48 +14,34 @@ from typing import Any
 
 from loopml.ledger import Ledger
 from loopml.rollout.plan import RolloutState, TrafficPlan, plan_of
-from loopml.rollout.router import route
-from loopml.rollout.state import ArmCount, RolloutStore
-from loopml.serve.service import Deployment, PredictionService
+from loopml.rollout.state import RolloutStore
+from loopml.serve.deployments import Deployment, DeploymentSet
+from loopml.serve.server import flush_counts
+from loopml.serve.service import PredictionService
+
+REPLICA = "bench"
 
 
-def plan_for(state: RolloutState | None, champion: str) -> TrafficPlan:
-    return plan_of(state, champion)
+def deployment_set(state: RolloutState | None, champion: Deployment,
+                   challenger: Deployment) -> DeploymentSet:  # fmt: skip
+    """The set a follower builds for ``state`` (champion only once the rollout ended)."""
+    plan: TrafficPlan = plan_of(state, champion.version)
+    return DeploymentSet(champion, challenger if plan.challenger else None, plan)
 
 
-def make_service(
-    champion: Deployment,
-    challenger: Deployment | None,
-    plan: TrafficPlan,
-    ledger: Ledger,
-    clock: Callable[[], float],
-) -> PredictionService:
-    """A PredictionService over the set {champion, challenger, plan}."""
-    from loopml.serve import service as svc
-
-    deployment_set = svc.DeploymentSet(champion, challenger, plan)  # type: ignore[attr-defined]
-    return svc.PredictionService(deployment_set, ledger, clock=clock)  # type: ignore[arg-type,call-arg]
+def make_service(project: Any, deployments: DeploymentSet, ledger: Ledger,
+                 clock: Callable[[], float]) -> PredictionService:  # fmt: skip
+    settings = project.serve
+    service = PredictionService(
+        deployments, ledger, max_rows=settings.max_rows, max_chars=settings.max_string_chars,
+        sticky_key=project.rollout.sticky_key, shadow_queue=project.rollout.shadow_queue,
+        clock=clock,
+    )  # fmt: skip
+    service.shadow_jobs.start()
+    return service
 
 
-def swap(service: PredictionService, champion: Deployment, challenger: Deployment | None,
-         plan: TrafficPlan) -> None:  # fmt: skip
-    """Serve the new set from the next request on (the follower's one assignment)."""
-    from loopml.serve import service as svc
-
-    service.swap(svc.DeploymentSet(champion, challenger, plan))  # type: ignore[attr-defined,arg-type]
-
-
-def answered_arm(prediction: Any, plan: TrafficPlan, key: str) -> str:
-    """Which arm answered: the service's own word if it says, else the pure router."""
-    arm = getattr(prediction, "arm", None)
-    return str(arm) if arm else route(plan, key)
-
-
-def flush_counts(service: PredictionService, store: RolloutStore, plan: TrafficPlan,
-                 fallback: dict[str, ArmCount]) -> None:  # fmt: skip
-    """The per-arm counters to the rollout store, as the server flushes them."""
-    flush = getattr(service, "flush_counts", None)
-    if callable(flush):
-        flush(store)
-        return
-    store.put_counts(plan.rollout_id, plan.stage, "bench", fallback)
+def flush(service: PredictionService, store: RolloutStore) -> None:
+    """Shadow work done, then the counters to the rollout store (as the server's flush)."""
+    service.shadow_jobs.drain()
+    flush_counts(store, service, REPLICA)
