@@ -162,11 +162,14 @@ def test_rows_are_committed_and_read_back_unchanged(ledger: Ledger) -> None:
 
     with ledger.backend.reader() as reader:
         records = [r for chunk in reader.chunks(LedgerQuery(), 2) for r in chunk]
+        shadow = [r for chunk in reader.chunks(LedgerQuery(arm="shadow"), 2) for r in chunk]
         summary = reader.summary()
-    assert sorted(records) == sorted(
+    assert sorted(records + shadow) == sorted(
         (*(getattr(r, f) for f in PredictionRow.__slots__), None, None) for r in rows
     )
+    assert [r.request_id for r in shadow] == ["b"]
     assert summary.rows == 3
+    assert summary.shadow_rows == 1
     assert summary.labelled == 0
     assert summary.first_ts == rows[0].ts
     assert summary.last_ts == rows[1].ts

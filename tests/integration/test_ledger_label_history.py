@@ -158,9 +158,9 @@ def test_a_schema_1_ledger_is_upgraded_in_place_keeping_its_labels(
         ledger.submit_feedback([Feedback("a", 0, '"0"', 9.0, "feedback")]).result(timeout=30)
         assert [v.label for v in history(ledger)] == ['"1"', '"0"']
         assert current(ledger)[("a", 0)] == '"0"'
-    assert "upgraded from schema 1 to 2" in caplog.text
+    assert "upgraded from schema 1 to 3" in caplog.text
     version = "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
-    assert run_sql(url, [version]) == [("2",)]
+    assert run_sql(url, [version]) == [("3",)]
     caplog.clear()
     with caplog.at_level("WARNING", logger="loopml.ledger"):
         open_backend(url, Path(".")).close()  # opened again: nothing more to do

@@ -30,6 +30,13 @@ def export(
     since: Annotated[str | None, typer.Option(help=f"From this time on. {_TIME_HELP}")] = None,
     until: Annotated[str | None, typer.Option(help=f"Before this time. {_TIME_HELP}")] = None,
     version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    arm: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this arm: champion or challenger (answered), or shadow (scored off "
+            "the response path; not exported without it)."
+        ),
+    ] = None,
     label_history: Annotated[
         bool,
         typer.Option(
@@ -59,7 +66,7 @@ def export(
         with progress_display(enabled=not as_json) as progress:
             result = export_ledger(
                 backend, out, since=start, until=end, version=version, progress=progress,
-                label_history=label_history,
+                label_history=label_history, arm=arm,
             )  # fmt: skip
     finally:
         backend.close()
@@ -101,6 +108,7 @@ def stats(
                 "rows": summary.rows,
                 "labelled": summary.labelled,
                 "label_versions": summary.label_versions,
+                "shadow_rows": summary.shadow_rows,
                 "first": first,
                 "last": last,
                 "by_version_arm": [
@@ -118,6 +126,7 @@ def stats(
             if summary.label_versions > summary.labelled
             else ""
         )
+        + (f", {summary.shadow_rows:,} scored in shadow" if summary.shadow_rows else "")
         + (f", from {first} to {last}" if first else "")
     )
     if summary.by_version_arm:

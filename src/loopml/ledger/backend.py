@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol
 
 from loopml.ledger.records import (
     SCHEMA_VERSION,
+    SHADOW_ARM,
     DuplicateRequest,
     Feedback,
     FeedbackResult,
@@ -33,7 +34,13 @@ from loopml.ledger.records import (
 
 logger = logging.getLogger("loopml.ledger")
 
-# Column order of ``predictions``; the backends insert and select in this order.
+PREDICTIONS = "predictions"
+SHADOW_PREDICTIONS = "shadow_predictions"
+"""Where rows of arm ``shadow`` go: the champion answered the same request, and its row
+holds the key ``(request_id, row)`` in ``predictions`` (schema 3)."""
+
+# Column order of ``predictions`` (and ``shadow_predictions``); the backends insert and
+# select in this order.
 PREDICTION_COLUMNS = (
     "request_id",
     '"row"',
@@ -75,8 +82,12 @@ class LedgerReader(Protocol):
         """How many predictions match ``query``."""
         ...
 
-    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
-        """The matching predictions with their labels, oldest first, ``chunk_rows`` at a time."""
+    def chunks(
+        self, query: LedgerQuery, chunk_rows: int, *, features: bool = True
+    ) -> Iterator[list[LedgerRecord]]:
+        """The matching predictions with their labels, oldest first, ``chunk_rows`` at a
+        time; ``features=False`` leaves the features (``'{}'``) and entity key (None)
+        unread, for readers of outputs and labels only."""
         ...
 
     def label_history(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LabelVersion]]:
@@ -141,6 +152,26 @@ def prediction_rows(op: Op) -> Sequence[PredictionRow]:
     return op.rows
 
 
+def table_of(arm: str | None) -> str:
+    """The table that holds the rows of ``arm`` (what a query of that arm reads).
+
+    >>> table_of("shadow"), table_of("champion"), table_of(None)
+    ('shadow_predictions', 'predictions', 'predictions')
+    """
+    return SHADOW_PREDICTIONS if arm == SHADOW_ARM else PREDICTIONS
+
+
+def rows_by_table(rows: Sequence[PredictionRow]) -> list[tuple[str, list[PredictionRow]]]:
+    """``rows`` split by the table each goes to, in a fixed order, empty parts left out."""
+    answered = [r for r in rows if r.arm != SHADOW_ARM]
+    if len(answered) == len(rows):
+        return [(PREDICTIONS, list(rows))] if rows else []
+    shadow = [r for r in rows if r.arm == SHADOW_ARM]
+    return [
+        (t, part) for t, part in ((PREDICTIONS, answered), (SHADOW_PREDICTIONS, shadow)) if part
+    ]
+
+
 def prediction_params(rows: Sequence[PredictionRow]) -> list[tuple[object, ...]]:
     """Insert parameters in :data:`PREDICTION_COLUMNS` order."""
     return [
@@ -181,12 +212,16 @@ def where_clause(query: LedgerQuery, placeholder: str) -> tuple[str, list[object
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
-def select_records(query: LedgerQuery, placeholder: str) -> tuple[str, list[object]]:
-    """The SELECT behind :meth:`LedgerReader.chunks` (same SQL on both databases)."""
+def select_records(
+    query: LedgerQuery, placeholder: str, *, features: bool = True
+) -> tuple[str, list[object]]:
+    """The SELECT behind :meth:`LedgerReader.chunks` (same SQL on both databases);
+    without ``features`` the features and entity key are not read (``'{}'``, NULL)."""
     where, params = where_clause(query, placeholder)
-    columns = ", ".join(f"p.{c}" for c in PREDICTION_COLUMNS)
+    skipped = {} if features else {"entity_key": "NULL", "features": "'{}'"}
+    columns = ", ".join(skipped.get(c, f"p.{c}") for c in PREDICTION_COLUMNS)
     sql = (
-        f"SELECT {columns}, l.label, l.ts FROM predictions p "
+        f"SELECT {columns}, l.label, l.ts FROM {table_of(query.arm)} p "
         'LEFT JOIN labels l ON l.request_id = p.request_id AND l."row" = p."row"'
         # Rows of one request share their ts: the key breaks ties, so the order is stable.
         f'{where} ORDER BY p.ts, p.request_id, p."row"'
@@ -234,19 +269,28 @@ def select_history(query: LedgerQuery, placeholder: str) -> tuple[str, list[obje
         f"ROW_NUMBER() OVER ({key} ORDER BY id) AS label_version, "
         f"CASE WHEN id = MAX(id) OVER ({key}) THEN 1 ELSE 0 END AS is_current "
         "FROM label_history) h "
-        'JOIN predictions p ON p.request_id = h.request_id AND p."row" = h."row"'
+        f"JOIN {table_of(query.arm)} p "
+        'ON p.request_id = h.request_id AND p."row" = h."row"'
         f"{where} ORDER BY h.id"
     )
     return sql, params
 
 
-SUMMARY_TOTALS = "SELECT COUNT(*), MIN(ts), MAX(ts) FROM predictions"
+# Every recorded row, answered or shadowed (one GROUP BY per table, then summed).
+SUMMARY_TOTALS = (
+    "SELECT SUM(n), MIN(first), MAX(last), SUM(shadow) FROM ("
+    "SELECT COUNT(*) AS n, MIN(ts) AS first, MAX(ts) AS last, 0 AS shadow FROM predictions "
+    "UNION ALL SELECT COUNT(*), MIN(ts), MAX(ts), COUNT(*) FROM shadow_predictions) t"
+)
 SUMMARY_LABELLED = "SELECT COUNT(*) FROM labels"
 SUMMARY_VERSIONS = "SELECT COUNT(*) FROM label_history"
 SUMMARY_GROUPS = (
-    "SELECT version, arm, COUNT(*) FROM predictions GROUP BY version, arm "
+    "SELECT version, arm, COUNT(*) FROM (SELECT version, arm FROM predictions "
+    "UNION ALL SELECT version, arm FROM shadow_predictions) p GROUP BY version, arm "
     "ORDER BY COUNT(*) DESC, version, arm"
 )
+# Schema 2 -> 3: the shadow table itself is made by the schema's CREATE TABLE IF NOT EXISTS.
+MIGRATE_2_TO_3 = ("UPDATE ledger_meta SET value = '3' WHERE key = 'schema_version'",)
 
 
 class SqlReader(ABC):
@@ -266,10 +310,13 @@ class SqlReader(ABC):
 
     def count(self, query: LedgerQuery) -> int:
         where, params = where_clause(query, self.placeholder)
-        return int(self._fetch(f"SELECT COUNT(*) FROM predictions p{where}", params)[0][0])
+        sql = f"SELECT COUNT(*) FROM {table_of(query.arm)} p{where}"
+        return int(self._fetch(sql, params)[0][0])
 
-    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
-        sql, params = select_records(query, self.placeholder)
+    def chunks(
+        self, query: LedgerQuery, chunk_rows: int, *, features: bool = True
+    ) -> Iterator[list[LedgerRecord]]:
+        sql, params = select_records(query, self.placeholder, features=features)
         try:
             for batch in self._batches(sql, params, chunk_rows):
                 yield [LedgerRecord._make(row) for row in batch]
@@ -285,13 +332,14 @@ class SqlReader(ABC):
             raise self._error("cannot read", exc) from exc
 
     def summary(self) -> LedgerSummary:
-        rows, first, last = self._fetch(SUMMARY_TOTALS, [])[0]
+        rows, first, last, shadow = self._fetch(SUMMARY_TOTALS, [])[0]
         labelled = self._fetch(SUMMARY_LABELLED, [])[0][0]
         versions = self._fetch(SUMMARY_VERSIONS, [])[0][0]
         groups = [(str(v), str(a), int(n)) for v, a, n in self._fetch(SUMMARY_GROUPS, [])]
         return LedgerSummary(
-            self._url, int(rows), int(labelled), first, last, groups, int(versions)
-        )
+            self._url, int(rows or 0), int(labelled), first, last, groups, int(versions),
+            shadow_rows=int(shadow or 0),
+        )  # fmt: skip
 
     def _fetch(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
         try:
@@ -310,13 +358,31 @@ class SqlReader(ABC):
         """The rows of one statement, ``chunk_rows`` at a time, without holding them all."""
 
 
-def log_migration(url: str, labels: int) -> None:
+def migrations(found: int) -> tuple[str, ...]:
+    """The statements that bring a ledger of schema ``found`` to this one, in order."""
+    steps: tuple[str, ...] = ()
+    if found <= 1:
+        steps += MIGRATE_1_TO_2
+    if found <= 2:
+        steps += MIGRATE_2_TO_3
+    return steps
+
+
+def log_migration(url: str, found: int, labels: int) -> None:
     """Say once that an older ledger was brought to this schema (the caller committed it)."""
+    if found >= SCHEMA_VERSION:
+        return
+    notes = []
+    if found <= 1:
+        notes.append(
+            f"its {labels:d} labels are now the first versions of the label history (scope "
+            "'before-history'); corrections are kept from now on"
+        )
+    notes.append("rows scored in shadow are kept in the table shadow_predictions")
     logger.warning(
-        "ledger %s upgraded from schema 1 to %s: its %d labels are now the first versions "
-        "of the label history (scope 'before-history'); corrections are kept from now on, "
-        "and older loopml releases will refuse this ledger",
-        url, SCHEMA_VERSION, labels,
+        "ledger %s upgraded from schema %d to %s: %s; older loopml releases will refuse "
+        "this ledger",
+        url, found, SCHEMA_VERSION, "; ".join(notes),
     )  # fmt: skip
 
 

@@ -104,8 +104,11 @@ def export_ledger(
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
     label_history: bool = False,
+    arm: str | None = None,
 ) -> ExportResult:
-    """Write the predictions with ``since <= ts < until`` (and ``version``) to Parquet.
+    """Write the predictions with ``since <= ts < until`` (and ``version``, ``arm``) to
+    Parquet: what was answered, or with ``arm="shadow"`` the rows scored in shadow (each
+    with the label of the champion's answer to the same request).
 
     ``source`` is a backend, or a ledger URL (a relative SQLite path is taken from
     ``root``), opened and closed here.
@@ -123,7 +126,7 @@ def export_ledger(
         try:
             return export_ledger(
                 backend, out, since=since, until=until, version=version,
-                progress=progress, chunk_rows=chunk_rows, label_history=label_history,
+                progress=progress, chunk_rows=chunk_rows, label_history=label_history, arm=arm,
             )  # fmt: skip
         finally:
             backend.close()
@@ -131,6 +134,7 @@ def export_ledger(
         since=since.timestamp() if since else None,
         until=until.timestamp() if until else None,
         version=version,
+        arm=arm,
     )
     report = progress_or_silent(progress)
     out.parent.mkdir(parents=True, exist_ok=True)

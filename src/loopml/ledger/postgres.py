@@ -23,7 +23,6 @@ from psycopg import errors as pg_errors
 from loopml.ledger.backend import (
     HISTORY_COLUMNS,
     INSERT_HISTORY,
-    MIGRATE_1_TO_2,
     PREDICTION_COLUMNS,
     UPSERT_LABEL,
     FeedbackOp,
@@ -33,9 +32,11 @@ from loopml.ledger.backend import (
     check_schema_version,
     history_params,
     log_migration,
+    migrations,
     prediction_params,
     prediction_rows,
     prediction_runs,
+    rows_by_table,
 )
 from loopml.ledger.records import (
     SCHEMA_VERSION,
@@ -54,6 +55,12 @@ _SCHEMA = (
         features text NOT NULL, outputs text NOT NULL, latency_ms double precision NOT NULL,
         PRIMARY KEY (request_id, "row"))""",
     "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
+    """CREATE TABLE IF NOT EXISTS shadow_predictions (
+        request_id text NOT NULL, "row" integer NOT NULL, ts double precision NOT NULL,
+        model text NOT NULL, version text NOT NULL, arm text NOT NULL, entity_key text,
+        features text NOT NULL, outputs text NOT NULL, latency_ms double precision NOT NULL,
+        PRIMARY KEY (request_id, "row"))""",
+    "CREATE INDEX IF NOT EXISTS shadow_predictions_ts ON shadow_predictions (ts)",
     """CREATE TABLE IF NOT EXISTS labels (
         request_id text NOT NULL, "row" integer NOT NULL, label text NOT NULL,
         ts double precision NOT NULL, history_id bigint, PRIMARY KEY (request_id, "row"))""",
@@ -67,9 +74,9 @@ _COPY_TYPES = ("text", "int4", "float8", "text", "text", "text", "text", "text",
 # COPY is one statement (atomic on an autocommit connection) and far cheaper per row than
 # INSERT ... unnest(arrays) or executemany; binary saves the text escaping. It costs two
 # round trips, so a small group goes as one multi-row INSERT instead (one round trip).
-_COPY = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY = f"COPY {{table}} ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _INSERT_MAX_ROWS = 16
-_INSERT = f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) VALUES "
+_INSERT = f"INSERT INTO {{table}} ({', '.join(PREDICTION_COLUMNS)}) VALUES "
 _VALUES = "(" + ", ".join(["%s"] * len(PREDICTION_COLUMNS)) + ")"
 _KNOWN_KEYS = (
     'SELECT p.request_id, p."row" FROM predictions p '
@@ -165,12 +172,11 @@ class PostgresBackend:
                 check_schema_version(version, self._url)
                 if version == 1:
                     migrated = conn.execute("SELECT COUNT(*) FROM labels").fetchone()
-                    for statement in MIGRATE_1_TO_2:
-                        conn.execute(statement)
+                for statement in migrations(version):
+                    conn.execute(statement)
         except psycopg.Error as exc:
             raise self._error("cannot create the tables of", exc) from exc
-        if version == 1:
-            log_migration(self._url, int(migrated[0]) if migrated else 0)
+        log_migration(self._url, version, int(migrated[0]) if migrated else 0)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -217,10 +223,13 @@ class PostgresBackend:
         results: list[OpResult] = [None] * len(ops)
         runs = list(prediction_runs(ops))
         together = True  # worth trying a run's submissions in one statement
-        if len(runs) == 1 and runs[0][0]:
-            # The usual group, predictions only: one autocommit statement, no BEGIN/COMMIT.
+        alone = len(runs) == 1 and runs[0][0]
+        rows = [r for op in ops for r in prediction_rows(op)] if alone else []
+        if alone and len(rows_by_table(rows)) == 1:
+            # The usual group, predictions of one table only: one autocommit statement,
+            # no BEGIN/COMMIT (answered and shadow rows together take the transaction).
             try:
-                self._insert_rows(conn, [r for op in ops for r in prediction_rows(op)])
+                self._insert_rows(conn, rows)
                 return results
             except pg_errors.UniqueViolation:
                 together = False
@@ -261,16 +270,18 @@ class PostgresBackend:
                 results[i] = DuplicateRequest(op_rows[0].request_id)
 
     def _insert_rows(self, conn: psycopg.Connection[Any], rows: Sequence[PredictionRow]) -> None:
-        """Insert ``rows`` in one statement (all or nothing)."""
-        if len(rows) <= _INSERT_MAX_ROWS:
-            sql = _INSERT + ", ".join([_VALUES] * len(rows))
-            conn.execute(sql, [value for params in prediction_params(rows) for value in params])
-        else:
-            with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-                copy.set_types(_COPY_TYPES)
-                for params in prediction_params(rows):
-                    copy.write_row(params)
-        self._statements += 1
+        """Insert ``rows``, one statement per table (all or nothing only inside a
+        transaction when they go to both tables)."""
+        for table, part in rows_by_table(rows):
+            if len(part) <= _INSERT_MAX_ROWS:
+                sql = _INSERT.format(table=table) + ", ".join([_VALUES] * len(part))
+                conn.execute(sql, [value for params in prediction_params(part) for value in params])
+            else:
+                with conn.cursor() as cursor, cursor.copy(_COPY.format(table=table)) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for params in prediction_params(part):
+                        copy.write_row(params)
+            self._statements += 1
 
     def _record_feedback(self, conn: psycopg.Connection[Any], op: Op) -> FeedbackResult:
         assert isinstance(op, FeedbackOp)

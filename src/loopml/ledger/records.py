@@ -15,9 +15,13 @@ from loopml.errors import InputError, LoopmlError
 
 Arm = Literal["champion", "challenger", "shadow"]
 ARMS: frozenset[str] = frozenset({"champion", "challenger", "shadow"})
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: labels upserted in place. 2: every label submission is also a row of the
-append-only ``label_history``; ``labels`` holds the current (latest) version of each."""
+append-only ``label_history``; ``labels`` holds the current (latest) version of each.
+3: rows of arm ``shadow`` (a challenger scoring the champion's requests off the response
+path) have their own table, ``shadow_predictions``, with the same columns and key: the
+champion's row of the same ``(request_id, row)`` stays in ``predictions``."""
+SHADOW_ARM = "shadow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +138,11 @@ class LabelVersion(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class LedgerQuery:
     """Which predictions to read: ``since <= ts < until`` (unix seconds), a model, a
-    version and an arm."""
+    version and an arm.
+
+    ``arm="shadow"`` reads the shadow table (the challenger's scores of requests the
+    champion answered, joined with the champion's labels by key); any other arm, or
+    none, reads what was answered (``predictions``) only."""
 
     since: float | None = None
     until: float | None = None
@@ -154,6 +162,7 @@ class LedgerSummary:
     last_ts: float | None
     by_version_arm: list[tuple[str, str, int]]  # (version, arm, rows), most rows first
     label_versions: int = 0  # rows of the label history (labelled + corrections)
+    shadow_rows: int = 0  # of ``rows``, scored in shadow (answered by the champion)
 
 
 class LedgerError(LoopmlError):

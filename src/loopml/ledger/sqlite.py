@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, urlsplit
 from loopml.ledger.backend import (
     HISTORY_COLUMNS,
     INSERT_HISTORY,
-    MIGRATE_1_TO_2,
     PREDICTION_COLUMNS,
     UPSERT_LABEL,
     FeedbackOp,
@@ -32,15 +31,18 @@ from loopml.ledger.backend import (
     check_schema_version,
     history_params,
     log_migration,
+    migrations,
     prediction_params,
     prediction_rows,
     prediction_runs,
+    rows_by_table,
 )
 from loopml.ledger.records import (
     SCHEMA_VERSION,
     DuplicateRequest,
     FeedbackResult,
     LedgerError,
+    PredictionRow,
 )
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
@@ -55,6 +57,13 @@ CREATE TABLE IF NOT EXISTS predictions (
     PRIMARY KEY (request_id, "row")
 );
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
+CREATE TABLE IF NOT EXISTS shadow_predictions (
+    request_id TEXT NOT NULL, "row" INTEGER NOT NULL, ts REAL NOT NULL,
+    model TEXT NOT NULL, version TEXT NOT NULL, arm TEXT NOT NULL, entity_key TEXT,
+    features TEXT NOT NULL, outputs TEXT NOT NULL, latency_ms REAL NOT NULL,
+    PRIMARY KEY (request_id, "row")
+);
+CREATE INDEX IF NOT EXISTS shadow_predictions_ts ON shadow_predictions (ts);
 CREATE TABLE IF NOT EXISTS labels (
     request_id TEXT NOT NULL, "row" INTEGER NOT NULL, label TEXT NOT NULL, ts REAL NOT NULL,
     history_id INTEGER, PRIMARY KEY (request_id, "row")
@@ -66,8 +75,8 @@ CREATE TABLE IF NOT EXISTS label_history (
 CREATE INDEX IF NOT EXISTS label_history_key ON label_history (request_id, "row");
 """
 _INSERT = (
-    f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})"
+    "INSERT INTO {table} "
+    f"({', '.join(PREDICTION_COLUMNS)}) VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})"
 )
 # Records the label only when its prediction exists; rowcount says which happened.
 _INSERT_HISTORY = (
@@ -174,8 +183,8 @@ class SqliteBackend:
             check_schema_version(found, self.url)
             if found == 1:
                 migrated = conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
-                for statement in MIGRATE_1_TO_2:
-                    conn.execute(statement)
+            for statement in migrations(found):
+                conn.execute(statement)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
@@ -183,8 +192,7 @@ class SqliteBackend:
         except LedgerError:
             _rollback(conn)
             raise
-        if found == 1:
-            log_migration(self.url, migrated)
+        log_migration(self.url, found, migrated)
 
     def _error(self, what: str, exc: Exception) -> LedgerError:
         return LedgerError(
@@ -221,10 +229,10 @@ class SqliteBackend:
     def _insert_run(
         conn: sqlite3.Connection, ops: Sequence[Op], indexes: list[int], results: list[OpResult]
     ) -> None:
-        params = [p for i in indexes for p in prediction_params(prediction_rows(ops[i]))]
+        rows = [r for i in indexes for r in prediction_rows(ops[i])]
         conn.execute("SAVEPOINT run")
         try:
-            conn.executemany(_INSERT, params)
+            _insert_rows(conn, rows)
             conn.execute("RELEASE run")
             return
         except sqlite3.IntegrityError:
@@ -232,13 +240,13 @@ class SqliteBackend:
             conn.execute("RELEASE run")
         # Some key is taken: write the submissions one by one so only the guilty fail.
         for i in indexes:
-            rows = prediction_rows(ops[i])
+            op_rows = prediction_rows(ops[i])
             conn.execute("SAVEPOINT op")
             try:
-                conn.executemany(_INSERT, prediction_params(rows))
+                _insert_rows(conn, op_rows)
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO op")
-                results[i] = DuplicateRequest(rows[0].request_id)
+                results[i] = DuplicateRequest(op_rows[0].request_id)
             conn.execute("RELEASE op")
 
     @contextmanager
@@ -278,6 +286,12 @@ class SqliteReader(SqlReader):
         cursor = self._conn.execute(sql, params)
         while batch := cursor.fetchmany(chunk_rows):
             yield batch
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[PredictionRow]) -> None:
+    """Answered rows to ``predictions``, shadow rows to ``shadow_predictions``."""
+    for table, part in rows_by_table(rows):
+        conn.executemany(_INSERT.format(table=table), prediction_params(part))
 
 
 def _record_feedback(conn: sqlite3.Connection, op: Op) -> FeedbackResult:

@@ -39,7 +39,7 @@ from loopml.progress import Progress
 from loopml.registry.store import open_registry
 from loopml.train.metrics import default_metric
 
-__all__ = ["MonitorRun", "run_monitor"]
+__all__ = ["MonitorRun", "ProfileLoader", "chance_table", "registry_profiles", "run_monitor"]
 
 CHUNK_ROWS = 5_000
 WAIT_SECONDS = 600.0  # how long a run waits for another one to finish
@@ -120,7 +120,7 @@ def run_monitor(
         project.monitor.check_window(window)
     spec = WindowSpec.parse(window or project.monitor.window)
     clock = time.time() if now is None else now
-    load = profiles or _registry_profiles(project)
+    load = profiles or registry_profiles(project)
     store = MonitorStore.open(project.monitor.store, project.root)
     try:
         with store.lease(f"monitor-run:{project.name}", wait=wait):
@@ -175,7 +175,8 @@ def _run_leased(
         backend.close()
 
 
-def _registry_profiles(project: ProjectConfig) -> ProfileLoader:
+def registry_profiles(project: ProjectConfig) -> ProfileLoader:
+    """Each version's reference profile from the registry, through the local cache, once."""
     cache = project.resolve(f"{STATE_DIR}/profiles")
     registry = open_registry(project)
     loaded: dict[str, ReferenceProfile] = {}
@@ -219,7 +220,7 @@ def _evaluate_groups(
         windows = cut_windows(records, spec, version=version, arm=arm, first_index=first, now=now)
         slices = _slice_columns(project, profile)
         primary = project.gate.metric or default_metric(profile.task)  # type: ignore[arg-type]
-        chance = _chance_table(project.name, version, profile)
+        chance = chance_table(project.name, version, profile)
         cusum = _last_cusum(store, project.name, version, arm, spec) if last else Cusum()
         for data in windows:
             decoded = decode_window(data.records, profile, slices)
@@ -233,7 +234,7 @@ def _evaluate_groups(
     return reports, errors
 
 
-def _chance_table(model: str, version: str, profile: ReferenceProfile) -> ChanceTable:
+def chance_table(model: str, version: str, profile: ReferenceProfile) -> ChanceTable:
     """One table per version for the life of the process: the scheduled runs of a server
     resample the holdout once per window size, not once per run."""
     key = (model, version, profile.created_at)

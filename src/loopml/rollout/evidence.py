@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loopml.config import Task
+
 __all__ = ["ArmStats", "RolloutStats", "SequentialResult"]
 
 
@@ -23,7 +25,9 @@ class ArmStats:
     predictions: int = 0
     """Rows it scored in this stage (ledger rows of its arm and version)."""
     requests: int = 0
-    """Requests routed to it (the servers' counters, every replica summed)."""
+    """Requests routed to it (the servers' counters, every replica summed); for the shadow
+    arm, the rows it was handed to score (not those dropped from a full queue). The
+    error-rate guard waits until the challenger's side reaches ``min_predictions``."""
     errors: int = 0
     """Of those, how many failed inside the model (5xx), never a client's bad input."""
     latency_p99_ms: float | None = None
@@ -55,6 +59,11 @@ class SequentialResult:
     n_challenger: int
     needed: int | None = None
     paired: bool = False
+    scale: float | None = None
+    """The effect's per-row standard deviation at the smaller arm's row count (the
+    interval's half-width is ``scale`` times the unit boundary); None when not computed."""
+    rho2: float | None = None
+    """The normal mixture's tuning (see :mod:`loopml.rollout.sequential`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +93,12 @@ class RolloutStats:
     """How large ``estimated_drop`` gets by chance alone at this sample size (the
     monitor's chance level, one-sided 99 %): a drop below it is not evidence."""
     realized: SequentialResult | None = None
+    task: Task | None = None
+    """The model's task: the agreement guard does not apply to regression."""
+    has_estimate: bool = True
+    """Whether the challenger and champion have a label-free estimate at all (False for
+    regression, or a version stored without calibration): the estimated-drop guard is then
+    skipped instead of waiting for an estimate that never comes."""
     shadow_dropped: int = 0
     """Shadow requests dropped because the shadow queue was full (every replica)."""
 

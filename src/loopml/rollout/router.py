@@ -13,9 +13,11 @@ import hashlib
 
 from loopml.rollout.plan import Arm, TrafficPlan
 
-__all__ = ["bucket", "route"]
+__all__ = ["bucket", "place", "route"]
 
-_SCALE = float(2**64)
+_BITS = 53
+"""A double holds 53 bits exactly: the place takes the digest's top 53 bits, so it is
+always below 1.0 (all 64 bits over 2**64 rounds the highest digests up to 1.0)."""
 
 
 def bucket(rollout_id: str, key: str) -> float:
@@ -27,7 +29,16 @@ def bucket(rollout_id: str, key: str) -> float:
     digest = hashlib.blake2b(
         key.encode("utf-8", "surrogatepass"), digest_size=8, key=rollout_id.encode()[:64]
     ).digest()
-    return int.from_bytes(digest, "big") / _SCALE
+    return place(digest)
+
+
+def place(digest: bytes) -> float:
+    """An 8-byte digest's place in [0, 1).
+
+    >>> place(bytes(8)), place(b"\\xff" * 8) < 1.0
+    (0.0, True)
+    """
+    return (int.from_bytes(digest, "big") >> (64 - _BITS)) / float(2**_BITS)
 
 
 def route(plan: TrafficPlan, key: str) -> Arm:

@@ -99,7 +99,9 @@ class FakeReader:
     def count(self, query: LedgerQuery) -> int:
         return len(self._records(query))
 
-    def chunks(self, query: LedgerQuery, chunk_rows: int) -> Iterator[list[LedgerRecord]]:
+    def chunks(
+        self, query: LedgerQuery, chunk_rows: int, *, features: bool = True
+    ) -> Iterator[list[LedgerRecord]]:
         records = self._records(query)
         for start in range(0, len(records), chunk_rows):
             yield records[start : start + chunk_rows]

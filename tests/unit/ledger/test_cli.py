@@ -52,7 +52,7 @@ def test_stats_counts_rows_labels_and_groups(
     code, out, _ = loopml(monkeypatch, capsys, "-p", str(project), "ledger", "stats", "--json")
     assert code == 0
     stats = json.loads(out)
-    assert (stats["rows"], stats["labelled"]) == (4, 1)
+    assert (stats["rows"], stats["labelled"], stats["shadow_rows"]) == (4, 1, 1)
     assert stats["first"] == "2024-05-01T00:00:00+00:00"
     assert stats["last"] == "2024-05-04T00:00:00+00:00"
     assert stats["by_version_arm"] == [
@@ -63,7 +63,7 @@ def test_stats_counts_rows_labels_and_groups(
 
     code, out, _ = loopml(monkeypatch, capsys, "-p", str(project), "ledger", "stats")
     assert code == 0
-    assert "4 predictions, 1 labelled (25.0%)" in out
+    assert "4 predictions, 1 labelled (25.0%), 1 scored in shadow" in out
 
 
 def test_export_filters_and_reports(
@@ -88,7 +88,15 @@ def test_export_filters_and_reports(
         "--version", "2",
     )  # fmt: skip
     assert code == 0
-    assert "2 predictions, 1 labelled" in out
+    assert "1 predictions, 1 labelled" in out  # what was answered: not the shadow row
+
+    code, out, _ = loopml(
+        monkeypatch, capsys, "-p", str(project), "ledger", "export", "-o", str(out_file),
+        "--arm", "shadow",
+    )  # fmt: skip
+    assert code == 0
+    assert "1 predictions, 0 labelled" in out
+    assert pq.read_table(out_file).column("request_id").to_pylist() == ["r3"]
 
 
 def test_a_bad_time_is_a_clear_error_not_a_traceback(
