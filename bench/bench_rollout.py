@@ -27,6 +27,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,9 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout.project import TRAIN_ENV, build_project, log  # noqa: E402
-from rollout.replay import CASES, load_bench, run_case  # noqa: E402
-from rollout.report import CASE_HEADER, case_rows, table, target_rows, write_section  # noqa: E402
+from rollout.project import TRAIN_ENV, build_project, log
+from rollout.replay import CASES, load_bench, run_case
+from rollout.report import CASE_HEADER, case_rows, table, target_rows, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "## Rollout: quality of the decisions"
@@ -48,17 +49,29 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=20, help="seeded runs per case")
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--cap", type=int, default=80_000,
-                        help="requests per run before it is reported undecided")  # fmt: skip
+    parser.add_argument(
+        "--cap", type=int, default=80_000, help="requests per run before it is reported undecided"
+    )
     parser.add_argument("--tick", type=float, default=0.05, help="simulated s per request")
     parser.add_argument("--champion-rows", type=int, default=20_000)
     parser.add_argument("--challenger-rows", type=int, default=150_000)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "rollout")
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse the bench project, and the runs already in runs.jsonl")  # fmt: skip
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the bench project, and the runs already in runs.jsonl",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
-    parser.add_argument("--render-only", action="store_true",
-                        help="no new runs: render the runs already in runs.jsonl")  # fmt: skip
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="no new runs: render the runs already in runs.jsonl",
+    )
+    parser.add_argument(
+        "--source-note",
+        default="",
+        help="which loopml code ran, for the docs (default: its git commit)",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only")
     args = parser.parse_args()
@@ -78,6 +91,19 @@ def command(args: argparse.Namespace) -> str:
     if args.cases != ",".join(CASES):
         parts.append(f"--cases {args.cases}")
     return " ".join(parts)
+
+
+def source_commit() -> str:
+    import loopml
+
+    folder = Path(loopml.__file__).resolve().parent
+    done = subprocess.run(
+        ["git", "-C", str(folder), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return f"loopml at {done.stdout.strip()[:80] or 'an unknown commit'}"
 
 
 def versions_line() -> str:
@@ -105,8 +131,12 @@ def main() -> None:
     args = parse_args()
     os.environ.update({"OMP_NUM_THREADS": "1"})
     started = time.time()
-    versions = build_project(args.workdir / "project", champion_rows=args.champion_rows,
-                             challenger_rows=args.challenger_rows, reuse=args.reuse)  # fmt: skip
+    versions = build_project(
+        args.workdir / "project",
+        champion_rows=args.champion_rows,
+        challenger_rows=args.challenger_rows,
+        reuse=args.reuse,
+    )
     out = args.workdir / "runs.jsonl"
     done: dict[tuple[str, int], dict] = {}
     if (args.reuse or args.render_only) and out.is_file():
@@ -121,16 +151,19 @@ def main() -> None:
     runs = [done[t] for t in tasks if t in done]
     todo = [] if args.render_only else [t for t in tasks if t not in done]
     job = (args.workdir / "project", versions, args.tick, args.cap, args.workdir / "runs")
-    with multiprocessing.get_context("spawn").Pool(min(args.jobs, max(1, len(todo))), _init,
-                                                   (job,)) as pool:  # fmt: skip
+    with multiprocessing.get_context("spawn").Pool(
+        min(args.jobs, max(1, len(todo))), _init, (job,)
+    ) as pool:
         for result in pool.imap_unordered(_one, todo) if todo else ():
             runs.append(result)
             with out.open("a") as f:
                 f.write(json.dumps(result) + "\n")
-            log(f"{result['case']} seed {result['seed']}: {result['outcome']} after "
+            log(
+                f"{result['case']} seed {result['seed']}: {result['outcome']} after "
                 f"{result['requests']:,} requests ({result['wall_seconds']:.0f} s); "
                 f"{result['last_summary'][:150]}"
-                + (f" {result['detail'][:300]}" if result["detail"] else ""))  # fmt: skip
+                + (f" {result['detail'][:300]}" if result["detail"] else "")
+            )
     runs.sort(key=lambda r: (CASES.index(r["case"]), r["seed"]))
     section = render(args, runs, versions, time.time() - started)
     print(section)
@@ -153,7 +186,8 @@ def render(args: argparse.Namespace, runs: list[dict], versions, seconds: float)
         "",
         f"Measured {time.strftime('%Y-%m-%d')}, {seconds / 60:.0f} min on the shared 2-core "
         f"machine; {sys.version.split()[0]}, {versions_line()}. {n_seeds} seeded runs per "
-        "case; method in [benchmark-method.md](benchmark-method.md#the-loop).",
+        "case; method in [benchmark-method.md](benchmark-method.md#rollout-quality-"
+        f"benchbench_rolloutpy). Code: {args.source_note or source_commit()}.",
         "",
         f"Default policy: {policy.strategy}, shadow first, steps "
         f"{', '.join(f'{s:.0%}' for s in policy.steps)}, min_predictions "
@@ -180,9 +214,9 @@ def render(args: argparse.Namespace, runs: list[dict], versions, seconds: float)
         f"in training) as 1-row requests, {1 / args.tick:.0f} per simulated second, each "
         "keyed by its `impression_id` (the entity key, so the sticky key); every prediction "
         "is labelled, the labels of each 30 s window sent through the service's feedback "
-        "path in one batch before the controller's step. \"Predictions until the decision\" "
+        'path in one batch before the controller\'s step. "Predictions until the decision" '
         "counts requests from `rollout start` to the step that promoted or rolled back; "
-        "\"challenger's share served\" is the requests the challenger answered over all "
+        '"challenger\'s share served" is the requests the challenger answered over all '
         "requests of the run (what it would have answered at full share; shadow scoring "
         "answers nobody). Undecided: no decision within "
         f"{args.cap:,} requests ({args.cap * args.tick / 60:.0f} simulated minutes).",

@@ -43,20 +43,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout.project import build_project, log  # noqa: E402
-from rollout.report import table, write_section  # noqa: E402
-from serve.harness import (  # noqa: E402
+from rollout.project import build_project, log
+from rollout.report import table, write_section
+from serve.harness import (
     Launch,
     Server,
     StartError,
     WrkRun,
     contains_close,
-    post,
     run_wrk,
     tree_cpu_seconds,
 )
-from serve.peers import THREAD_ENV, free_port  # noqa: E402
-from serve.render import machine, wrk_version  # noqa: E402
+from serve.peers import THREAD_ENV, free_port
+from serve.render import machine, wrk_version
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD_COMMIT = "905f3ef"
@@ -87,10 +86,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "router")
-    parser.add_argument("--project", type=Path, default=ROOT / "bench" / "out" / "rollout"
-                        / "project", help="the rollout bench's project (built if missing)")  # fmt: skip
-    parser.add_argument("--new-src", type=Path, default=ROOT / "src",
-                        help="the new server's source folder (default: this checkout's)")  # fmt: skip
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT / "bench" / "out" / "rollout" / "project",
+        help="the rollout bench's project (built if missing)",
+    )
+    parser.add_argument(
+        "--new-src",
+        type=Path,
+        default=ROOT / "src",
+        help="the new server's source folder (default: this checkout's)",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
@@ -102,8 +109,11 @@ def parse_args() -> argparse.Namespace:
 def old_tree() -> Path:
     if not (OLD_TREE / "src" / "loopml").is_dir():
         log(f"git worktree add {OLD_TREE} {OLD_COMMIT}")
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(OLD_TREE),
-                        OLD_COMMIT], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(OLD_TREE), OLD_COMMIT],
+            check=True,
+            capture_output=True,
+        )
     return OLD_TREE / "src"
 
 
@@ -111,8 +121,11 @@ def copy_project(source: Path, dest: Path, champion: str, challenger: str, *, ol
     """A copy of the project with its own (empty) ledger and rollout state; for today's
     server without the ``rollout:`` section, which it does not know (and refuses)."""
     shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("runs", "ledger.db*",
-                                                                 "loop.db*", "serving-cache"))  # fmt: skip
+    shutil.copytree(
+        source,
+        dest,
+        ignore=shutil.ignore_patterns("runs", "ledger.db*", "loop.db*", "serving-cache"),
+    )
     from loopml.config import load_project
     from loopml.registry.store import CHALLENGER, CHAMPION, open_registry
 
@@ -121,8 +134,7 @@ def copy_project(source: Path, dest: Path, champion: str, challenger: str, *, ol
     if registry.alias(CHAMPION) != champion:
         registry.move_alias(CHAMPION, champion, action="rollback", reason="bench_router setup")
     if registry.alias(CHALLENGER) != challenger:
-        registry.move_alias(CHALLENGER, challenger, action="register",
-                            reason="bench_router setup")  # fmt: skip
+        registry.move_alias(CHALLENGER, challenger, action="register", reason="bench_router setup")
     if old:
         import yaml
 
@@ -143,17 +155,30 @@ def set_stage(cfg: Config, champion: str, challenger: str) -> None:
     project = load_project(cfg.folder / "loopml.yaml", environ={})
     now = time.time()
     state = RolloutState(
-        ROLLOUT_ID, project.name, champion, challenger, "canary", stages_of(RolloutConfig()),
-        stage=cfg.stage, started_at=now, stage_started_at=now, updated_at=now,
-        reason="bench_router", actor="bench_router",
-    )  # fmt: skip
+        ROLLOUT_ID,
+        project.name,
+        champion,
+        challenger,
+        "canary",
+        stages_of(RolloutConfig()),
+        stage=cfg.stage,
+        started_at=now,
+        stage_started_at=now,
+        updated_at=now,
+        reason="bench_router",
+        actor="bench_router",
+    )
     with RolloutStore.open(project.rollout.state, project.root) as store:
         if store.get(ROLLOUT_ID) is None:
             store.insert(state)
     token = (cfg.folder / ".loopml" / "admin.token").read_text().strip()
     base = cfg.url.rsplit("/", 1)[0]
-    request = urllib.request.Request(f"{base}/admin/reload", data=b"", method="POST",
-                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{base}/admin/reload",
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         log(f"{cfg.key}: reload {response.status} {response.read()[:200]!r}")
 
@@ -162,8 +187,9 @@ def probe_arms(cfg: Config, body_template: bytes, n: int = 400) -> None:
     """Which arm answers ``n`` requests with fresh keys (from the x-loopml-arm header)."""
     for i in range(n):
         body = body_template.replace(b"__KEY__", f"probe{i}".encode())
-        request = urllib.request.Request(cfg.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            cfg.url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             arm = response.headers.get("x-loopml-arm") or "(no header)"
         cfg.arms[arm] = cfg.arms.get(arm, 0) + 1
@@ -200,16 +226,21 @@ def request_body(project: Path) -> tuple[bytes, float]:
     frame = pd.read_parquet(project / "champion.parquet").dropna().head(1)
     record = json.loads(frame.drop(columns=[p.data.target]).to_json(orient="records"))[0]
     registry = open_registry(p)
-    dep = load_deployment(registry, registry.served_version("champion"),
-                          p.resolve(p.serve.cache_dir), trust_pickle=False)  # fmt: skip
+    dep = load_deployment(
+        registry,
+        registry.served_version("champion"),
+        p.resolve(p.serve.cache_dir),
+        trust_pickle=False,
+    )
     checked = validate(Table.from_records([record]), dep.schema, max_rows=10)
     expected = float(dep.runtime.predict(checked.features).probabilities[0][-1])
     record[p.data.entity_key] = "__KEY__"
     return json.dumps({"records": [record]}).encode(), expected
 
 
-def measure(configs: list[Config], body_path: Path, connections: int, plan: argparse.Namespace
-            ) -> None:  # fmt: skip
+def measure(
+    configs: list[Config], body_path: Path, connections: int, plan: argparse.Namespace
+) -> None:
     log(f"c={connections}: warm-up {plan.warmup:g} s, {plan.runs} runs of {plan.seconds:g} s")
     for round_ in range(-1, plan.runs):
         for cfg in configs:
@@ -219,8 +250,15 @@ def measure(configs: list[Config], body_path: Path, connections: int, plan: argp
             pid = cfg.server.proc.pid if cfg.server.proc else 0
             cpu = tree_cpu_seconds(pid)
             run = run_wrk(cfg.url, body_path, connections, seconds, script=KEYED)
-            run = WrkRun(run.requests, run.seconds, run.non2xx, run.socket_errors, run.p50_ms,
-                         run.p99_ms, tree_cpu_seconds(pid) - cpu)  # fmt: skip
+            run = WrkRun(
+                run.requests,
+                run.seconds,
+                run.non2xx,
+                run.socket_errors,
+                run.p50_ms,
+                run.p99_ms,
+                tree_cpu_seconds(pid) - cpu,
+            )
             cfg.server.wait_idle()
             if round_ >= 0:
                 cfg.runs.setdefault(connections, []).append(run)
@@ -238,44 +276,69 @@ def render(args: argparse.Namespace, configs: list[Config], seconds: float) -> s
             rows.append([cfg.label] + ["—"] * 9 + ["; ".join(cfg.notes) or "did not run"])
             continue
         hi, lo = cfg.runs[64], cfg.runs[1]
-        rps, p50, p99, p50_1 = (_med(hi, "rps"), _med(hi, "p50_ms"), _med(hi, "p99_ms"),
-                                _med(lo, "p50_ms"))  # fmt: skip
+        rps, p50, p99, p50_1 = (
+            _med(hi, "rps"),
+            _med(hi, "p50_ms"),
+            _med(hi, "p99_ms"),
+            _med(lo, "p50_ms"),
+        )
         b = base.runs
-        rows.append([
-            cfg.label, f"{rps:,.0f} ({min(r.rps for r in hi):,.0f}–{max(r.rps for r in hi):,.0f})",
-            f"{rps / _med(b[64], 'rps'):.2f}×", f"{p50:.1f} / {p99:.1f}",
-            f"{p50 / _med(b[64], 'p50_ms'):.2f}× / {p99 / _med(b[64], 'p99_ms'):.2f}×",
-            f"{p50_1:.2f}", f"{p50_1 / _med(b[1], 'p50_ms'):.2f}×",
-            f"{_med(hi, 'cpu_s') / _med(hi, 'requests') * 1e3:.2f}",
-            str(sum(r.non2xx + r.socket_errors for rs in cfg.runs.values() for r in rs)),
-            ", ".join(f"{k} {v}" for k, v in sorted(cfg.arms.items())) or "—",
-            "; ".join(cfg.notes) or "",
-        ])  # fmt: skip
-    header = ("server (1 core)", "req/s c=64 (min–max)", "× today", "p50 / p99 ms c=64",
-              "× today", "p50 ms c=1", "× today", "server CPU ms / request c=64",
-              "non-2xx + errors", "arms of 400 probes (x-loopml-arm)", "notes")  # fmt: skip
+        rows.append(
+            [
+                cfg.label,
+                f"{rps:,.0f} ({min(r.rps for r in hi):,.0f}–{max(r.rps for r in hi):,.0f})",
+                f"{rps / _med(b[64], 'rps'):.2f}×",
+                f"{p50:.1f} / {p99:.1f}",
+                f"{p50 / _med(b[64], 'p50_ms'):.2f}× / {p99 / _med(b[64], 'p99_ms'):.2f}×",
+                f"{p50_1:.2f}",
+                f"{p50_1 / _med(b[1], 'p50_ms'):.2f}×",
+                f"{_med(hi, 'cpu_s') / _med(hi, 'requests') * 1e3:.2f}",
+                str(sum(r.non2xx + r.socket_errors for rs in cfg.runs.values() for r in rs)),
+                ", ".join(f"{k} {v}" for k, v in sorted(cfg.arms.items())) or "—",
+                "; ".join(cfg.notes) or "",
+            ]
+        )
+    header = (
+        "server (1 core)",
+        "req/s c=64 (min–max)",
+        "× today",
+        "p50 / p99 ms c=64",
+        "× today",
+        "p50 ms c=1",
+        "× today",
+        "server CPU ms / request c=64",
+        "non-2xx + errors",
+        "arms of 400 probes (x-loopml-arm)",
+        "notes",
+    )
     cmd = ".venv/bin/python bench/bench_router.py" + (" --quick" if args.quick else "")
     lines = [
-        TITLE, "", "```bash", cmd, "```", "",
+        TITLE,
+        "",
+        "```bash",
+        cmd,
+        "```",
+        "",
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; {wrk_version()}, Python "
         f"{platform.python_version()}; {seconds / 60:.0f} min. Ledger durable (the default) in "
         f"every server. Per scenario a {args.warmup:g} s warm-up, then {args.runs} runs of "
         f"{args.seconds:g} s, the servers' runs interleaved; req/s median run (min–max), "
-        "latencies the median of the runs' p50 / p99. \"Today\" is commit "
+        'latencies the median of the runs\' p50 / p99. "Today" is commit '
         f"{OLD_COMMIT} (before any rollout work) on the same project and payload. Each "
         "request is one feed row with a new `impression_id` (the entity key).",
         "",
         table(header, rows),
         "",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     args = parse_args()
     started = time.time()
-    versions = build_project(args.project, champion_rows=20_000, challenger_rows=150_000,
-                             reuse=True)  # fmt: skip
+    versions = build_project(
+        args.project, champion_rows=20_000, challenger_rows=150_000, reuse=True
+    )
     args.workdir.mkdir(parents=True, exist_ok=True)
     new_src = args.new_src
     configs = [
@@ -291,8 +354,13 @@ def main() -> None:
     try:
         for cfg in configs:
             cfg.folder = args.workdir / cfg.key / "project"
-            copy_project(args.project, cfg.folder, versions.champion, versions.healthy,
-                         old=cfg.key == "today")
+            copy_project(
+                args.project,
+                cfg.folder,
+                versions.champion,
+                versions.healthy,
+                old=cfg.key == "today",
+            )
             try:
                 start(cfg, probe, expected)
                 set_stage(cfg, versions.champion, versions.healthy)

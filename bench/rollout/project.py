@@ -43,8 +43,12 @@ class Versions:
     notes: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"champion": self.champion, "healthy": self.healthy, "shuffled": self.shuffled,
-                "notes": self.notes}  # fmt: skip
+        return {
+            "champion": self.champion,
+            "healthy": self.healthy,
+            "shuffled": self.shuffled,
+            "notes": self.notes,
+        }
 
 
 def log(message: str) -> None:
@@ -53,15 +57,22 @@ def log(message: str) -> None:
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     full = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
-    done = subprocess.run(argv, cwd=cwd, env=full | TRAIN_ENV | (env or {}),
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        env=full | TRAIN_ENV | (env or {}),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         sys.exit(f"'{' '.join(argv)}' failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return done.stdout
 
 
-def build_project(folder: Path, *, champion_rows: int, challenger_rows: int,
-                  reuse: bool) -> Versions:  # fmt: skip
+def build_project(
+    folder: Path, *, champion_rows: int, challenger_rows: int, reuse: bool
+) -> Versions:
     """The project in ``folder`` with its three registered versions (built once)."""
     saved = folder / "versions.json"
     if reuse and saved.is_file():

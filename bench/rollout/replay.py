@@ -26,15 +26,14 @@ import shutil
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rollout import seams
+from rollout.arms import FlakyRuntime, SlowRuntime
 
 logging.getLogger("loopml.serve").setLevel(logging.ERROR)  # the injected failures, one line each
-from rollout.arms import FlakyRuntime, SlowRuntime
 
 CASES = ("healthy", "shuffled", "errors", "slow")
 BAD = frozenset({"shuffled", "errors", "slow"})
@@ -127,8 +126,17 @@ def load_bench(folder: Path, versions: Any, tick: float, cap: int) -> Bench:
         for v in (versions.champion, versions.healthy, versions.shuffled)
     }
     assert project.data.entity_key, "the bench project needs an entity key"
-    return Bench(folder, project, registry, versions, deployments, project.data.entity_key,
-                 project.data.target, tick, cap)  # fmt: skip
+    return Bench(
+        folder,
+        project,
+        registry,
+        versions,
+        deployments,
+        project.data.entity_key,
+        project.data.target,
+        tick,
+        cap,
+    )
 
 
 def replay_rows(bench: Bench, seed: int) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -147,8 +155,9 @@ def run_project(bench: Bench, run_dir: Path) -> Any:
     from loopml.config import RolloutConfig, load_project
 
     shutil.rmtree(run_dir, ignore_errors=True)
-    skip = shutil.ignore_patterns("*.parquet", "runs", "serving-cache", "ledger.db*",
-                                  "loop.db*", "reports")  # fmt: skip
+    skip = shutil.ignore_patterns(
+        "*.parquet", "runs", "serving-cache", "ledger.db*", "loop.db*", "reports"
+    )
     shutil.copytree(bench.root, run_dir, ignore=skip)
     project = load_project(run_dir / "loopml.yaml", environ={})
     default = RolloutConfig()
@@ -156,8 +165,7 @@ def run_project(bench: Bench, run_dir: Path) -> Any:
     return project
 
 
-def run_case(bench: Bench, case: str, seed: int, workdir: Path, *, keep: bool = False
-             ) -> RunResult:  # fmt: skip
+def run_case(bench: Bench, case: str, seed: int, workdir: Path, *, keep: bool = False) -> RunResult:
     result = RunResult(case, seed)
     started = time.perf_counter()
     run_dir = workdir / f"{case}-{seed}"
@@ -176,8 +184,9 @@ def run_case(bench: Bench, case: str, seed: int, workdir: Path, *, keep: bool = 
 class Rollout:
     """One run: the controller, the service and the replayed requests."""
 
-    def __init__(self, bench: Bench, case: str, seed: int, run_dir: Path,
-                 result: RunResult) -> None:  # fmt: skip
+    def __init__(
+        self, bench: Bench, case: str, seed: int, run_dir: Path, result: RunResult
+    ) -> None:
         self.bench, self.case, self.seed, self.result = bench, case, seed, result
         self.run_dir = run_dir
         self.clock = SimClock(time.time())
@@ -199,26 +208,36 @@ class Rollout:
         ledger.start()
         service = None
         try:
-            controller = Controller(project, open_registry(project), store, clock=self.clock,
-                                    actor="bench_rollout")  # fmt: skip
-            started = controller.act("start", version=version,
-                                     reason=f"bench_rollout {self.case} seed {self.seed}")  # fmt: skip
+            controller = Controller(
+                project, open_registry(project), store, clock=self.clock, actor="bench_rollout"
+            )
+            started = controller.act(
+                "start", version=version, reason=f"bench_rollout {self.case} seed {self.seed}"
+            )
             state = started.state
             self.result.stages.append(state.current.label)
             service = seams.make_service(
                 project, seams.deployment_set(state, champion, challenger), ledger, self.clock
             )
-            await self._replay(project, controller, service, store, records, labels,
-                               (champion, challenger))  # fmt: skip
+            await self._replay(
+                project, controller, service, store, records, labels, (champion, challenger)
+            )
         finally:
             if service is not None:
                 service.shadow_jobs.stop()
             ledger.close()
             store.close()
 
-    async def _replay(self, project: Any, controller: Any, service: Any, store: Any,
-                      records: list[dict[str, Any]], labels: list[Any],
-                      pair: tuple[Any, Any]) -> None:  # fmt: skip
+    async def _replay(
+        self,
+        project: Any,
+        controller: Any,
+        service: Any,
+        store: Any,
+        records: list[dict[str, Any]],
+        labels: list[Any],
+        pair: tuple[Any, Any],
+    ) -> None:
         from loopml.serve.table import Table
 
         result, bench = self.result, self.bench
@@ -245,8 +264,7 @@ class Rollout:
                 return
         result.outcome = "undecided"
 
-    async def _step(self, controller: Any, service: Any, store: Any,
-                    pair: tuple[Any, Any]) -> bool:  # fmt: skip
+    async def _step(self, controller: Any, service: Any, store: Any, pair: tuple[Any, Any]) -> bool:
         """Labels, counters, one controller step, the follower's swap; True once decided."""
         result = self.result
         if self.window:

@@ -36,19 +36,30 @@ def case_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:
             continue
         outcomes = Counter(r["outcome"] for r in mine)
         decided = [r["requests"] for r in mine if r["outcome"] in ("promote", "rollback")]
-        preds = (f"{_n(statistics.median(decided))} ({_n(min(decided))}–{_n(max(decided))})"
-                 if decided else "—")  # fmt: skip
+        preds = (
+            f"{_n(statistics.median(decided))} ({_n(min(decided))}–{_n(max(decided))})"
+            if decided
+            else "—"
+        )
         minutes = [r["sim_seconds"] / 60 for r in mine if r["outcome"] in ("promote", "rollback")]
         sim = f"{statistics.median(minutes):.0f}" if minutes else "—"
         shares = [r["challenger_share"] for r in mine]
         share = f"{_pct(statistics.median(shares))} ({_pct(max(shares))})"
         stages = Counter(r["stages"][-1].split("@")[0] if r["stages"] else "?" for r in mine)
-        rows.append([
-            f"{case}: {DESCRIPTION[case]}", str(len(mine)), str(outcomes["promote"]),
-            str(outcomes["rollback"]), str(outcomes["undecided"] + outcomes["error"]), preds, sim,
-            ", ".join(f"{k} ×{v}" for k, v in stages.most_common()) or "—", share,
-            deciding(mine),
-        ])  # fmt: skip
+        rows.append(
+            [
+                f"{case}: {DESCRIPTION[case]}",
+                str(len(mine)),
+                str(outcomes["promote"]),
+                str(outcomes["rollback"]),
+                str(outcomes["undecided"] + outcomes["error"]),
+                preds,
+                sim,
+                ", ".join(f"{k} ×{v}" for k, v in stages.most_common()) or "—",
+                share,
+                deciding(mine),
+            ]
+        )
     return rows
 
 
@@ -78,8 +89,11 @@ def deciding(runs: Sequence[dict[str, Any]]) -> str:
     waiting = [r for r in runs if r["outcome"] == "undecided"]
     if waiting:
         guards = Counter(x["guard"] for r in waiting for x in r["reasons"])
-        parts.append("undecided ×{}: holding on {}".format(
-            len(waiting), ", ".join(g for g, _ in guards.most_common(3)) or "?"))
+        parts.append(
+            "undecided ×{}: holding on {}".format(
+                len(waiting), ", ".join(g for g, _ in guards.most_common(3)) or "?"
+            )
+        )
     return "; ".join(parts) or "—"
 
 
@@ -96,17 +110,28 @@ def target_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:
         return "**pass**" if ok else "**miss**"
 
     return [
-        ["0 healthy challengers rolled back", f"{rolled} of {len(healthy)}",
-         verdict(rolled == 0 and bool(healthy))],
-        ["0 bad challengers promoted", f"{promoted} of {len(bad)}",
-         verdict(promoted == 0 and bool(bad))],
-        ["every bad one rolled back before serving > 5% of its full-share traffic",
-         f"{len(over)} of {len(bad)} over 5%; highest {_pct(worst)}; "
-         f"{sum(r['outcome'] != 'rollback' for r in bad)} not rolled back",
-         verdict(not over and all(r["outcome"] == "rollback" for r in bad))],
-        ["every run decided (promote or rollback) within the cap", f"{len(not_decided)} undecided",
-         verdict(not not_decided)],
-    ]  # fmt: skip
+        [
+            "0 healthy challengers rolled back",
+            f"{rolled} of {len(healthy)}",
+            verdict(rolled == 0 and bool(healthy)),
+        ],
+        [
+            "0 bad challengers promoted",
+            f"{promoted} of {len(bad)}",
+            verdict(promoted == 0 and bool(bad)),
+        ],
+        [
+            "every bad one rolled back before serving > 5% of its full-share traffic",
+            f"{len(over)} of {len(bad)} over 5%; highest {_pct(worst)}; "
+            f"{sum(r['outcome'] != 'rollback' for r in bad)} not rolled back",
+            verdict(not over and all(r["outcome"] == "rollback" for r in bad)),
+        ],
+        [
+            "every run decided (promote or rollback) within the cap",
+            f"{len(not_decided)} undecided",
+            verdict(not not_decided),
+        ],
+    ]
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -116,10 +141,17 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 CASE_HEADER = (
-    "challenger", "runs", "promoted", "rolled back", "undecided", "predictions until the "
-    "decision, median (min–max)", "simulated minutes (median)", "stage of the decision",
-    "challenger's share served, median (max)", "deciding guard: value range vs limit",
-)  # fmt: skip
+    "challenger",
+    "runs",
+    "promoted",
+    "rolled back",
+    "undecided",
+    "predictions until the decision, median (min–max)",
+    "simulated minutes (median)",
+    "stage of the decision",
+    "challenger's share served, median (max)",
+    "deciding guard: value range vs limit",
+)
 
 
 def write_section(docs: Path, title: str, section: str) -> None:

@@ -12,31 +12,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from loopml.serve.deployments import Deployment, DeploymentSet
+
 from loopml.ledger import Ledger
 from loopml.rollout.plan import RolloutState, TrafficPlan, plan_of
 from loopml.rollout.state import RolloutStore
-from loopml.serve.deployments import Deployment, DeploymentSet
 from loopml.serve.server import flush_counts
 from loopml.serve.service import PredictionService
 
 REPLICA = "bench"
 
 
-def deployment_set(state: RolloutState | None, champion: Deployment,
-                   challenger: Deployment) -> DeploymentSet:  # fmt: skip
+def deployment_set(
+    state: RolloutState | None, champion: Deployment, challenger: Deployment
+) -> DeploymentSet:
     """The set a follower builds for ``state`` (champion only once the rollout ended)."""
     plan: TrafficPlan = plan_of(state, champion.version)
     return DeploymentSet(champion, challenger if plan.challenger else None, plan)
 
 
-def make_service(project: Any, deployments: DeploymentSet, ledger: Ledger,
-                 clock: Callable[[], float]) -> PredictionService:  # fmt: skip
+def make_service(
+    project: Any, deployments: DeploymentSet, ledger: Ledger, clock: Callable[[], float]
+) -> PredictionService:
     settings = project.serve
     service = PredictionService(
-        deployments, ledger, max_rows=settings.max_rows, max_chars=settings.max_string_chars,
-        sticky_key=project.rollout.sticky_key, shadow_queue=project.rollout.shadow_queue,
+        deployments,
+        ledger,
+        max_rows=settings.max_rows,
+        max_chars=settings.max_string_chars,
+        sticky_key=project.rollout.sticky_key,
+        shadow_queue=project.rollout.shadow_queue,
         clock=clock,
-    )  # fmt: skip
+    )
     service.shadow_jobs.start()
     return service
 
