@@ -37,7 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rollout.project import TRAIN_ENV, build_project, log
 from rollout.replay import CASES, load_bench, run_case
-from rollout.report import CASE_HEADER, case_rows, table, target_rows, write_section
+from rollout.report import (
+    CASE_HEADER,
+    MARGIN_HEADER,
+    case_rows,
+    margin_rows,
+    table,
+    target_rows,
+    write_section,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "## Rollout: quality of the decisions"
@@ -210,6 +218,16 @@ def render(args: argparse.Namespace, runs: list[dict], versions, seconds: float)
         "",
         table(CASE_HEADER, case_rows(runs)),
         "",
+        *(
+            [
+                "### The healthy challenger's guard values at the stages it passed",
+                "",
+                table(MARGIN_HEADER, margin_rows(runs)),
+                "",
+            ]
+            if margin_rows(runs)
+            else []
+        ),
         "How to read it: one run replays fresh feed rows (a new table per seed, never seen "
         f"in training) as 1-row requests, {1 / args.tick:.0f} per simulated second, each "
         "keyed by its `impression_id` (the entity key, so the sticky key); every prediction "

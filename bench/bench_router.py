@@ -183,6 +183,22 @@ def set_stage(cfg: Config, champion: str, challenger: str) -> None:
         log(f"{cfg.key}: reload {response.status} {response.read()[:200]!r}")
 
 
+def read_counts(cfg: Config) -> None:
+    """The rollout's per-arm counters the server flushed (requests, errors, shadow drops)."""
+    if cfg.stage is None:
+        return
+    from loopml.config import load_project
+    from loopml.rollout.state import RolloutStore
+
+    project = load_project(cfg.folder / "loopml.yaml", environ={})
+    with RolloutStore.open(project.rollout.state, project.root) as store:
+        counts = store.counts(ROLLOUT_ID, cfg.stage)
+    cfg.notes.extend(
+        f"{arm}: {n.requests:,} requests, {n.errors} errors, {n.dropped:,} dropped"
+        for arm, n in sorted(counts.items())
+    )
+
+
 def probe_arms(cfg: Config, body_template: bytes, n: int = 400) -> None:
     """Which arm answers ``n`` requests with fresh keys (from the x-loopml-arm header)."""
     for i in range(n):
@@ -311,6 +327,18 @@ def render(args: argparse.Namespace, configs: list[Config], seconds: float) -> s
         "arms of 400 probes (x-loopml-arm)",
         "notes",
     )
+    by = {c.key: c for c in configs if c.runs}
+    shadow_line = ""
+    if "shadow" in by and "champion" in by:
+        sh, ch = by["shadow"].runs, by["champion"].runs
+        shadow_line = (
+            "Shadowing and the champion's latency: p50 at c=1 "
+            f"{_med(sh[1], 'p50_ms'):.2f} ms in the shadow stage vs {_med(ch[1], 'p50_ms'):.2f} "
+            f"ms with the champion alone ({_med(sh[1], 'p50_ms') / _med(ch[1], 'p50_ms'):.2f}×); "
+            f"at c=64 {_med(sh[64], 'p50_ms'):.1f} vs {_med(ch[64], 'p50_ms'):.1f} ms "
+            f"({_med(sh[64], 'p50_ms') / _med(ch[64], 'p50_ms'):.2f}×), req/s "
+            f"{_med(sh[64], 'rps') / _med(ch[64], 'rps'):.2f}×."
+        )
     cmd = ".venv/bin/python bench/bench_router.py" + (" --quick" if args.quick else "")
     lines = [
         TITLE,
@@ -328,6 +356,8 @@ def render(args: argparse.Namespace, configs: list[Config], seconds: float) -> s
         "request is one feed row with a new `impression_id` (the entity key).",
         "",
         table(header, rows),
+        "",
+        shadow_line,
         "",
     ]
     return "\n".join(lines)
@@ -373,6 +403,10 @@ def main() -> None:
                 cfg.server = None
         for connections in (64, 1):
             measure(configs, body_path, connections, args)
+        time.sleep(7)  # the servers flush their counters every serve.poll_seconds (5 s)
+        for cfg in configs:
+            if cfg.server is not None:
+                read_counts(cfg)
     finally:
         for cfg in configs:
             if cfg.server is not None:

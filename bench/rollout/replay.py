@@ -59,6 +59,7 @@ class RunResult:
     reasons: list[dict[str, Any]] = field(default_factory=list)  # the deciding reasons
     last_summary: str = ""
     decisions: Counter[str] = field(default_factory=Counter)
+    passed: list[dict[str, float]] = field(default_factory=list)  # guard values at each advance
     wall_seconds: float = 0.0
     detail: str = ""
 
@@ -284,6 +285,9 @@ class Rollout:
             return True
         if kind == "advance" and step.state is not None:
             result.stages.append(f"{step.state.current.label}@{result.requests}")
+            result.passed.append(
+                {r.guard: r.value for r in decision.reasons if r.value is not None}
+            )
         state = store.active(controller.model)
         if state is None:  # ended some other way (an operator): report what it became
             latest = store.latest(controller.model)

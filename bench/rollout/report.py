@@ -164,3 +164,36 @@ def write_section(docs: Path, title: str, section: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + body
     docs.write_text(text.rstrip() + "\n")
+
+
+def margin_rows(runs: Sequence[dict[str, Any]], case: str = "healthy") -> list[list[str]]:
+    """Per stage and guard, the values a case's passing stages had (min–max over runs):
+    how close a passing challenger came to each limit."""
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    order: list[str] = []
+    for r in runs:
+        if r["case"] != case:
+            continue
+        labels = [s.split("@")[0] for s in r["stages"]]
+        for label, passed in zip(labels, r.get("passed", []), strict=False):
+            if label not in order:
+                order.append(label)
+            for guard, value in passed.items():
+                values[(label, guard)].append(float(value))
+    rows = []
+    for label in order:
+        for (stage, guard), got in sorted(values.items()):
+            if stage == label:
+                rows.append(
+                    [
+                        label,
+                        guard,
+                        str(len(got)),
+                        f"{min(got):.4g}–{max(got):.4g}",
+                        f"{statistics.median(got):.4g}",
+                    ]
+                )
+    return rows
+
+
+MARGIN_HEADER = ("stage passed", "guard", "runs", "value min–max", "median")
