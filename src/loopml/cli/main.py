@@ -23,6 +23,7 @@ from loopml.cli import (
     ledger_cmds,
     monitor_cmds,
     registry_cmds,
+    rollout_cmds,
     serve_cmds,
     train_cmds,
 )
@@ -126,6 +127,7 @@ app.add_typer(registry_cmds.models_app, name="models")
 app.command(name="promote")(registry_cmds.promote)
 app.command(name="rollback")(registry_cmds.rollback)
 app.command(name="audit")(registry_cmds.audit)
+app.add_typer(rollout_cmds.rollout_app, name="rollout")
 app.command(name="serve")(serve_cmds.serve)
 app.command(name="score")(serve_cmds.score)
 app.add_typer(monitor_cmds.monitor_app, name="monitor")

@@ -131,47 +131,59 @@ def promote(
     ] = False,
     trust_pickle: Annotated[bool, typer.Option(help=TRUST_PICKLE_HELP)] = False,
 ) -> None:
-    """Make VERSION the champion if it beats the current one on the same holdout."""
-    from loopml.registry.promotion import promote as do_promote
-    from loopml.registry.store import open_registry
+    """Make VERSION the champion if it beats the current one on the same holdout.
+
+    A running rollout of VERSION ends as promoted; one of another version refuses (abort
+    it first)."""
+    from loopml.rollout.controller import open_controller
 
     project: ProjectConfig = ctx.obj.project(trust_pickle=trust_pickle)
-    registry = open_registry(project)
+    controller = open_controller(project)
     with console.status(f"comparing version {version} with the champion on its holdout"):
-        result = do_promote(project, registry, version, reason=reason, force=force)
-    if result.comparison is not None:
-        c = result.comparison
+        result = controller.promote(version=version, reason=reason, force=force)
+    gate = result.gate
+    if gate is not None and gate.comparison is not None:
+        c = gate.comparison
         console.print(
-            f"{c.metric}: version {result.version} {fmt(c.new)} vs "
-            f"champion {result.previous} {fmt(c.old)} ({c.delta:+.4f})"
+            f"{c.metric}: version {gate.version} {fmt(c.new)} vs "
+            f"champion {gate.current} {fmt(c.old)} ({c.delta:+.4f})"
         )
-    forced = " [yellow](forced)[/]" if result.decision.forced else ""
+    forced = " [yellow](forced)[/]" if gate is not None and gate.decision.forced else ""
     console.print(
-        f"[green]champion[/] is now version {result.version} "
+        f"[green]champion[/] is now version {result.champion} "
         f"(was {result.previous or 'none'}){forced}"
     )
+    if result.state is not None:  # it was being rolled out
+        console.print(f"  rollout {result.state.rollout_id[:12]} ended as promoted")
 
 
 def rollback(
     ctx: typer.Context,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why; goes into the audit log.")],
 ) -> None:
-    """Restore the previous champion (from the audit log)."""
-    from loopml.registry.promotion import rollback as do_rollback
-    from loopml.registry.store import open_registry
+    """Restore the previous champion (from the audit log); during a rollout, roll the
+    rollout back instead (its challenger is rejected, the champion stays)."""
+    from loopml.rollout.controller import open_controller
 
     project: ProjectConfig = ctx.obj.project()
-    entry = do_rollback(open_registry(project), reason=reason)
-    console.print(
-        f"[green]champion[/] rolled back from version {entry.from_version} to {entry.to_version}"
-    )
+    result = open_controller(project).rollback(reason=reason)
+    if result.previous is not None:
+        console.print(
+            f"[green]champion[/] rolled back from version {result.previous} to {result.champion}"
+        )
+    else:
+        console.print(f"[green]rollback[/]: {result.message}")
 
 
 def audit(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
 ) -> None:
-    """Show every alias move: when, who, from, to, why, forced or not."""
+    """Show every alias move and rollout change: when, who, from, to, why, forced or not.
+
+    A rollout's changes (started, advanced, paused, resumed, promoted, rolled back,
+    aborted) show as 'rollout EVENT' with the champion and challenger as from and to; --json
+    adds the evidence each was decided on."""
     from loopml.registry.audit import AuditLog
 
     project: ProjectConfig = ctx.obj.project()
@@ -186,6 +198,14 @@ def audit(
     for column in ("time", "who", "alias", "action", "from", "to", "forced", "reason"):
         table.add_column(column, overflow="fold")
     for e in entries:
+        if e.is_rollout:  # a rollout's change: which rollout, the event, where it went
+            to = (e.evidence or {}).get("to") or {}
+            where = f" (now {to.get('status', '?')}, stage {int(to.get('stage', 0)) + 1})"
+            table.add_row(
+                e.time, e.actor, f"rollout {(e.rollout_id or '')[:8]}", f"rollout {e.event}",
+                e.from_version or "-", e.to_version or "-", "no", e.reason + where,
+            )  # fmt: skip
+            continue
         table.add_row(
             e.time, e.actor, e.alias, e.action, e.from_version or "-", e.to_version or "-",
             "[yellow]yes[/]" if e.forced else "no", e.reason,

@@ -81,8 +81,14 @@ def _print_leaderboard(result: TrainResult) -> None:
     for finding in result.findings:
         console.print(f"[yellow]look at this[/]: {escape(finding)}")
     if result.version:
+        aliased = (
+            f"with alias [bold]{result.alias}[/]"
+            if result.alias
+            else "without an alias (a rollout is running: its challenger keeps the alias; "
+            f"roll this one out when it ends: 'loopml rollout start --version {result.version}')"
+        )
         console.print(
-            f"registered version [bold]{result.version}[/] with alias [bold]{result.alias}[/]"
+            f"registered version [bold]{result.version}[/] {aliased}"
             f"; serving artifact: {result.serving_format or 'none'}"
         )
         if result.serving_fallback:

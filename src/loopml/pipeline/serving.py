@@ -1,9 +1,11 @@
 """``loopml serve``: the prediction server composed with its background jobs.
 
 The server itself (:mod:`loopml.serve`) runs no job of its own; this module decides which
-ones a served project gets — today the monitor, when predictions are recorded (there is
-nothing to monitor without the ledger) — in the process and in every worker. The monitor
-job keeps its runs apart across workers and replicas with a lease in the monitor store.
+ones a served project gets — the monitor, when predictions are recorded (there is nothing
+to monitor without the ledger), and the rollout controller's step when
+``rollout.interval_seconds`` is above 0 — in the process and in every worker. Each job
+keeps its runs apart across workers and replicas with a lease (the monitor store's, the
+loop-state database's).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 from loopml.config import ProjectConfig
 from loopml.monitor.gauges import MonitorCollector
 from loopml.monitor.job import monitor_job
+from loopml.rollout.job import rollout_job
 from loopml.serve.parts import ServerParts
 from loopml.serve.server import run_server
 from loopml.serve.server import worker_app as serve_worker_app
@@ -30,6 +33,8 @@ def compose_jobs(project: ProjectConfig, parts: ServerParts) -> None:
     if project.serve.ledger.enabled:
         monitor = monitor_job(project)
         parts.add_job(monitor, gauges=MonitorCollector(monitor.snapshot))
+    if project.rollout.interval_seconds > 0:
+        parts.add_job(rollout_job(project))
 
 
 def serve_project(

@@ -43,6 +43,7 @@ from loopml.registry.store import (
     TRAIN_ROWS_ARTIFACT,
     ModelRegistry,
 )
+from loopml.rollout.state import running_rollout
 from loopml.train import tracking
 from loopml.train.candidates import get_candidate
 from loopml.train.evaluate import model_scores
@@ -323,7 +324,7 @@ def _log_report(
 @dataclass(frozen=True)
 class _Registered:
     version: str
-    alias: str
+    alias: str | None
     serving_format: str
     serving_fallback: str
 
@@ -379,13 +380,25 @@ def _register(s: _Session, best: ModelResult, gate: GateDecision) -> _Registered
         try:
             registry.attach_serving_artifact(version, serving)
             attach_profile(registry, version, profile)
-            alias = CHALLENGER if before[CHAMPION] else CHAMPION
-            registry.move_alias(alias, version, action="register", reason=gate.reason)
+            alias = _alias_for_new(project, before)
+            if alias is not None:
+                registry.move_alias(alias, version, action="register", reason=gate.reason)
         except BaseException:
             # A version without its alias is a half-write; the aliases go back first.
             registry.discard_version(version, restore=before)
             raise
     return _Registered(version, alias, manifest.format, manifest.fallback_reason)
+
+
+def _alias_for_new(project: ProjectConfig, before: dict[str, str | None]) -> str | None:
+    """``champion`` for a first version, else ``challenger`` — unless a rollout is running:
+    its challenger keeps the alias (moving it would end the rollout), and the new version
+    waits, registered without an alias, for a rollout of its own."""
+    if not before[CHAMPION]:
+        return CHAMPION
+    if running_rollout(project.rollout.state, project.root, project.name) is not None:
+        return None
+    return CHALLENGER
 
 
 def _threshold_tag(threshold: float | None) -> dict[str, str]:

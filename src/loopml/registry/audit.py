@@ -14,6 +14,13 @@ the intent said, ``aborted`` when it never left, reported otherwise. Only ``done
 are history (:meth:`AuditLog.entries`); a log written before intents existed reads as
 ``done`` throughout.
 
+Entries with an ``event`` (action ``rollout``) record a rollout's state changes (started, advanced,
+paused, resumed, aborted, promoted, rolled back) with its ``rollout_id``, the ``event`` and
+the ``evidence`` the decision read; they are written by the rollout controller around the
+alias moves they cause (which have entries of their own), are not alias moves themselves
+and are reconciled by the controller, not here. Both fields default to None, so a log
+written before rollouts existed still parses.
+
 The champion's history is a stack: a promotion pushes a version, a rollback pops one.
 :func:`champion_stack` replays the log to find what ``loopml rollback`` should restore.
 """
@@ -29,9 +36,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-Action = Literal["register", "promote", "rollback", "retire"]
+Action = Literal["register", "promote", "rollback", "retire", "rollout"]
 Phase = Literal["intent", "done", "aborted"]
 
 
@@ -56,9 +63,22 @@ class AuditEntry:
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     phase: Phase = "done"
     move_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    rollout_id: str | None = None
+    """The rollout this entry belongs to (a rollout's own entries, and its alias moves)."""
+    event: str | None = None
+    """``rollout`` entries: start, advance, pause, resume, abort, promote, rollback."""
+    evidence: dict[str, Any] | None = None
+    """What the change was decided on: the decision with its reasons, the stage's stats,
+    and the rollout's status and stage before and after (``from`` / ``to``)."""
+
+    @property
+    def is_rollout(self) -> bool:
+        """A rollout's state change, not an alias move (an alias move a rollout made has
+        its ``rollout_id`` but no ``event``)."""
+        return self.event is not None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(asdict(self), sort_keys=True, default=str)
 
 
 class AuditLog:

@@ -36,6 +36,16 @@ MIN_COMPARE_ROWS = 30
 
 
 @dataclass(frozen=True)
+class PromotionCheck:
+    """The promotion gate's verdict on ``version`` against the champion ``current``."""
+
+    version: str
+    current: str | None
+    decision: GateDecision
+    comparison: Comparison | None
+
+
+@dataclass(frozen=True)
 class PromotionResult:
     version: str
     previous: str | None
@@ -48,6 +58,15 @@ def promote(
     project: ProjectConfig, registry: ModelRegistry, version: str, *, reason: str, force: bool
 ) -> PromotionResult:
     """Move ``champion`` to ``version`` if it beats the current champion (or ``force``)."""
+    check = check_promotion(project, registry, version, force=force)
+    return apply_promotion(registry, check, reason=reason)
+
+
+def check_promotion(
+    project: ProjectConfig, registry: ModelRegistry, version: str, *, force: bool
+) -> PromotionCheck:
+    """The gate alone: compare ``version`` with the champion on its holdout; raises
+    :class:`GateFailed` when it does not pass (and ``force`` does not override)."""
     target = registry.version(version)
     current = registry.alias(CHAMPION)
     if current == target.version:
@@ -74,16 +93,33 @@ def promote(
             fix="train a better model, or pass --force with a --reason to override "
             "(the override is recorded in the audit log)",
         )
+    return PromotionCheck(target.version, current, decision, comparison)
+
+
+def apply_promotion(
+    registry: ModelRegistry,
+    check: PromotionCheck,
+    *,
+    reason: str,
+    actor: str | None = None,
+    rollout_id: str | None = None,
+) -> PromotionResult:
+    """Move ``champion`` to a version that passed :func:`check_promotion` (its challenger
+    alias, if it had it, is dropped: it is the champion now)."""
     entry = registry.move_alias(
-        CHAMPION, target.version, action="promote",
-        reason=f"{reason} ({decision.reason})", forced=decision.forced,
+        CHAMPION, check.version, action="promote",
+        reason=f"{reason} ({check.decision.reason})", forced=check.decision.forced,
+        actor=actor, rollout_id=rollout_id,
     )  # fmt: skip
-    if registry.alias(CHALLENGER) == target.version:
-        registry.drop_alias(CHALLENGER, reason=f"version {target.version} became champion")
-    return PromotionResult(target.version, current, decision, comparison, entry)
+    if registry.alias(CHALLENGER) == check.version:
+        registry.drop_alias(
+            CHALLENGER, reason=f"version {check.version} became champion", actor=actor,
+            rollout_id=rollout_id,
+        )  # fmt: skip
+    return PromotionResult(check.version, check.current, check.decision, check.comparison, entry)
 
 
-def rollback(registry: ModelRegistry, *, reason: str) -> AuditEntry:
+def rollback(registry: ModelRegistry, *, reason: str, actor: str | None = None) -> AuditEntry:
     """Restore the champion that preceded the current one, according to the audit log."""
     current = registry.alias(CHAMPION)
     previous = previous_champion(registry.audit.entries(registry.name), current)
@@ -94,7 +130,7 @@ def rollback(registry: ModelRegistry, *, reason: str) -> AuditEntry:
             fix="promote a specific version instead: 'loopml promote VERSION --reason ...'",
         )
     registry.version(previous)  # it must still exist
-    return registry.move_alias(CHAMPION, previous, action="rollback", reason=reason)
+    return registry.move_alias(CHAMPION, previous, action="rollback", reason=reason, actor=actor)
 
 
 def compare_on_holdout(

@@ -28,7 +28,14 @@ from mlflow.exceptions import MlflowException
 
 from loopml.config import ProjectConfig
 from loopml.errors import RegistryError, TrackingError
-from loopml.registry.audit import Action, AuditEntry, AuditLog, Phase, dangling_intents
+from loopml.registry.audit import (
+    Action,
+    AuditEntry,
+    AuditLog,
+    Phase,
+    current_actor,
+    dangling_intents,
+)
 from loopml.registry.manifest import MANIFEST_FILE, read_verified, sha256_file
 from loopml.registry.package import ModelPackage, package_from_files, write_package
 from loopml.registry.package_digest import (
@@ -48,6 +55,8 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+REJECTED_TAG = "loopml.rejected"
+"""Set on a version a rollout rolled back, to the reason (guard, value, limit)."""
 TAG_PREFIX = "loopml."
 MODEL_ARTIFACT = "model"
 HOLDOUT_ARTIFACT = "data/holdout.parquet"
@@ -280,33 +289,41 @@ class ModelRegistry:
         return str(version.version)
 
     def move_alias(
-        self, alias: str, version: str, *, action: Action, reason: str, forced: bool = False
-    ) -> AuditEntry:
-        """Point ``alias`` at ``version``: intent entry, move, done entry."""
+        self, alias: str, version: str, *, action: Action, reason: str, forced: bool = False,
+        actor: str | None = None, rollout_id: str | None = None,
+    ) -> AuditEntry:  # fmt: skip
+        """Point ``alias`` at ``version``: intent entry, move, done entry (``actor``:
+        who asked, default this user; ``rollout_id``: the rollout that moved it)."""
         entry = AuditEntry(
-            model=self.name,
-            alias=alias,
-            action=action,
-            from_version=self.alias(alias),
-            to_version=str(version),
-            reason=reason,
-            forced=forced,
-        )
+            model=self.name, alias=alias, action=action, from_version=self.alias(alias),
+            to_version=str(version), reason=reason, forced=forced, rollout_id=rollout_id,
+            actor=actor or current_actor(),
+        )  # fmt: skip
         return self._audited(entry, lambda: self._set_alias(alias, str(version)))
 
-    def drop_alias(self, alias: str, *, reason: str) -> AuditEntry | None:
+    def drop_alias(
+        self, alias: str, *, reason: str, actor: str | None = None, rollout_id: str | None = None
+    ) -> AuditEntry | None:
         previous = self.alias(alias)
         if previous is None:
             return None
         entry = AuditEntry(
-            model=self.name,
-            alias=alias,
-            action="retire",
-            from_version=previous,
-            to_version=None,
-            reason=reason,
-        )
+            model=self.name, alias=alias, action="retire", from_version=previous,
+            to_version=None, reason=reason, rollout_id=rollout_id,
+            actor=actor or current_actor(),
+        )  # fmt: skip
         return self._audited(entry, lambda: self._set_alias(alias, None))
+
+    def tag_version(self, version: str, key: str, value: str) -> None:
+        """Set one tag on a version (e.g. ``loopml.rejected`` with a rollback's reason)."""
+        try:
+            self.client.set_model_version_tag(self.name, str(version), key, value[:4000])
+        except MlflowException as exc:
+            raise TrackingError(
+                f"cannot tag version {version} of {self.name!r}",
+                detail=str(exc).splitlines()[0][:300],
+                fix="check that the tracking store is reachable, then run the command again",
+            ) from exc
 
     def _audited(self, entry: AuditEntry, move: Any) -> AuditEntry:
         intent = dataclasses.replace(entry, phase="intent")
@@ -339,7 +356,8 @@ class ModelRegistry:
         ``aborted`` one; an alias that is neither where the intent left it nor where it
         was going is logged as a warning and left for a person to decide.
         """
-        records = self.audit.records(self.name)
+        # A rollout's own entries are not alias moves: the rollout controller closes them.
+        records = [r for r in self.audit.records(self.name) if not r.is_rollout]
         dangling = dangling_intents(records)
         if not dangling:
             return []

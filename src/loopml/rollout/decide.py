@@ -89,11 +89,19 @@ def still_needed(
     needs = []
     if stats.elapsed < policy.bake_seconds:
         needs.append(f"{math.ceil(policy.bake_seconds - stats.elapsed):,} s more bake")
-    for arm in (stats.champion, stats.challenger):
-        if arm.predictions < policy.min_predictions:
-            missing = policy.min_predictions - arm.predictions
-            needs.append(f"{missing:,} more predictions on the {arm.arm}")
-    needs.extend(r.message for r in reasons if r.verdict == "wait")
+    short = [arm for arm in (stats.champion, stats.challenger)
+             if arm.predictions < policy.min_predictions]  # fmt: skip
+    for arm in short:
+        missing = policy.min_predictions - arm.predictions
+        needs.append(f"{missing:,} more predictions on the {arm.arm}")
+    waiting = [r for r in reasons if r.verdict == "wait"]
+    if short:  # the guards on predictions wait for those rows: say it once
+        needs.extend(r.message for r in waiting if "labelled" in r.message)
+        others = sum("labelled" not in r.message for r in waiting)
+        if others:
+            needs.append(f"{others} guard{'s' if others > 1 else ''} wait for those predictions")
+    else:
+        needs.extend(r.message for r in waiting)
     return needs
 
 

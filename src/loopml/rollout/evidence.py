@@ -31,6 +31,9 @@ class ArmStats:
     errors: int = 0
     """Of those, how many failed inside the model (5xx), never a client's bad input."""
     latency_p99_ms: float | None = None
+    latency_p99_range_ms: tuple[float, float] | None = None
+    """Where the arm's true p99 lies with 95 % confidence, from the order statistics of its
+    latencies (distribution-free): a p99 is its few slowest rows, so it is noisy."""
     labelled: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     """Realized metrics on its labelled rows (``realized.<metric>``) and the label-free
@@ -101,6 +104,9 @@ class RolloutStats:
     skipped instead of waiting for an estimate that never comes."""
     shadow_dropped: int = 0
     """Shadow requests dropped because the shadow queue was full (every replica)."""
+    shadow: bool = False
+    """A shadow stage: the challenger scored off the response path, in a background thread
+    (its timing is not the latency a client would see)."""
 
     @property
     def elapsed(self) -> float:

@@ -193,13 +193,35 @@ def error_rate(stats: RolloutStats, limit: GuardLimit, policy: RolloutConfig) ->
 
 @guard("latency_p99_ratio", about="challenger p99 latency / champion p99", needs="predictions")
 def latency_p99_ratio(stats: RolloutStats, limit: GuardLimit, policy: RolloutConfig) -> Reason:
+    """Judged in traffic stages only (a shadow scores in a background thread, whose timing
+    is not a client's latency), and breached only beyond chance: a p99 is an arm's few
+    slowest rows, so the ratio must exceed its limit even from the challenger's fastest
+    plausible p99 to the champion's slowest (their 95 % order-statistic intervals)."""
+    name, label = "latency_p99_ratio", "p99 latency ratio"
+    if stats.shadow:
+        text = (
+            f"{label}: judged from the first traffic stage (a shadow scores in the "
+            "background; its timing is not the latency a client sees)"
+        )
+        return _reason(name, "skip", None, limit, 0, text)
     champion, challenger = stats.champion.latency_p99_ms, stats.challenger.latency_p99_ms
     ratio = None
     if champion is not None and challenger is not None and champion > 0:
         ratio = challenger / champion
-    return _on_both_arms(
-        "latency_p99_ratio", "p99 latency ratio", ratio, stats, limit, policy, _times
-    )
+    reason = _on_both_arms(name, label, ratio, stats, limit, policy, _times)
+    least = _least_ratio(stats)
+    if reason.verdict != "breach" or least is None or _beyond(least, limit):
+        return reason
+    text = f"{reason.message}, but within chance (at least {_times(least)} at 95 %)"
+    return _reason(name, "pass", ratio, limit, reason.sample, text)
+
+
+def _least_ratio(stats: RolloutStats) -> float | None:
+    """The challenger's fastest plausible p99 over the champion's slowest plausible one."""
+    fast, slow = stats.challenger.latency_p99_range_ms, stats.champion.latency_p99_range_ms
+    if fast is None or slow is None or slow[1] <= 0:
+        return None
+    return fast[0] / slow[1]
 
 
 def _times(value: float) -> str:

@@ -32,10 +32,10 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from loopml.errors import RolloutError
 from loopml.monitor.lease import Lease
-from loopml.monitor.store_schema import MonitorError, create_engine, leases_table
+from loopml.monitor.store_schema import MonitorError, create_engine, engine_url, leases_table
 from loopml.rollout.plan import RolloutState, Stage
 
-__all__ = ["ArmCount", "DecisionRecord", "RolloutStore"]
+__all__ = ["ArmCount", "DecisionRecord", "RolloutStore", "running_rollout"]
 
 _META = sa.MetaData()
 rollouts_table = sa.Table(
@@ -371,3 +371,16 @@ def _decision(row: Any) -> DecisionRecord:
         int(row.id), row.rollout_id, int(row.stage), float(row.ts), row.kind, row.actor,
         row.summary, json.loads(row.detail),
     )  # fmt: skip
+
+
+def running_rollout(url: str, root: Path, model: str) -> RolloutState | None:
+    """The model's active rollout, or None — also when the loop-state database was never
+    created (an embedded SQLite file that does not exist is not created by asking)."""
+    try:
+        parsed, _ = engine_url(url, root)
+    except MonitorError:
+        return None
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return None
+    with RolloutStore.open(url, root) as store:
+        return store.active(model)

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import binom
 
 from loopml.config import ProjectConfig
 from loopml.errors import LoopmlError, RolloutError
@@ -109,6 +110,9 @@ def collect_stats(
         ),
         realized=_realized(project, champion, challenger, pairs, compare),
         shadow_dropped=counts["shadow"].dropped if shadow and "shadow" in counts else 0,
+        task=champion_profile.task,  # type: ignore[arg-type]
+        has_estimate=_estimable(champion_profile, challenger_profile),
+        shadow=shadow,
     )
 
 
@@ -155,6 +159,26 @@ def _read(
     return first, second
 
 
+def _estimable(*profiles: ReferenceProfile) -> bool:
+    """Whether both versions have a label-free estimate (a classifier with a calibration)."""
+    return all(p.task != "regression" and p.calibration is not None for p in profiles)
+
+
+def quantile_range(values: Array, q: float, confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free ``confidence`` interval of the ``q`` quantile: the order
+    statistics whose ranks bound it (the count of values below the true quantile is
+    binomial); with too few values for the upper rank, the largest value bounds it.
+    None without values."""
+    n = len(values)
+    if n == 0:
+        return None
+    tail = (1 - confidence) / 2
+    low_rank = max(0, int(binom.ppf(tail, n, q)) - 1)  # 0-based ranks into the sorted values
+    high_rank = min(n - 1, int(binom.ppf(1 - tail, n, q)))
+    ordered = np.partition(values, (low_rank, high_rank))
+    return float(ordered[low_rank]), float(ordered[high_rank])
+
+
 def _full_share(state: RolloutState) -> bool:
     return state.current.kind == "traffic" and state.current.share >= 1.0
 
@@ -184,6 +208,7 @@ def _arm_stats(arm: ArmRows, counts: dict[str, ArmCount]) -> tuple[ArmStats, dic
         requests=count.requests if count is not None else 0,
         errors=count.errors if count is not None else 0,
         latency_p99_ms=float(np.percentile(latency, 99)) if len(latency) else None,
+        latency_p99_range_ms=quantile_range(latency, 0.99),
         labelled=labelled,
         metrics=metrics,
     )

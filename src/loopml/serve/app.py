@@ -2,7 +2,8 @@
 
 Prediction routes live in :mod:`loopml.serve.routes` (``/predict``, ``/invocations``,
 ``/feedback``) and :mod:`loopml.serve.oip_routes` (the Open Inference Protocol v2), probes,
-metrics and admin routes in :mod:`loopml.serve.operations`. Each is an object built over
+metrics and admin routes in :mod:`loopml.serve.operations`, the rollout admin routes in
+:mod:`loopml.serve.rollout_routes`. Each is an object built over
 the server's :class:`~loopml.serve.parts.ServerParts`. They read the raw body and hand it
 to the codecs, which is several times faster than letting FastAPI build pydantic objects
 per request; :mod:`loopml.serve.schemas` documents the same shapes in the OpenAPI document.
@@ -33,6 +34,7 @@ from loopml.serve.openapi import ServedDocument, mount_docs
 from loopml.serve.operations import OperationRoutes
 from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody, problem
+from loopml.serve.rollout_routes import RolloutRoutes
 from loopml.serve.routes import PredictionRoutes
 from loopml.version import __version__
 
@@ -65,7 +67,13 @@ def create_app(parts: ServerParts) -> FastAPI:
         redoc_url=None,
     )
     _errors(app, parts)
-    for routes in (PredictionRoutes(parts), OipRoutes(parts), OperationRoutes(parts)):
+    routes: PredictionRoutes | OipRoutes | OperationRoutes | RolloutRoutes
+    for routes in (
+        PredictionRoutes(parts),
+        OipRoutes(parts),
+        OperationRoutes(parts),
+        RolloutRoutes(parts),
+    ):
         app.include_router(routes.router())
     settings = parts.settings
     app.openapi = ServedDocument(  # type: ignore[method-assign]

@@ -172,9 +172,15 @@ def _check_envelope(document: dict[str, Any]) -> None:
 
 
 def encode_predict(
-    request_id: str, model: str, version: str, outputs: OutputsLike, classes: Sequence[str]
+    request_id: str,
+    model: str,
+    version: str,
+    outputs: OutputsLike,
+    classes: Sequence[str],
+    arm: str = "champion",
 ) -> bytes:
-    """The ``/predict`` answer: per row ``label`` + ``probabilities``, or ``value``."""
+    """The ``/predict`` answer: per row ``label`` + ``probabilities``, or ``value``; the
+    version and the arm (champion or challenger) that answered."""
     predictions: list[dict[str, Any]]
     if outputs.probabilities is None:
         values = outputs.values if outputs.values is not None else outputs.labels
@@ -189,6 +195,7 @@ def encode_predict(
         "request_id": request_id,
         "model": model,
         "version": str(version),
+        "arm": arm,
         "predictions": predictions,
     }
     return dumps(document)

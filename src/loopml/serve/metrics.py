@@ -63,6 +63,23 @@ class _LedgerCollector(Collector):
         )
 
 
+def _rollout_counters(r: CollectorRegistry) -> tuple[Counter, Counter]:
+    """Model failures per arm, and shadow requests dropped (a full shadow queue)."""
+    errors = Counter(
+        "loopml_arm_errors_total",
+        "Model failures per arm (a challenger's failure is answered by the champion)",
+        ["version", "arm"],
+        registry=r,
+    )
+    dropped = Counter(
+        "loopml_shadow_dropped_total",
+        "Shadow requests dropped unscored: the shadow queue was full",
+        ["version"],
+        registry=r,
+    )
+    return errors, dropped
+
+
 class ServeMetrics:
     """The server's instruments, labelled by route, model version and arm."""
 
@@ -115,6 +132,7 @@ class ServeMetrics:
             "loopml_model_reloads_total", "Model loads after an alias move", ["outcome"],
             registry=r,
         )  # fmt: skip
+        self.arm_errors, self.shadow_dropped = _rollout_counters(r)
         self.model_info = Gauge(
             "loopml_model_info", "The served version (value 1)", ["model", "version"], registry=r
         )
@@ -128,6 +146,14 @@ class ServeMetrics:
     def observe(self, route: str, version: str, arm: str, status: int, seconds: float) -> None:
         self.requests.labels(route, version, arm, str(status)).inc()
         self.latency.labels(route, version, arm).observe(seconds)
+
+    def arm_event(self, kind: str, arm: str, version: str) -> None:
+        """Count what the service reports of an arm: a model ``error``, or a shadow
+        request ``dropped``."""
+        if kind == "error":
+            self.arm_errors.labels(version, arm).inc()
+        elif kind == "dropped":
+            self.shadow_dropped.labels(version).inc()
 
     def ignored_field(self, name: str) -> None:
         """Count one request holding a field the contract does not know."""

@@ -16,7 +16,7 @@ from loopml.errors import InputError
 from loopml.serve import oip
 from loopml.serve.parts import ServerParts
 from loopml.serve.responses import JSONBody
-from loopml.serve.routes import REFUSALS
+from loopml.serve.routes import REFUSALS, served_headers, shadow_task
 from loopml.serve.schemas import InferRequest, InferResponse, body_schema
 from loopml.serve.service import Deployment, Prediction
 
@@ -75,12 +75,13 @@ class OipRoutes:
         parts, service = self.parts, self.parts.service
         parts.tokens.predict_grant(request)  # raises the 401 / 403
         deployment = self.served(name, version)
+        pinned = version is not None  # the client named the champion's version: no routing
         raw, length = await request.body(), header_length(request)
 
         def work() -> tuple[Prediction, bytes, dict[str, str]]:
             decoded = oip.decode_infer(raw, length, service.max_rows)
             oip.check_outputs(decoded, deployment.task)
-            scored = service.score(decoded.table, decoded.id)
+            scored = service.score(decoded.table, decoded.id, pinned=pinned)
             d = scored.deployment
             body, headers = oip.encode_infer(
                 d.model, d.version, scored.request_id, scored.outputs, d.classes, decoded
@@ -94,7 +95,10 @@ class OipRoutes:
         parts.record("/v2/infer", prediction, started)
         binary = HEADER_LENGTH in {h.lower() for h in headers}
         media = "application/octet-stream" if binary else "application/json"
-        return Response(body, media_type=media, headers=headers)
+        headers = headers | served_headers(prediction)
+        return Response(
+            body, media_type=media, headers=headers, background=shadow_task(service, prediction)
+        )
 
     def served(self, name: str, version: str | None) -> Deployment:
         deployment = self.parts.service.deployment

@@ -26,6 +26,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from loopml.rollout.controller import ACTIONS
 from loopml.serve import bodies
 from loopml.serve.oip import output_names
 from loopml.serve.schemas import component_schemas
@@ -40,7 +41,7 @@ _WHY = {
     400: "the body is not JSON / UTF-8 / CSV, or breaks the protocol",
     401: "no 'Authorization: Bearer <token>' header",
     403: "the bearer token does not match",
-    404: "no such model or version here (this server serves one)",
+    404: "no such model or version here (this server serves one), or no such action",
     409: "the server cannot do this now (no ledger, no alias followed, job failed)",
     413: "the body is larger than serve.max_body_bytes, or more rows than serve.max_rows",
     415: "a Content-Type this route does not read",
@@ -65,8 +66,19 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/admin/jobs"): (401, 403),
     ("post", "/admin/jobs/{name}"): (401, 403, 409),
     ("post", "/admin/monitor"): (401, 403, 409),
+    ("post", "/admin/rollout/{action}"): (400, 401, 403, 404, 409, 422),
+    ("get", "/admin/rollout"): (401, 403, 409),
 }
 """Every refusal each operation answers with (its 200 is FastAPI's)."""
+ANSWER_HEADERS: Document = {
+    "x-request-id": {"schema": {"type": "string"}, "description": "the request id"},
+    "x-loopml-version": {"schema": {"type": "string"}, "description": "the version that answered"},
+    "x-loopml-arm": {
+        "schema": {"type": "string", "enum": ["champion", "challenger"]},
+        "description": "the arm that answered: champion, or a rollout's challenger",
+    },
+}
+"""The headers of every prediction answer (all dialects)."""
 
 
 class ServedDocument:
@@ -141,13 +153,13 @@ class ServedDocument:
         _bodies(path, operation)
         if path.startswith("/v2/models/"):
             _pin(operation, d)
+        if path == "/admin/rollout/{action}":
+            operation["parameters"][0]["schema"] = {"type": "string", "enum": list(ACTIONS)}
         if any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.token_paths):
             operation["security"] = [{"bearer": []}]
             responses.update({str(s): _problem(s) for s in (401, 403)})
-        if path in ("/predict", "/invocations"):
-            responses["200"]["headers"] = {
-                "x-request-id": {"schema": {"type": "string"}, "description": "the request id"}
-            }
+        if path in ("/predict", "/invocations") or path.endswith("/infer"):
+            responses["200"]["headers"] = ANSWER_HEADERS
         if path.endswith("/infer"):
             responses["200"]["content"]["application/octet-stream"] = {
                 "schema": {"type": "string", "format": "binary"}

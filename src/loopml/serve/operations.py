@@ -4,7 +4,8 @@
 routes change the server's state and need the admin token (``Authorization: Bearer``,
 compared in constant time): ``POST /admin/reload`` checks the alias now,
 ``GET /admin/jobs`` lists the background jobs, ``POST /admin/jobs/{name}`` runs one now,
-and ``POST /admin/monitor`` runs the monitor job (as ``loopml monitor run`` does).
+``POST /admin/monitor`` runs the monitor job (as ``loopml monitor run`` does); the rollout
+routes (``/admin/rollout``) are in :mod:`loopml.serve.rollout_routes`.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class OperationRoutes:
         return Response(self.parts.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def reload(self, request: Request) -> Response:
-        """Check the followed alias now, and swap versions if it moved."""
+        """Check the followed alias and the rollout state now, and swap the set (champion,
+        challenger, plan) if they moved; answers the set it serves."""
         denied = check_admin(request, self.parts.token)
         if denied is not None:
             return denied

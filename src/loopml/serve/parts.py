@@ -9,8 +9,9 @@ background jobs (:meth:`ServerParts.add_job`) and then hands it to
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.registry import Collector
 
@@ -22,7 +23,19 @@ from loopml.serve.reload import Reloader
 from loopml.serve.service import Prediction, PredictionService
 from loopml.serve.work import Offload
 
-__all__ = ["ServerParts"]
+__all__ = ["RolloutHooks", "ServerParts"]
+
+Act = Callable[[str, str, Mapping[str, Any]], Mapping[str, Any]]
+"""``(action, actor, params)`` -> the action's result as JSON (raises LoopmlError)."""
+
+
+@dataclass(frozen=True)
+class RolloutHooks:
+    """What the rollout admin routes call (:mod:`loopml.serve.rollout_routes`): the
+    controller's one door, and the model's rollout state as JSON (None: no rollout yet)."""
+
+    act: Act
+    status: Callable[[], Mapping[str, Any] | None]
 
 
 @dataclass
@@ -42,6 +55,8 @@ class ServerParts:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     offload: Offload = field(default_factory=Offload)
     """Runs large requests' decoding and scoring in worker threads."""
+    rollout: RolloutHooks | None = None
+    """The rollout admin API's hooks (None: this server reads no rollout state)."""
     access: Access | None = None
     """The token scopes of the prediction and feedback routes (None: only the admin token,
     for /feedback, as ``serve.feedback_auth: token`` with no feedback token)."""
@@ -66,7 +81,7 @@ class ServerParts:
         was served anyway (unseen categories, unexpected nulls, ignored fields)."""
         metrics = self.metrics
         version = prediction.deployment.version
-        arm = self.service.arm
+        arm = prediction.arm
         metrics.observe(route, version, arm, 200, time.perf_counter() - started)
         metrics.rows.labels(version, arm).inc(prediction.n_rows)
         for feature, count in prediction.unseen.items():

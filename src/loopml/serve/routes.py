@@ -3,8 +3,10 @@
 Every prediction route goes through :meth:`PredictionRoutes.answer`: decode the body with
 the dialect's codec, score, encode — in a worker thread when the body is large
 (:mod:`loopml.serve.work`) — then hand the rows to the ledger and, in ``durable`` mode,
-wait for the commit. Bad input raises :class:`~loopml.errors.InputError`, which the app
-maps to a 4xx with a Problem body.
+wait for the commit. Every answer names the version and the arm that answered
+(``x-loopml-version``, ``x-loopml-arm``); in a rollout's shadow stage the request is handed
+to the shadow queue after the answer is sent. Bad input raises
+:class:`~loopml.errors.InputError`, which the app maps to a 4xx with a Problem body.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from loopml.serve import codecs
 from loopml.serve.parts import ServerParts
@@ -27,12 +30,14 @@ from loopml.serve.schemas import (
     body_schema,
     problem_responses,
 )
-from loopml.serve.service import Prediction
+from loopml.serve.service import Prediction, PredictionService
 from loopml.serve.table import DecodedRequest
 
 JSON = "application/json"
 Encoder = Callable[[Prediction], bytes]
 Decoder = Callable[[bytes, str | None, int | None], DecodedRequest]
+VERSION_HEADER = "x-loopml-version"
+ARM_HEADER = "x-loopml-arm"
 REFUSALS = problem_responses(400, 401, 403, 409, 413, 415, 422, 503)
 
 
@@ -61,7 +66,9 @@ class PredictionRoutes:
 
         def encode(p: Prediction) -> bytes:
             d = p.deployment
-            return codecs.encode_predict(p.request_id, d.model, d.version, p.outputs, d.classes)
+            return codecs.encode_predict(
+                p.request_id, d.model, d.version, p.outputs, d.classes, p.arm
+            )
 
         return await self.answer(request, "/predict", codecs.decode_predict, encode)
 
@@ -112,4 +119,28 @@ class PredictionRoutes:
         if prediction.committed is not None:
             await prediction.committed
         parts.record(route, prediction, started)
-        return Response(content, media_type=JSON, headers={"x-request-id": prediction.request_id})
+        return Response(
+            content, media_type=JSON, headers=served_headers(prediction),
+            background=shadow_task(service, prediction),
+        )  # fmt: skip
+
+
+def served_headers(prediction: Prediction) -> dict[str, str]:
+    """The headers of every prediction answer: the request id, and which version and arm
+    (``champion`` or ``challenger``) answered."""
+    return {
+        "x-request-id": prediction.request_id,
+        VERSION_HEADER: prediction.deployment.version,
+        ARM_HEADER: prediction.arm,
+    }
+
+
+def shadow_task(service: PredictionService, prediction: Prediction) -> BackgroundTask | None:
+    """In a shadow stage: offer the request to the shadow queue once the answer is sent."""
+    if prediction.shadow is None:
+        return None
+
+    async def offer() -> None:  # cheap and non-blocking: no thread needed
+        service.shadow(prediction)
+
+    return BackgroundTask(offer)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopml.config import Strategy
 
 
 class Problem(BaseModel):
@@ -36,7 +38,11 @@ class RowPrediction(BaseModel):
 class PredictResponse(BaseModel):
     request_id: str
     model: str
-    version: str
+    version: str = Field(description="the version that answered (also in x-loopml-version)")
+    arm: str = Field(
+        description="champion, or challenger when a rollout routed this request's key to it "
+        "(also in x-loopml-arm)"
+    )
     predictions: list[RowPrediction]
 
 
@@ -105,10 +111,24 @@ class InferResponse(BaseModel):
 
 
 class ReloadResponse(BaseModel):
-    outcome: str = Field(description="unchanged, swapped or failed")
-    serving: str
-    target: str | None
+    outcome: str = Field(description="unchanged, swapped, rerouted (the plan alone) or failed")
+    serving: str = Field(description="the champion serving after the check")
+    target: str | None = Field(description="the version the champion alias points at")
     error: str | None
+    champion: str
+    challenger: str | None = Field(description="the rollout's challenger, when loaded")
+    plan: dict[str, Any] | None = Field(description="the traffic plan this server routes by")
+
+
+class RolloutAction(BaseModel):
+    """The optional body of ``POST /admin/rollout/{action}`` (each field as the CLI's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = Field(None, max_length=64, description="start: the challenger")
+    strategy: Strategy | None = Field(None, description="start: the rollout's strategy")
+    reason: str | None = Field(None, max_length=2000, description="why (kept in the audit)")
+    force: bool = Field(False, description="promote / step past the guards (audited)")
 
 
 class Health(BaseModel):
@@ -120,6 +140,7 @@ class Health(BaseModel):
 DOCUMENTED = (
     Problem, PredictRequest, PredictResponse, InvocationsRequest, InvocationsResponse,
     FeedbackRequest, FeedbackResponse, InferRequest, InferResponse, ReloadResponse, Health,
+    RolloutAction,
 )  # fmt: skip
 
 

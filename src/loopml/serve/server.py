@@ -6,6 +6,12 @@ as a :class:`~loopml.errors.LoopmlError`. SIGTERM is graceful: readiness flips t
 not-ready first, the listener closes after ``serve.drain_seconds``, requests in flight
 finish and are written to the ledger, the ledger queue is drained, and the process exits 0.
 
+With a rollout running (:mod:`loopml.rollout`), the server holds the champion and the
+challenger and routes by the rollout's plan; its follower (:mod:`loopml.serve.reload`)
+polls the champion alias and the rollout state database, and writes this replica's per-arm
+counters there on every poll and at shutdown. If that database cannot be opened, the
+server logs it and serves the champion alone.
+
 The server runs no background job of its own: whoever starts it passes a ``compose``
 function that adds them to the parts (:mod:`loopml.pipeline.serving` adds the monitor),
 in this process and, with ``--workers N``, in every worker.
@@ -16,10 +22,11 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import secrets
 import socket
 import threading
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,14 +36,17 @@ from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
 from loopml.config import ProjectConfig, ServeConfig, load_project
+from loopml.errors import LoopmlError
 from loopml.ledger import Ledger, open_ledger
 from loopml.registry.store import ModelRegistry, open_registry
 from loopml.registry.verified_runtime import open_runtime
+from loopml.rollout.controller import open_controller
+from loopml.rollout.state import RolloutStore
 from loopml.serve.access import Access
 from loopml.serve.app import create_app
 from loopml.serve.connections import protocol
 from loopml.serve.metrics import LedgerGauges, ServeMetrics
-from loopml.serve.parts import ServerParts
+from loopml.serve.parts import RolloutHooks, ServerParts
 from loopml.serve.reload import Reloader, ReloadOutcome
 from loopml.serve.service import Deployment, PredictionService
 from loopml.tokens import ensure_token
@@ -63,7 +73,8 @@ def load_deployment(
 
 
 def build_parts(project: ProjectConfig) -> ServerParts:
-    """Load the served version and open everything the server needs (not started yet)."""
+    """Load the served version (and the challenger of an active rollout) and open
+    everything the server needs (not started yet)."""
     settings = project.serve
     registry = open_registry(project)
     cache = project.resolve(settings.cache_dir)
@@ -75,10 +86,12 @@ def build_parts(project: ProjectConfig) -> ServerParts:
     for warning in access_warnings(settings):
         log.warning(warning)
     ledger = open_ledger(settings.ledger, project.root) if settings.ledger.enabled else None
-    service = PredictionService(
-        deployment, ledger, max_rows=settings.max_rows, max_chars=settings.max_string_chars
-    )
     metrics = ServeMetrics(_gauges(ledger))
+    service = PredictionService(
+        deployment, ledger, max_rows=settings.max_rows, max_chars=settings.max_string_chars,
+        sticky_key=project.rollout.sticky_key, shadow_queue=project.rollout.shadow_queue,
+        on_arm_event=metrics.arm_event,
+    )  # fmt: skip
     metrics.served(deployment.model, deployment.version)
     parts = ServerParts(
         service, metrics, settings, token, durable=settings.ledger.mode == "durable",
@@ -87,16 +100,75 @@ def build_parts(project: ProjectConfig) -> ServerParts:
     if ledger is not None:
         parts.on_start.append(ledger.start)
         parts.on_stop.append(ledger.close)
-    if settings.follow_alias:
-        parts.reloader = _reloader(registry, service, metrics, project, trust)
-        parts.on_start.append(parts.reloader.start)
-        parts.on_stop.insert(0, parts.reloader.stop)
+    _follow(parts, project, registry, open_rollout_store(project))
     # Everything loaded so far (MLflow, pandas, the model) lives as long as the process:
     # moved out of the collector's sight, a full collection triggered by a large request
     # takes milliseconds instead of ~200 ms with the GIL held (the probes' worst stall).
     gc.collect()
     gc.freeze()
     return parts
+
+
+def _follow(
+    parts: ServerParts, project: ProjectConfig, registry: ModelRegistry, store: RolloutStore | None
+) -> None:
+    """The follower of the alias and the rollout state, the shadow queue, the counters'
+    flush and the rollout admin hooks. With a rollout store, the first check runs now:
+    a restarted replica routes by the running rollout from its first request."""
+    service, settings = parts.service, project.serve
+    parts.rollout = rollout_hooks(project, store, service.deployment.model)
+    if not settings.follow_alias and store is None:
+        return
+    parts.reloader = _reloader(registry, parts, project, store)
+    if store is not None:
+        parts.reloader.check()
+        parts.on_start.append(service.shadow_jobs.start)
+    parts.on_start.append(parts.reloader.start)
+    # Stopped in this order: the shadow queue runs what it holds, the reloader writes the
+    # last counters; then the ledger (appended earlier, so last) drains.
+    parts.on_stop.insert(0, parts.reloader.stop)
+    parts.on_stop.insert(0, service.shadow_jobs.stop)
+
+
+def open_rollout_store(project: ProjectConfig) -> RolloutStore | None:
+    """The rollout state database, or None (logged) when it cannot be opened: then the
+    server serves its champion alone."""
+    try:
+        return RolloutStore.open(project.rollout.state, project.root)
+    except LoopmlError as exc:
+        log.error("cannot open the rollout state database, serving the champion only: %s",
+                  exc)  # fmt: skip
+        return None
+
+
+def rollout_hooks(
+    project: ProjectConfig, store: RolloutStore | None, model: str
+) -> RolloutHooks | None:
+    """The rollout admin API's door to the controller (run in a worker thread); None
+    without a rollout state database (the controller could not open it either)."""
+    if store is None:
+        return None
+
+    def act(action: str, actor: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        return open_controller(project, actor=actor).act(action, **params).to_dict()
+
+    def status() -> Mapping[str, Any] | None:
+        state = store.active(model) or store.latest(model)
+        return None if state is None else asdict(state)
+
+    return RolloutHooks(act, status)
+
+
+def replica_id() -> str:
+    """This server process among the replicas: host, pid and a random part (a pid is
+    reused after a restart; the random part keeps the restarted process's counters apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def flush_counts(store: RolloutStore, service: PredictionService, replica: str) -> None:
+    """Write this replica's per-arm counters of the current (and the last) rollout stage."""
+    for (rollout_id, stage), counts in service.counters.snapshot().items():
+        store.put_counts(rollout_id, stage, replica, counts)
 
 
 def server_access(project: ProjectConfig, admin: str) -> Access:
@@ -126,26 +198,28 @@ def access_warnings(settings: ServeConfig) -> list[str]:
 
 
 def _reloader(
-    registry: ModelRegistry,
-    service: PredictionService,
-    metrics: ServeMetrics,
-    project: ProjectConfig,
-    trust: bool,
-) -> Reloader:
+    registry: ModelRegistry, parts: ServerParts, project: ProjectConfig,
+    store: RolloutStore | None,
+) -> Reloader:  # fmt: skip
     settings = project.serve
     cache = project.resolve(settings.cache_dir)
+    service, metrics = parts.service, parts.metrics
+    model, fixed = service.deployment.model, service.deployment.version
 
     def on_outcome(kind: str, outcome: ReloadOutcome) -> None:
         metrics.reloads.labels(kind).inc()
         if kind == "swapped":
-            metrics.served(service.deployment.model, outcome.serving)
+            metrics.served(model, outcome.serving)
 
+    replica = replica_id()
     return Reloader(
         service,
-        lambda version: load_deployment(registry, version, cache, trust_pickle=trust),
-        lambda: registry.alias(settings.alias),
+        lambda v: load_deployment(registry, v, cache, trust_pickle=settings.trust_pickle),
+        (lambda: registry.alias(settings.alias)) if settings.follow_alias else (lambda: fixed),
         poll_seconds=settings.poll_seconds,
         on_outcome=on_outcome,
+        read_state=None if store is None else (lambda: store.active(model)),
+        on_poll=None if store is None else (lambda: flush_counts(store, service, replica)),
     )
 
 

@@ -1,17 +1,33 @@
-"""The prediction service: validate, predict, record. No HTTP here (routes are adapters).
+"""The prediction service: validate, route, predict, record. No HTTP here (routes are
+adapters).
 
-A :class:`Deployment` is one loaded, checked version; the service holds exactly one and
-replaces it with a single reference assignment, so a request sees either the old version
-or the new one, never a mix. Every prediction becomes one ledger row per input row; the
-caller decides whether to wait for the commit (``durable`` mode) or not (``async``).
+The service holds a :class:`~loopml.serve.deployments.DeploymentSet` (the champion, the
+challenger of an active rollout, the traffic plan) and replaces it whole with a single
+reference assignment, so a request sees either the old set or the new one, never a mix.
+
+Each request is routed by its key (:mod:`loopml.serve.sticky`) with
+:func:`loopml.rollout.router.route`:
+
+- arm ``champion`` or ``challenger`` answers it and its ledger rows carry that arm and the
+  version that answered;
+- when the **challenger fails** on a request (an exception inside its model, not bad
+  input: the rows are validated first), the error is counted for the challenger arm and
+  the champion answers: a bad canary never costs a user a request;
+- in a **shadow** stage the champion answers; after the answer is sent the route offers
+  the request to the shadow queue (:meth:`PredictionService.shadow`), whose thread scores
+  the same validated rows with the challenger and records them with arm ``shadow``. A full
+  queue drops the request (counted); a failure counts as the shadow arm's error.
+
+Every prediction becomes one ledger row per input row, stamped by ``clock``; the caller
+decides whether to wait for the commit (``durable`` mode) or not (``async``).
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import time
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,37 +35,45 @@ import numpy as np
 import orjson
 
 from loopml.errors import InputError
-from loopml.ledger import Feedback, FeedbackResult, Ledger, PredictionRow
-from loopml.registry.runtime import Outputs, Runtime
+from loopml.ledger import FeedbackResult, Ledger, PredictionRow
+from loopml.registry.runtime import Outputs
+from loopml.rollout.router import route
+from loopml.serve.deployments import ArmCounters, Deployment, DeploymentSet, StageKey
+from loopml.serve.labels import (
+    MAX_ROW,
+    class_spellings,
+    normalize_label,
+    parse_feedback,
+)
 from loopml.serve.refusals import too_many_rows
+from loopml.serve.request_ids import MAX_REQUEST_ID, check_request_id
 from loopml.serve.schema import InputSchema
+from loopml.serve.shadow import ShadowQueue
+from loopml.serve.sticky import request_key, sticky_value
 from loopml.serve.table import Table
 from loopml.serve.validation import ModelInput, validate
 
-MAX_REQUEST_ID = 128
+__all__ = [
+    "MAX_REQUEST_ID", "MAX_ROW", "Deployment", "DeploymentSet", "Prediction",
+    "PredictionService", "check_request_id", "class_spellings", "ledger_rows",
+    "normalize_label", "output_records", "parse_feedback",
+]  # fmt: skip
+
+log = logging.getLogger("loopml.serve")
+ArmEvent = Callable[[str, str, str], None]
+"""``(kind, arm, version)``: ``error`` (a model failed) or ``dropped`` (shadow queue full)."""
 
 
 @dataclass(frozen=True)
-class Deployment:
-    """One loaded, warmed and parity-checked version, ready to answer."""
+class ShadowWork:
+    """What the challenger scores off the response path for one shadowed request."""
 
-    model: str
-    version: str
-    runtime: Runtime
-    schema: InputSchema
-    loaded_at: float = field(default_factory=time.time)
-
-    @classmethod
-    def of(cls, model: str, version: str, runtime: Runtime) -> Deployment:
-        return cls(model, version, runtime, InputSchema.from_contract(runtime.contract))
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self.runtime.meta.classes)
-
-    @property
-    def task(self) -> str:
-        return str(self.runtime.meta.task)
+    challenger: Deployment
+    table: Table
+    checked: ModelInput
+    champion_schema: InputSchema
+    stage: StageKey
+    ts: float
 
 
 @dataclass(frozen=True)
@@ -67,34 +91,60 @@ class Prediction:
     """Fields of the request the contract does not know (served, ignored)."""
     rows: Sequence[PredictionRow] = field(default=(), repr=False)
     """The ledger rows of a scored request, until :meth:`PredictionService.record`."""
+    arm: str = "champion"
+    """The arm that answered: ``champion`` or ``challenger``."""
+    shadow: ShadowWork | None = field(default=None, repr=False)
+    """In a shadow stage: the challenger's work, for :meth:`PredictionService.shadow`."""
 
 
 class PredictionService:
-    """Validate → predict → record, for whichever version is deployed right now."""
+    """Validate → route → predict → record, over whichever set is deployed right now."""
 
     def __init__(
         self,
-        deployment: Deployment,
+        deployment: Deployment | DeploymentSet,
         ledger: Ledger | None,
         *,
         max_rows: int = 10_000,
         max_chars: int | None = None,
         arm: str = "champion",
+        sticky_key: str | None = None,
+        shadow_queue: int = 1000,
+        clock: Callable[[], float] = time.time,
+        on_arm_event: ArmEvent | None = None,
     ) -> None:
-        self._deployment = deployment
+        self._set = (
+            deployment if isinstance(deployment, DeploymentSet) else DeploymentSet(deployment)
+        )
         self.ledger = ledger
         self.max_rows = max_rows
         self.max_chars = max_chars
         self.arm = arm
+        """The champion's arm label."""
+        self.sticky_key = sticky_key
+        self.clock = clock
+        self.on_arm_event = on_arm_event
+        self.counters = ArmCounters()
+        self.shadow_jobs = ShadowQueue(shadow_queue)
         self.draining = False
 
     @property
+    def deployments(self) -> DeploymentSet:
+        return self._set
+
+    @property
     def deployment(self) -> Deployment:
-        return self._deployment
+        """The champion."""
+        return self._set.champion
 
     def swap(self, new: Deployment) -> Deployment:
-        """Serve ``new`` from the next request on; returns the version it replaced."""
-        old, self._deployment = self._deployment, new
+        """Serve ``new`` alone (champion only) from the next request on; returns the
+        champion it replaced."""
+        return self.swap_set(DeploymentSet(new)).champion
+
+    def swap_set(self, new: DeploymentSet) -> DeploymentSet:
+        """Route by ``new`` from the next request on; returns the set it replaced."""
+        old, self._set = self._set, new
         return old
 
     @property
@@ -107,32 +157,109 @@ class PredictionService:
         """Score one request and record it: :meth:`score`, then :meth:`record`."""
         return self.record(self.score(table, request_id), durable=durable)
 
-    def score(self, table: Table, request_id: str | None = None) -> Prediction:
-        """Validate and predict, and build the ledger rows; records nothing. Raises
+    def score(
+        self, table: Table, request_id: str | None = None, *, pinned: bool = False
+    ) -> Prediction:
+        """Validate, route and predict, and build the ledger rows; records nothing. Raises
         :class:`InputError` for bad input. Safe in a worker thread (a large request is
-        scored off the event loop)."""
+        scored off the event loop). ``pinned``: the champion answers (a client asked for
+        its version by name)."""
         started = time.perf_counter()
-        deployment = self._deployment
+        current = self._set
+        champion, plan = current.champion, current.traffic
         rid = check_request_id(request_id) if request_id is not None else uuid.uuid4().hex
-        checked = validate(
-            table, deployment.schema, max_rows=self.max_rows, max_chars=self.max_chars
-        )
-        outputs = deployment.runtime.predict(checked.features)
+        sticky = sticky_value(table, self.sticky_key)
+        checked = validate(table, champion.schema, max_rows=self.max_rows, max_chars=self.max_chars)
+        stage: StageKey = (plan.rollout_id, plan.stage)
+        deployment, arm, outputs = champion, self.arm, None
+        challenger = current.challenger
+        if not pinned and challenger is not None and plan.routes_challenger:
+            key = request_key(sticky, checked.entity_keys, rid)
+            if route(plan, key) == "challenger":
+                answered = self._challenger(challenger, table, checked, champion.schema, stage)
+                if answered is not None:
+                    checked, outputs = answered
+                    deployment, arm = challenger, "challenger"
+        if outputs is None:
+            outputs = champion.runtime.predict(checked.features)
+        self.counters.count(stage, arm, deployment.version, requests=1)
         latency_ms = (time.perf_counter() - started) * 1000.0
+        now = self.clock()
         rows: Sequence[PredictionRow] = ()
         if self.ledger is not None:
-            rows = ledger_rows(rid, deployment, self.arm, checked, outputs, latency_ms)
+            rows = ledger_rows(rid, deployment, arm, checked, outputs, latency_ms, now)
+        shadowing = None if pinned else current.shadowing
+        work = None
+        if shadowing is not None:
+            work = ShadowWork(shadowing, table, checked, champion.schema, stage, now)
+        ignored = tuple(n for n in checked.ignored if n != self.sticky_key)
         return Prediction(
-            rid,
-            deployment,
-            outputs,
-            checked.n_rows,
-            checked.unseen,
-            None,
-            checked.nulls,
-            checked.ignored,
-            rows,
-        )
+            rid, deployment, outputs, checked.n_rows, checked.unseen, None, checked.nulls,
+            ignored, rows, arm, work,
+        )  # fmt: skip
+
+    def _challenger(
+        self, challenger: Deployment, table: Table, checked: ModelInput, schema: InputSchema,
+        stage: StageKey,
+    ) -> tuple[ModelInput, Outputs] | None:  # fmt: skip
+        """The challenger's answer; None (its error counted) when it fails."""
+        try:
+            own = self._checked_for(challenger, table, checked, schema)
+            return own, challenger.runtime.predict(own.features)
+        except Exception as exc:  # a bad canary never costs a user a request
+            self._model_error(stage, "challenger", challenger.version, exc)
+            return None
+
+    def _checked_for(
+        self, deployment: Deployment, table: Table, checked: ModelInput, schema: InputSchema
+    ) -> ModelInput:
+        """The rows as ``deployment`` reads them (validated again only if its contract
+        differs from the champion's)."""
+        if _same(deployment.schema, schema):
+            return checked
+        return validate(table, deployment.schema, max_rows=self.max_rows, max_chars=self.max_chars)
+
+    def _model_error(self, stage: StageKey, arm: str, version: str, exc: Exception) -> None:
+        log.warning("the %s (version %s) failed on a request: %s", arm, version,
+                    str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)  # fmt: skip
+        self.counters.count(stage, arm, version, requests=1, errors=1)
+        if self.on_arm_event is not None:
+            self.on_arm_event("error", arm, version)
+
+    def shadow(self, prediction: Prediction) -> bool:
+        """Offer a shadowed request to the shadow queue (call after the answer is sent);
+        False when there was nothing to shadow or the queue was full (then counted)."""
+        work = prediction.shadow
+        if work is None:
+            return False
+        if self.shadow_jobs.offer(lambda: self._score_shadow(prediction.request_id, work)):
+            return True
+        version = work.challenger.version
+        self.counters.count(work.stage, "shadow", version, dropped=1)
+        if self.on_arm_event is not None:
+            self.on_arm_event("dropped", "shadow", version)
+        return False
+
+    def _score_shadow(self, rid: str, work: ShadowWork) -> None:
+        """Score one shadowed request with the challenger; record it with arm ``shadow``."""
+        started = time.perf_counter()
+        challenger = work.challenger
+        try:
+            checked = self._checked_for(challenger, work.table, work.checked, work.champion_schema)
+            outputs = challenger.runtime.predict(checked.features)
+        except Exception as exc:
+            self._model_error(work.stage, "shadow", challenger.version, exc)
+            return
+        self.counters.count(work.stage, "shadow", challenger.version, requests=1)
+        if self.ledger is None:
+            return
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        rows = ledger_rows(rid, challenger, "shadow", checked, outputs, latency_ms, work.ts)
+        try:
+            self.ledger.submit(rows)
+        except Exception as exc:  # ledger full or closed: the shadow rows are lost, counted
+            log.warning("shadow rows of request %s not recorded: %s", rid, exc)
+            self.counters.count(work.stage, "shadow", challenger.version, dropped=1)
 
     def record(self, prediction: Prediction, *, durable: bool = False) -> Prediction:
         """Hand a scored request's rows to the ledger. Raises the ledger's ``LedgerFull``
@@ -162,7 +289,7 @@ class PredictionService:
             )
         if len(items) > self.max_rows:  # it could never fit: a retry would not help
             raise too_many_rows(len(items), self.max_rows)
-        deployment = self._deployment
+        deployment = self._set.champion
         parsed = [
             replace(parse_feedback(item, i, deployment), scope=scope, client=client)
             for i, item in enumerate(items)
@@ -170,21 +297,13 @@ class PredictionService:
         return self.ledger.submit_feedback_async(parsed)
 
 
-def check_request_id(value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_REQUEST_ID:
-        raise InputError(
-            f"a request id must be a non-empty string of at most {MAX_REQUEST_ID} characters",
-            error="bad_request_id",
-            field="request_id",
-        )
-    if not (value.isascii() and value.isprintable()):
-        raise InputError(
-            "a request id must be printable ASCII (space to '~'): it comes back in the "
-            "x-request-id header; drop control and non-ASCII characters from it",
-            error="bad_request_id",
-            field="request_id",
-        )
-    return value
+def _same(a: InputSchema, b: InputSchema) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except ValueError:  # a rule holding an array: compare by contract instead
+        return False
 
 
 def output_records(outputs: Outputs, classes: Sequence[str]) -> list[dict[str, Any]]:
@@ -206,11 +325,12 @@ def ledger_rows(
     checked: ModelInput,
     outputs: Outputs,
     latency_ms: float,
+    ts: float | None = None,
 ) -> list[PredictionRow]:
     names = list(checked.features)
     columns = [checked.features[name].tolist() for name in names]
     keys = checked.entity_keys or [None] * checked.n_rows
-    now = time.time()
+    now = time.time() if ts is None else ts
     return [
         PredictionRow(
             request_id=request_id,
@@ -227,112 +347,3 @@ def ledger_rows(
         )
         for i, out in enumerate(output_records(outputs, deployment.classes))
     ]
-
-
-MAX_ROW = 2**31 - 1
-"""The largest row number a label may name (the ledger stores it as a 64-bit integer;
-no request holds anywhere near as many rows)."""
-
-
-def parse_feedback(item: Mapping[str, Any], index: int, deployment: Deployment) -> Feedback:
-    """One label, checked against the served model's target (a known class, or a number)."""
-    if not isinstance(item, Mapping):
-        raise InputError("each label must be an object", error="wrong_type", row=index)
-    request_id = check_request_id(item.get("request_id"))
-    row = item.get("row", 0)
-    if isinstance(row, float) and row.is_integer() and 0 <= row <= MAX_ROW:
-        row = int(row)  # 3.0 is the integer 3 in JSON (and in the OpenAPI schema)
-    if not isinstance(row, int) or isinstance(row, bool) or not 0 <= row <= MAX_ROW:
-        raise InputError(
-            f"'row' must be an integer from 0 to {MAX_ROW:,} (the row's place in its request)",
-            field="row",
-            row=index,
-        )
-    if "label" not in item:
-        raise InputError("missing 'label'", error="missing_field", field="label", row=index)
-    label = normalize_label(item["label"], deployment, index)
-    source = check_source(item.get("source"), index)
-    return Feedback(request_id, row, orjson.dumps(label).decode(), time.time(), source=source)
-
-
-MAX_SOURCE = 128
-
-
-def check_source(value: object, index: int) -> str | None:
-    """The optional ``source`` a client names for a label (a labelling tool, a reviewer),
-    kept in the label history: printable text of at most :data:`MAX_SOURCE` characters."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > MAX_SOURCE:
-        raise InputError(
-            f"'source' must be a non-empty string of at most {MAX_SOURCE} characters "
-            "(who or what gave the label), or left out",
-            field="source",
-            row=index,
-        )
-    if not value.isprintable():
-        raise InputError("'source' must be printable text", field="source", row=index)
-    return value
-
-
-def normalize_label(value: object, deployment: Deployment, index: int) -> object:
-    """The label in the target's type: a float for regression, the class's own name for a
-    classifier (``1``, ``1.0`` and ``"1"`` are all stored as ``"1"``)."""
-    if deployment.task == "regression":
-        number = _finite_number(value)
-        if number is None:
-            raise InputError(
-                "a regression label must be a finite number",
-                error="wrong_type",
-                field="label",
-                row=index,
-            )
-        return number
-    key = next((k for k in class_spellings(value) if k in deployment.classes), None)
-    if key is None:
-        raise InputError(
-            f"label {_shown(value)} is not one of the model's classes {list(deployment.classes)}",
-            error="unknown_class",
-            field="label",
-            row=index,
-        )
-    return key
-
-
-def _finite_number(value: object) -> float | None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond any float
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _shown(value: object, limit: int = 60) -> str:
-    """A client's value in an error message, never longer than ``limit`` characters."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return "(an integer of more than 60 digits)"
-    if isinstance(value, str | int | float | bool) or value is None:
-        text = repr(value)
-    else:
-        text = f"(a JSON {type(value).__name__})"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def class_spellings(value: object) -> list[str]:
-    """The class names a label may stand for, most literal first (``1.0`` -> ``"1"``;
-    ``True`` -> ``"True"``, ``"true"``, ``"1"``), as monitoring reads labels back.
-
-    >>> class_spellings(1.0), class_spellings(True)
-    (['1.0', '1'], ['True', 'true', '1'])
-    """
-    if isinstance(value, bool):
-        return [str(value), str(value).lower(), str(int(value))]
-    if isinstance(value, float) and value.is_integer():
-        return [str(value), str(int(value))]
-    if isinstance(value, int) and value.bit_length() > 200:
-        return []  # no class is named by a 60-digit number (and str() refuses 4,300)
-    if isinstance(value, str | int):
-        return [str(value)]
-    return []

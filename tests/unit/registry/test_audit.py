@@ -127,3 +127,26 @@ def test_a_move_closed_twice_counts_once(tmp_path: Path) -> None:
     log.append(promoted)
     assert [e.to_version for e in log.entries("m")] == ["1", "2"]
     assert previous_champion(log.entries("m"), "2") == "1"
+
+
+def test_a_line_written_before_rollouts_still_parses_and_rollout_entries_round_trip(
+    tmp_path: Path,
+) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    old = (
+        '{"action": "promote", "actor": "a@h", "alias": "champion", "forced": false, '
+        '"from_version": "1", "model": "m", "move_id": "x", "phase": "done", '
+        '"reason": "r", "time": "2026-01-01T00:00:00+00:00", "to_version": "2"}\n'
+    )
+    log.path.write_text(old, encoding="utf-8")
+    rollout = replace(
+        move("rollout", "3", "2", alias="challenger"),
+        rollout_id="r1", event="advance", evidence={"to": {"status": "running", "stage": 1}},
+    )  # fmt: skip
+    log.append(rollout)
+    first, second = log.entries("m")
+    assert (first.to_version, first.rollout_id, first.evidence, first.is_rollout) == (
+        "2", None, None, False
+    )  # fmt: skip
+    assert second == rollout and second.is_rollout
+    assert champion_stack(log.entries("m")) == ["2"]  # a rollout's own entry moves nothing

@@ -32,6 +32,7 @@ def healthy(shadow: bool = False, **changes: Any) -> RolloutStats:
         prediction_divergence=0.02, estimated_drop=0.001, estimated_noise=0.004,
         realized=realized(), task="binary",
         agreement=0.97 if shadow else None, agreement_rows=3000 if shadow else 0,
+        shadow=shadow,
     )  # fmt: skip
     return replace(base, **changes)
 

@@ -126,7 +126,10 @@ def test_holds_until_both_arms_have_min_predictions_saying_how_many_more() -> No
     few = challenger(healthy(), predictions=1500, requests=1500)
     decision = judged(few, POLICY, state_at(1))
     check(decision, Hold, "500 more predictions on the challenger",
-          "error rate: 1,500 of 2,000 requests so far")  # fmt: skip
+          "4 guards wait for those predictions")  # fmt: skip
+    assert "error rate: 1,500 of 2,000" in next(
+        r.message for r in decision.reasons if r.guard == "error_rate"
+    )  # each guard still gives its own account in the reasons
     champion_short = replace(healthy(), champion=arm(predictions=10))
     check(
         judged(champion_short, POLICY, state_at(1)), Hold, "1,990 more predictions on the champion"

@@ -174,3 +174,22 @@ def test_a_guard_without_enough_data_never_passes(
     )  # fmt: skip
     stats = challenger(stats, predictions=predictions, requests=requests, errors=0)
     assert all(r.verdict in {"wait", "skip"} for r in judge(stats, POLICY))
+
+
+def test_latency_is_not_judged_on_a_shadow_which_scores_in_the_background() -> None:
+    slow_shadow = challenger(healthy(shadow=True), latency_p99_ms=33.0)
+    found = verdicts(slow_shadow)["latency_p99_ratio"]
+    assert found.verdict == "skip"
+    assert "judged from the first traffic stage" in found.message
+
+
+def test_a_p99_ratio_over_its_limit_only_by_chance_passes() -> None:
+    """The point ratio is 2x, but the challenger's p99 may be as fast as 12 ms and the
+    champion's as slow as 14 ms: not evidence of a slower model."""
+    noisy = challenger(healthy(), latency_p99_ms=20.0, latency_p99_range_ms=(12.0, 30.0))
+    noisy = replace(noisy, champion=arm(latency_p99_ms=10.0, latency_p99_range_ms=(8.0, 14.0)))
+    found = verdicts(noisy)["latency_p99_ratio"]
+    assert found.verdict == "pass"
+    assert found.message.endswith("but within chance (at least 0.86x at 95 %)")
+    slow = challenger(noisy, latency_p99_ms=40.0, latency_p99_range_ms=(30.0, 50.0))
+    assert verdicts(slow)["latency_p99_ratio"].verdict == "breach"

@@ -27,7 +27,7 @@ from loopml.monitor.profile import (
 from loopml.rollout.evidence import RolloutStats, SequentialResult
 from loopml.rollout.plan import RolloutState, Stage
 from loopml.rollout.state import ArmCount, RolloutStore
-from loopml.rollout.stats import collect_stats
+from loopml.rollout.stats import collect_stats, quantile_range
 from loopml.train.metrics import compute_metrics
 
 pytestmark = pytest.mark.unit
@@ -384,3 +384,28 @@ def test_at_full_share_the_champion_is_judged_on_its_answers_just_before_the_sta
     stats = world.stats(full)
     assert (stats.champion.predictions, stats.challenger.predictions) == (30, 25)
     assert stats.champion.latency_p99_ms is not None
+
+
+def test_the_p99_range_holds_the_true_p99_about_95_times_in_100() -> None:
+    rng = np.random.default_rng(7)
+    true_p99 = float(np.log(100.0))  # exponential(1): P(X > x) = e^-x
+    inside = 0
+    for _ in range(400):
+        bounds = quantile_range(rng.exponential(1.0, 2000), 0.99)
+        assert bounds is not None and bounds[0] <= bounds[1]
+        inside += bounds[0] <= true_p99 <= bounds[1]
+    assert 0.90 <= inside / 400 <= 0.99
+    assert quantile_range(np.empty(0), 0.99) is None
+    few = quantile_range(np.arange(10.0), 0.99)
+    assert few == (9.0, 9.0) or (few is not None and few[1] == 9.0)
+
+
+def test_the_stats_say_the_task_the_stage_kind_and_whether_there_is_an_estimate(
+    world: World,
+) -> None:
+    _, p1 = holdout_like(4, 30)
+    world.record(arm_rows("1", "champion", p1) + arm_rows("2", "shadow", p1), {})
+    stats = world.stats(state(0))
+    assert (stats.task, stats.shadow, stats.has_estimate) == ("binary", True, True)
+    assert stats.champion.latency_p99_range_ms is not None
+    assert world.stats(state(1)).shadow is False

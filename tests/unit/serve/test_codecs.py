@@ -128,11 +128,12 @@ def test_media_type_is_case_insensitive_and_ignores_other_parameters() -> None:
 
 def test_encode_predict_classification_and_regression() -> None:
     outputs = Outputs([1, 0], probabilities=np.array([[0.25, 0.75], [0.9, 0.1]]))
-    body = orjson.loads(encode_predict("r-1", "feed", "3", outputs, ("0", "1")))
+    body = orjson.loads(encode_predict("r-1", "feed", "3", outputs, ("0", "1"), "challenger"))
     assert body == {
         "request_id": "r-1",
         "model": "feed",
         "version": "3",
+        "arm": "challenger",
         "predictions": [
             {"label": 1, "probabilities": {"0": 0.25, "1": 0.75}},
             {"label": 0, "probabilities": {"0": 0.9, "1": 0.1}},

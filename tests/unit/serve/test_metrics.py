@@ -35,3 +35,14 @@ def test_ignored_fields_are_counted_by_name_up_to_a_bound() -> None:
     assert text.count("loopml_ignored_fields_total{") == MAX_IGNORED_FIELDS + 1
     assert _value(metrics, f'loopml_ignored_fields_total{{field="{OTHER_FIELD}"}}') == 7.0
     assert _value(metrics, 'loopml_ignored_fields_total{field="bonus"}') == 3.0
+
+
+def test_model_errors_are_counted_per_arm_and_dropped_shadows_per_version() -> None:
+    metrics = ServeMetrics()
+    metrics.arm_event("error", "challenger", "2")
+    metrics.arm_event("error", "shadow", "2")
+    metrics.arm_event("dropped", "shadow", "2")
+    metrics.arm_event("dropped", "shadow", "2")
+    assert _value(metrics, 'loopml_arm_errors_total{arm="challenger",version="2"}') == 1.0
+    assert _value(metrics, 'loopml_arm_errors_total{arm="shadow",version="2"}') == 1.0
+    assert _value(metrics, 'loopml_shadow_dropped_total{version="2"}') == 2.0

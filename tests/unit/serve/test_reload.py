@@ -1,4 +1,5 @@
-"""The reloader against a fake registry: swaps, failures kept out, no retry storms."""
+"""The reloader against a fake registry and a fake rollout state: swaps, failures kept out,
+no retry storms, loaded versions reused (a way back loads nothing)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from loopml.rollout.plan import RolloutState, Stage
+from loopml.serve.deployments import DeploymentSet
 from loopml.serve.reload import Reloader
 
 pytestmark = pytest.mark.unit
@@ -19,12 +22,16 @@ class FakeDeployment:
 
 @dataclass
 class FakeService:
-    deployment: Any
+    deployments: DeploymentSet
     swaps: list[str] = field(default_factory=list)
 
-    def swap(self, new: Any) -> Any:
-        old, self.deployment = self.deployment, new
-        self.swaps.append(new.version)
+    @property
+    def deployment(self) -> Any:
+        return self.deployments.champion
+
+    def swap_set(self, new: DeploymentSet) -> DeploymentSet:
+        old, self.deployments = self.deployments, new
+        self.swaps.append(new.champion.version)
         return old
 
 
@@ -47,8 +54,23 @@ class Registry:
         return FakeDeployment(version)
 
 
-def make(registry: Registry) -> tuple[Reloader, FakeService, list[str]]:
-    service = FakeService(FakeDeployment("1"))
+@dataclass
+class State:
+    """The rollout state database, as the reloader reads it."""
+
+    rollout: RolloutState | None = None
+    down: bool = False
+
+    def read(self) -> RolloutState | None:
+        if self.down:
+            raise ConnectionError("state database unreachable")
+        return self.rollout
+
+
+def make(
+    registry: Registry, state: State | None = None, polls: list[int] | None = None
+) -> tuple[Reloader, FakeService, list[str]]:
+    service = FakeService(DeploymentSet(FakeDeployment("1")))  # type: ignore[arg-type]
     seen: list[str] = []
     reloader = Reloader(
         service,  # type: ignore[arg-type]
@@ -56,8 +78,16 @@ def make(registry: Registry) -> tuple[Reloader, FakeService, list[str]]:
         registry.read,
         poll_seconds=60,
         on_outcome=lambda kind, _: seen.append(kind),
+        read_state=None if state is None else state.read,
+        on_poll=None if polls is None else (lambda: polls.append(1)),
     )
     return reloader, service, seen
+
+
+def rollout(stage: int = 0, status: str = "running", champion: str = "1") -> RolloutState:
+    stages = (Stage("shadow", 0.0), Stage("traffic", 0.25), Stage("traffic", 1.0))
+    return RolloutState("r1", "toy", champion, "2", "canary", stages, stage=stage,
+                        status=status)  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_unchanged_alias_loads_nothing() -> None:
@@ -107,3 +137,70 @@ def test_reload_now_runs_on_the_thread() -> None:
     finally:
         reloader.stop()
     assert outcome.outcome == "swapped" and service.deployment.version == "2"
+
+
+def test_a_rollout_loads_the_challenger_and_routes_by_its_stages() -> None:
+    registry, state = Registry(), State(rollout())
+    reloader, service, _ = make(registry, state)
+    outcome = reloader.check()
+    assert outcome.outcome == "swapped" and outcome.challenger == "2"
+    assert outcome.plan is not None and outcome.plan["shadow"] is True
+    current = service.deployments
+    assert current.versions == ("1", "2") and current.shadowing is current.challenger
+    assert registry.loads == ["2"]
+    state.rollout = rollout(stage=1)
+    assert reloader.check().outcome == "rerouted"
+    assert service.deployments.traffic.share == 0.25 and registry.loads == ["2"]
+    assert reloader.check().outcome == "unchanged"
+
+
+def test_the_way_back_loads_nothing_and_the_old_champion_stands_by() -> None:
+    registry, state = Registry(), State(rollout(stage=2))
+    reloader, service, _ = make(registry, state)
+    reloader.check()
+    state.rollout = rollout(stage=2, status="aborted")
+    assert reloader.check().outcome == "swapped"
+    assert service.deployments.versions == ("1", None) and registry.loads == ["2"]
+    # promoted: the alias moves to 2; 1 stays loaded, so a rollback is instant
+    state.rollout = rollout(stage=2)
+    reloader.check()
+    registry.alias, state.rollout = "2", rollout(stage=2, status="promoted")
+    assert reloader.check().outcome == "swapped" and set(reloader.loaded) == {"1", "2"}
+    registry.alias = "1"
+    assert reloader.check().outcome == "swapped"
+    assert service.deployments.versions == ("1", None) and registry.loads == ["2", "2"]
+
+
+def test_a_broken_challenger_keeps_the_old_set_until_forced() -> None:
+    registry, state = Registry(broken={"2"}), State(rollout(stage=1))
+    reloader, service, seen = make(registry, state)
+    assert reloader.check().outcome == "failed"
+    assert service.deployments.versions == ("1", None)
+    assert reloader.check().outcome == "unchanged" and registry.loads == ["2"]
+    registry.broken.clear()
+    assert reloader.check(force=True).outcome == "swapped"
+    assert service.deployments.versions == ("1", "2") and seen == ["failed", "swapped"]
+
+
+def test_an_unreadable_state_keeps_the_plan_and_a_rollout_of_another_champion_is_ignored() -> None:
+    registry, state = Registry(), State(rollout(stage=1))
+    reloader, service, _ = make(registry, state)
+    reloader.check()
+    state.down = True
+    assert reloader.check().outcome == "unchanged"
+    assert service.deployments.traffic.share == 0.25
+    state.down, state.rollout = False, rollout(stage=1, champion="7")
+    assert reloader.check().outcome == "swapped"
+    assert service.deployments.versions == ("1", None)
+
+
+def test_the_counters_are_written_every_poll_and_at_stop() -> None:
+    polls: list[int] = []
+    registry = Registry(alias="2")
+    reloader, _, _ = make(registry, State(), polls)
+    reloader.start()
+    try:
+        reloader.reload_now().result(timeout=10)
+    finally:
+        reloader.stop()
+    assert len(polls) == 2  # the forced poll, and the last flush at stop
