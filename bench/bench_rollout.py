@@ -80,6 +80,12 @@ def parse_args() -> argparse.Namespace:
         default="",
         help="which loopml code ran, for the docs (default: its git commit)",
     )
+    parser.add_argument(
+        "--measured-minutes",
+        type=float,
+        default=None,
+        help="with --render-only: how long the measuring run took",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only")
     args = parser.parse_args()
@@ -99,6 +105,16 @@ def command(args: argparse.Namespace) -> str:
     if args.cases != ",".join(CASES):
         parts.append(f"--cases {args.cases}")
     return " ".join(parts)
+
+
+def gate_said(notes: dict[str, Any]) -> str:
+    scores = notes.get("scores") or {}
+    if "lightgbm" in scores and "dummy" in scores:
+        return (
+            f"its holdout ROC-AUC {scores['lightgbm']:.4f} does not beat the floor's "
+            f"{scores['dummy']:.4f} by the margin 0.005"
+        )
+    return str(notes.get("gate_reason", "?"))[:120]
 
 
 def source_commit() -> str:
@@ -173,7 +189,10 @@ def main() -> None:
                 + (f" {result['detail'][:300]}" if result["detail"] else "")
             )
     runs.sort(key=lambda r: (CASES.index(r["case"]), r["seed"]))
-    section = render(args, runs, versions, time.time() - started)
+    took = time.time() - started
+    if args.render_only and args.measured_minutes is not None:
+        took = args.measured_minutes * 60
+    section = render(args, runs, versions, took)
     print(section)
     if not args.no_docs:
         write_section(args.docs, TITLE, section)
@@ -193,7 +212,7 @@ def render(args: argparse.Namespace, runs: list[dict], versions, seconds: float)
         "```",
         "",
         f"Measured {time.strftime('%Y-%m-%d')}, {seconds / 60:.0f} min on the shared 2-core "
-        f"machine; {sys.version.split()[0]}, {versions_line()}. {n_seeds} seeded runs per "
+        f"machine; Python {sys.version.split()[0]}, {versions_line()}. {n_seeds} seeded runs per "
         "case; method in [benchmark-method.md](benchmark-method.md#rollout-quality-"
         f"benchbench_rolloutpy). Code: {args.source_note or source_commit()}.",
         "",
@@ -205,7 +224,7 @@ def render(args: argparse.Namespace, runs: list[dict], versions, seconds: float)
         f"healthy challenger: version {versions.healthy} ({args.challenger_rows:,} rows); "
         f"shuffled: version {versions.shuffled} (the same rows, labels permuted; the "
         "registration gate refused it — "
-        f"{versions.notes.get('gate_reason', '?')[:90]}… — so it was registered with the "
+        f"{gate_said(versions.notes)} — so it was registered with the "
         "gate forced, through `train_project` with the selection overridden, audited as "
         "forced); errors and slow: version "
         f"{versions.healthy} with its runtime wrapped in-process.",
