@@ -43,6 +43,8 @@ class ArmRows:
     request_ids: list[str] = field(repr=False)
     rows: list[int] = field(repr=False)
     latency_ms: Array = field(repr=False)
+    ts: Array = field(repr=False)
+    """When each row was scored (unix seconds), oldest first."""
     scores: Array = field(repr=False)
     prediction: Array = field(repr=False)
     labels: list[Any] = field(repr=False)
@@ -81,6 +83,7 @@ def read_arm(
     ids: list[str] = []
     rows: list[int] = []
     latency: list[Array] = []
+    times: list[Array] = []
     scores: list[Array] = []
     prediction: list[Array] = []
     labels: list[Any] = []
@@ -89,15 +92,18 @@ def read_arm(
         ids.extend(r.request_id for r in chunk)
         rows.extend(int(r.row) for r in chunk)
         latency.append(np.fromiter((r.latency_ms for r in chunk), np.float64, len(chunk)))
+        times.append(np.fromiter((r.ts for r in chunk), np.float64, len(chunk)))
         scores.append(decoded.scores)
         prediction.append(decoded.prediction)
         labels.extend(decoded.labels)
     if not scores:
         empty = decode_window([], bare, ())
-        latency, scores, prediction = [np.empty(0)], [empty.scores], [empty.prediction]
+        latency, times = [np.empty(0)], [np.empty(0)]
+        scores, prediction = [empty.scores], [empty.prediction]
     return ArmRows(
         arm=str(query.arm), version=str(query.version), profile=profile, request_ids=ids,
-        rows=rows, latency_ms=np.concatenate(latency), scores=np.concatenate(scores),
+        rows=rows, latency_ms=np.concatenate(latency), ts=np.concatenate(times),
+        scores=np.concatenate(scores),
         prediction=np.concatenate(prediction), labels=labels,
     )  # fmt: skip
 

@@ -26,11 +26,15 @@ from loopml.monitor.evaluate import TEST_MIN_VALUES
 from loopml.monitor.profile import ColumnProfile, categorical_profile, numeric_profile
 from loopml.rollout.arms import ArmRows, shared_rows
 
-__all__ = ["DIVERGENCE_TESTS", "agreement", "prediction_divergence"]
+__all__ = ["DIVERGENCE_TESTS", "agreement", "divergence_chance", "prediction_divergence"]
 
 DIVERGENCE_TESTS = {"binary": "jensen_shannon", "multiclass": "jensen_shannon",
                     "regression": "wasserstein"}  # fmt: skip
 Array = np.ndarray[Any, Any]
+CHANCE_ROUNDS = 20
+CHANCE_Z = 2.326
+"""The chance level is the mean + 2.326 sd of the distance between random halves of the
+pooled predictions: exceeded by chance about once in a hundred (the monitor's rule)."""
 
 
 def prediction_divergence(
@@ -58,6 +62,34 @@ def prediction_divergence(
     if drift.status != "ok" or drift.statistic is None:
         return None
     return min(float(drift.statistic), 1.0)
+
+
+def divergence_chance(
+    task: str, champion: Array, challenger: Array, *, rounds: int = CHANCE_ROUNDS, seed: int = 0
+) -> float | None:
+    """How large :func:`prediction_divergence` gets by chance alone for these two sample
+    sizes: the arms' predictions pooled, shuffled and split again ``rounds`` times (a
+    permutation test's null: both arms answer alike). The distance is biased upwards on
+    small samples — two halves of one model's 200 predictions read about 0.1 apart — so a
+    divergence within this level is not evidence. None when no split can be measured.
+
+    >>> rng = np.random.default_rng(1)
+    >>> level = divergence_chance("binary", rng.random(200), rng.random(200))
+    >>> 0.05 < level < 0.3
+    True
+    """
+    pooled = np.concatenate([np.asarray(champion), np.asarray(challenger)])
+    n = len(champion)
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(rounds):
+        shuffled = rng.permutation(pooled)
+        value = prediction_divergence(task, shuffled[:n], shuffled[n:])
+        if value is not None:
+            found.append(value)
+    if len(found) < 2:
+        return None
+    return float(np.mean(found) + CHANCE_Z * np.std(found, ddof=1))
 
 
 def agreement(

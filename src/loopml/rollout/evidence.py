@@ -87,14 +87,19 @@ class RolloutStats:
     shadow stage."""
     prediction_divergence: float | None = None
     """Distance between the arms' prediction distributions (see stats)."""
+    divergence_noise: float | None = None
+    """How large ``prediction_divergence`` gets by chance alone at these sample sizes
+    (pooled predictions split at random): a divergence within it is not evidence."""
     agreement: float | None = None
     """Share of rows both arms label alike (shadow stage: the same rows)."""
     agreement_rows: int = 0
     estimated_drop: float | None = None
     """The challenger's label-free estimate (CBPE) against the champion's, gate scale."""
     estimated_noise: float | None = None
-    """How large ``estimated_drop`` gets by chance alone at this sample size (the
-    monitor's chance level, one-sided 99 %): a drop below it is not evidence."""
+    """How large ``estimated_drop`` gets by chance alone at these sample sizes: 2.326
+    standard deviations of the difference of the two arms' estimates, each arm's from its
+    version's holdout resampled at its row count (the monitor's chance tables): a drop
+    below it is not evidence."""
     realized: SequentialResult | None = None
     task: Task | None = None
     """The model's task: the agreement guard does not apply to regression."""

@@ -20,6 +20,7 @@ is already certain — more errors than ``max × min_predictions`` — is called
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ from loopml.config import GuardLimit, RolloutConfig, RolloutGuards
 from loopml.errors import RolloutError
 from loopml.rollout.decision import Reason, Verdict
 from loopml.rollout.evidence import RolloutStats
+
+CHANCE_Z = 2.326
+"""One-sided 99 %: how far a share may stray by chance before it counts as evidence."""
 
 __all__ = ["DEFAULT_MIN_LABELS", "Guard", "GuardCheck", "guard", "judge", "register", "registered"]
 
@@ -230,10 +234,18 @@ def _times(value: float) -> str:
 
 @guard("prediction_divergence", about="distance between the arms' predictions", needs="predictions")
 def prediction_divergence(stats: RolloutStats, limit: GuardLimit, policy: RolloutConfig) -> Reason:
-    return _on_both_arms(
+    """Breached only above its limit *and* above the distance chance alone gives at these
+    sample sizes (``stats.divergence_noise``), as the monitor judges a drop."""
+    reason = _on_both_arms(
         "prediction_divergence", "prediction divergence", stats.prediction_divergence,
         stats, limit, policy,
     )  # fmt: skip
+    noise = stats.divergence_noise
+    value = stats.prediction_divergence
+    if reason.verdict != "breach" or noise is None or value is None or value > noise:
+        return reason
+    text = f"{reason.message}, but within chance ({_num(noise)} at these sample sizes)"
+    return _reason("prediction_divergence", "pass", value, limit, reason.sample, text)
 
 
 @guard("agreement", about="share of shadowed rows both arms label alike", needs="rows")
@@ -248,7 +260,16 @@ def agreement(stats: RolloutStats, limit: GuardLimit, policy: RolloutConfig) -> 
     if rows < policy.min_predictions or stats.agreement is None:
         needed = policy.min_predictions
         return _sample_wait("agreement", "agreement", limit, rows, needed, "rows scored by both")
-    return _compare("agreement", "agreement", stats.agreement, limit, rows, "rows", _pct)
+    reason = _compare("agreement", "agreement", stats.agreement, limit, rows, "rows", _pct)
+    share = stats.agreement
+    # A share of n rows strays by chance: breached only when even the far end of its
+    # one-sided 99 % interval is beyond the limit (the monitor's chance rule).
+    spread = CHANCE_Z * math.sqrt(max(share * (1 - share), 0.0) / rows)
+    plausible = min(1.0, share + spread) if limit.min is not None else max(0.0, share - spread)
+    if reason.verdict != "breach" or _beyond(plausible, limit):
+        return reason
+    text = f"{reason.message}, but within chance (could be {_pct(plausible)} over {rows:,} rows)"
+    return _reason("agreement", "pass", share, limit, rows, text)
 
 
 @guard("estimated_drop", about="label-free estimate (CBPE) vs the champion's", needs="predictions")

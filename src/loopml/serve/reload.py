@@ -53,12 +53,14 @@ class ReloadOutcome:
     error: str | None = None
     challenger: str | None = None
     plan: dict[str, Any] | None = None
+    loaded: tuple[str, ...] = ()
+    """The versions this check loaded; empty when it reused loaded ones (a way back)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome, "serving": self.serving, "target": self.target,
             "error": self.error, "champion": self.serving, "challenger": self.challenger,
-            "plan": self.plan,
+            "plan": self.plan, "loaded": list(self.loaded),
         }  # fmt: skip
 
 
@@ -134,6 +136,7 @@ class Reloader:
             return self._outcome("unchanged", current, target)
         if wanted == self._failed and not force:
             return self._outcome("unchanged", current, target, "this version failed to load")
+        before = set(self._loaded)
         try:
             new = self._build(wanted, plan)
         except Exception as exc:  # a broken version must never take the server down
@@ -144,7 +147,8 @@ class Reloader:
         self._keep(new, current)
         self._failed = None
         kind = "swapped" if wanted != current.versions else "rerouted"
-        return self._report(self._outcome(kind, new, target))
+        loaded = tuple(v for v in wanted if v is not None and v not in before)
+        return self._report(self._outcome(kind, new, target, loaded=loaded))
 
     def _plan(self, champion: str, current: DeploymentSet) -> TrafficPlan:
         if self._read_state is None:
@@ -172,11 +176,12 @@ class Reloader:
         self._loaded = {d.version: d for d in keep if d is not None}
 
     def _outcome(
-        self, kind: str, s: DeploymentSet, target: str | None, error: str | None = None
-    ) -> ReloadOutcome:
+        self, kind: str, s: DeploymentSet, target: str | None, error: str | None = None,
+        loaded: tuple[str, ...] = (),
+    ) -> ReloadOutcome:  # fmt: skip
         shown = s.to_dict()
         return ReloadOutcome(kind, s.champion.version, target, error, shown["challenger"],
-                             shown["plan"])  # fmt: skip
+                             shown["plan"], loaded)  # fmt: skip
 
     def _run(self) -> None:
         next_poll = time.monotonic() + self.poll_seconds

@@ -118,6 +118,11 @@ class ReloadResponse(BaseModel):
     champion: str
     challenger: str | None = Field(description="the rollout's challenger, when loaded")
     plan: dict[str, Any] | None = Field(description="the traffic plan this server routes by")
+    loaded: list[str] = Field(
+        default_factory=list,
+        description="the versions this check loaded; empty when it reused loaded ones (the "
+        "way back of a blue-green or a rollback loads nothing)",
+    )
 
 
 class RolloutAction(BaseModel):

@@ -26,7 +26,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -41,6 +41,7 @@ from loopml.ledger import Ledger, open_ledger
 from loopml.registry.store import ModelRegistry, open_registry
 from loopml.registry.verified_runtime import open_runtime
 from loopml.rollout.controller import open_controller
+from loopml.rollout.results import state_dict
 from loopml.rollout.state import RolloutStore
 from loopml.serve.access import Access
 from loopml.serve.app import create_app
@@ -154,7 +155,7 @@ def rollout_hooks(
 
     def status() -> Mapping[str, Any] | None:
         state = store.active(model) or store.latest(model)
-        return None if state is None else asdict(state)
+        return state_dict(state)  # as 'loopml rollout status --json' shows it
 
     return RolloutHooks(act, status)
 

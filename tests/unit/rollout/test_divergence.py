@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopml.rollout.divergence import prediction_divergence
+from loopml.rollout.divergence import divergence_chance, prediction_divergence
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +48,15 @@ def test_too_few_rows_or_a_constant_regressor_give_no_value() -> None:
         prediction_divergence("binary", np.random.default_rng(0).random(10), np.ones(100)) is None
     )
     assert prediction_divergence("regression", np.ones(100), np.zeros(100)) is None
+
+
+def test_the_chance_level_falls_with_the_sample_and_a_real_difference_exceeds_it() -> None:
+    rng = np.random.default_rng(3)
+    small = divergence_chance("binary", rng.beta(2, 5, 200), rng.beta(2, 5, 200))
+    large = divergence_chance("binary", rng.beta(2, 5, 5000), rng.beta(2, 5, 5000))
+    assert small is not None and large is not None and large < small
+    same_model = prediction_divergence("binary", rng.beta(2, 5, 200), rng.beta(2, 5, 200))
+    assert same_model is not None and same_model <= small  # chance alone stays under it
+    other = rng.beta(5, 2, 5000)
+    found = prediction_divergence("binary", rng.beta(2, 5, 5000), other)
+    assert found is not None and found > large

@@ -193,3 +193,22 @@ def test_a_p99_ratio_over_its_limit_only_by_chance_passes() -> None:
     assert found.message.endswith("but within chance (at least 0.86x at 95 %)")
     slow = challenger(noisy, latency_p99_ms=40.0, latency_p99_range_ms=(30.0, 50.0))
     assert verdicts(slow)["latency_p99_ratio"].verdict == "breach"
+
+
+def test_a_divergence_within_chance_passes_and_one_beyond_it_breaches() -> None:
+    noisy = replace(healthy(), prediction_divergence=0.15, divergence_noise=0.18)
+    found = verdicts(noisy)["prediction_divergence"]
+    assert found.verdict == "pass"
+    assert found.message.endswith("but within chance (0.18 at these sample sizes)")
+    real = replace(noisy, prediction_divergence=0.4)
+    assert verdicts(real)["prediction_divergence"].verdict == "breach"
+
+
+def test_an_agreement_under_its_limit_only_by_chance_passes() -> None:
+    """89.7 % over 2,000 rows could be 91.3 % (one-sided 99 %): not evidence."""
+    close = replace(healthy(shadow=True), agreement=0.897, agreement_rows=2000)
+    found = verdicts(close)["agreement"]
+    assert found.verdict == "pass"
+    assert "but within chance (could be 91.3% over 2,000 rows)" in found.message
+    far = replace(close, agreement=0.80)
+    assert verdicts(far)["agreement"].verdict == "breach"

@@ -44,7 +44,7 @@ def arm(keys: list[str], p1: list[float], labels: list[object]) -> ArmRows:
     p = np.array(p1)
     return ArmRows(
         "champion", "1", profile(), keys, [0] * len(keys), np.zeros(len(keys)),
-        np.column_stack([1 - p, p]), p, labels,
+        np.arange(len(keys), dtype=float), np.column_stack([1 - p, p]), p, labels,
     )  # fmt: skip
 
 

@@ -409,3 +409,28 @@ def test_the_stats_say_the_task_the_stage_kind_and_whether_there_is_an_estimate(
     assert (stats.task, stats.shadow, stats.has_estimate) == ("binary", True, True)
     assert stats.champion.latency_p99_range_ms is not None
     assert world.stats(state(1)).shadow is False
+
+
+def test_a_burst_of_load_weighs_on_both_arms_of_a_canary_alike(world: World) -> None:
+    """Both arms answer in the same 10 minutes at 5 %; for one minute the machine is busy
+    and every request takes 20 ms. Against all of the champion's requests the burst is
+    1 % of the challenger's rows but 0.1 % of the champion's; matched in time, both see it."""
+    rng = np.random.default_rng(11)
+    n = 6000
+    ts = START + np.sort(rng.uniform(0, 600, n))
+    busy = (ts > START + 300) & (ts < START + 306)
+    latency = np.where(busy, 20.0, rng.uniform(0.2, 0.4, n))
+    to_challenger = rng.random(n) < 0.05
+    rows = [
+        PredictionRow(f"q{i:05d}", 0, float(ts[i]), "m", "2" if c else "1",
+                      "challenger" if c else "champion", None, "{}", outputs(0.4),
+                      float(latency[i]))
+        for i, c in enumerate(to_challenger)
+    ]  # fmt: skip
+    world.record(rows, {})
+    stats = world.stats(state(1))
+    champion, challenger = stats.champion.latency_p99_ms, stats.challenger.latency_p99_ms
+    assert champion is not None and challenger is not None
+    unmatched = float(np.percentile(latency[~to_challenger], 99))
+    assert challenger / unmatched > 1.5  # all of the champion: the canary looks slower
+    assert challenger / champion < 1.5  # at the same moments: it is not

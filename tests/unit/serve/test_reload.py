@@ -157,9 +157,10 @@ def test_a_rollout_loads_the_challenger_and_routes_by_its_stages() -> None:
 def test_the_way_back_loads_nothing_and_the_old_champion_stands_by() -> None:
     registry, state = Registry(), State(rollout(stage=2))
     reloader, service, _ = make(registry, state)
-    reloader.check()
+    assert reloader.check().loaded == ("2",)
     state.rollout = rollout(stage=2, status="aborted")
-    assert reloader.check().outcome == "swapped"
+    back = reloader.check()
+    assert (back.outcome, back.loaded, back.to_dict()["loaded"]) == ("swapped", (), [])
     assert service.deployments.versions == ("1", None) and registry.loads == ["2"]
     # promoted: the alias moves to 2; 1 stays loaded, so a rollback is instant
     state.rollout = rollout(stage=2)
@@ -167,7 +168,8 @@ def test_the_way_back_loads_nothing_and_the_old_champion_stands_by() -> None:
     registry.alias, state.rollout = "2", rollout(stage=2, status="promoted")
     assert reloader.check().outcome == "swapped" and set(reloader.loaded) == {"1", "2"}
     registry.alias = "1"
-    assert reloader.check().outcome == "swapped"
+    rolled_back = reloader.check()
+    assert (rolled_back.outcome, rolled_back.loaded) == ("swapped", ())
     assert service.deployments.versions == ("1", None) and registry.loads == ["2", "2"]
 
 
