@@ -233,11 +233,13 @@ class WrkRun:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run_wrk(url: str, body_path: Path, connections: int, seconds: float) -> WrkRun:
+def run_wrk(
+    url: str, body_path: Path, connections: int, seconds: float, script: Path = LUA_SCRIPT
+) -> WrkRun:
     """One closed-loop wrk run with ``connections`` connections on one thread."""
     argv = [
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s",
-        "--latency", "--timeout", "10s", "-s", str(LUA_SCRIPT), url,
+        "--latency", "--timeout", "10s", "-s", str(script), url,
     ]  # fmt: skip
     env = {**os.environ, "WRK_BODY": str(body_path)}
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
