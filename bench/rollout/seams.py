@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from loopml.serve.deployments import Deployment, DeploymentSet
-
 from loopml.ledger import Ledger
 from loopml.rollout.plan import RolloutState, TrafficPlan, plan_of
 from loopml.rollout.state import RolloutStore
+from loopml.serve.deployments import Deployment, DeploymentSet
 from loopml.serve.server import flush_counts
 from loopml.serve.service import PredictionService
 
