@@ -8,8 +8,8 @@ Four servers of the same project (the rollout bench's: champion version 1, the h
 challenger version 2), each in its own copy of the project folder (its own ledger, durable
 — the default — and its own rollout state):
 
-- **today**: the server before any rollout work, commit 905f3ef (a git worktree in
-  /tmp/bench-old, run with ``PYTHONPATH=/tmp/bench-old/src``);
+- **today**: the server before any rollout work, commit 905f3ef (a detached git worktree
+  the script makes in bench/out/router/today, run with its ``src`` on ``PYTHONPATH``);
 - **champion only**: the new server, no rollout;
 - **canary 25%**: the new server, a running canary at its 25% step;
 - **shadow**: the new server, the shadow stage (the champion answers every request, the
@@ -59,7 +59,7 @@ from serve.render import machine, wrk_version
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD_COMMIT = "905f3ef"
-OLD_TREE = Path("/tmp/bench-old")
+OLD_TREE = ROOT / "bench" / "out" / "router" / "today"
 KEYED = ROOT / "bench" / "serve" / "keyed.lua"
 TITLE = "## Rollout: the router's cost in `loopml serve`"
 ROLLOUT_ID = "bench-router"
