@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_serve.py
 	$(PY) bench/bench_drift.py
 	$(PY) bench/bench_monitor.py
+	$(PY) bench/bench_rollout.py
+	$(PY) bench/bench_router.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
